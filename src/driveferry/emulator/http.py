@@ -1,0 +1,161 @@
+"""Minimal HTTP plumbing for the emulator: requests, responses, a path router and wire errors.
+
+The API modules (drive/, graph/, identity.py) register handlers on a Router; each handler takes a
+Request and returns a Response. Wire errors are raised as `WireError` carrying a ready response, so a
+handler never builds an error body by hand outside its API's `errors.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import parse_qs
+
+
+class Headers:
+    """Case-insensitive header mapping (first value wins on read)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._d: dict[str, str] = {}
+        for k, v in items:
+            self._d.setdefault(k.lower(), v)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._d.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._d
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        return self._d.items()
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # percent-decoded path, no query
+    raw_path: str  # path as sent (still percent-encoded)
+    query: dict[str, list[str]]
+    headers: Headers
+    body_stream: IO[bytes]
+    content_length: int
+    base_url: str  # scheme://host:port of this server, as clients should use it
+    params: dict[str, str] = field(default_factory=dict)  # router captures
+    route: str = ""  # route name, for counters and faults
+    _body: bytes | None = None
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        vals = self.query.get(name)
+        return vals[0] if vals else default
+
+    def flag(self, name: str) -> bool:
+        return (self.arg(name) or "").lower() == "true"
+
+    def body(self) -> bytes:
+        """The whole request body (for JSON requests; uploads should use `iter_body`)."""
+        if self._body is None:
+            self._body = self.body_stream.read(self.content_length) if self.content_length else b""
+            self.content_length = 0
+        return self._body
+
+    def iter_body(self, block: int = 1 << 20) -> Iterator[bytes]:
+        """Stream the body in blocks; raises ConnectionError if the client stops short."""
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        remaining = self.content_length
+        while remaining > 0:
+            data = self.body_stream.read(min(block, remaining))
+            if not data:
+                raise ConnectionError("client closed the connection in the middle of the body")
+            remaining -= len(data)
+            self.content_length = remaining
+            yield data
+
+    def drain(self) -> None:
+        for _ in self.iter_body():
+            pass
+
+    def json(self) -> Any:
+        raw = self.body()
+        if not raw:
+            return {}
+        return json.loads(raw)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | Iterable[bytes] = b""
+    length: int | None = None  # Content-Length for an iterable body
+    download: bool = False  # a content body: byte faults (corrupt, truncate) may apply
+
+    @classmethod
+    def json(cls, obj: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
+        data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        hdrs = [("Content-Type", "application/json; charset=UTF-8"), *headers]
+        return cls(status, hdrs, data)
+
+    @classmethod
+    def empty(cls, status: int = 204, headers: Iterable[tuple[str, str]] = ()) -> Response:
+        return cls(status, list(headers), b"")
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+class WireError(Exception):
+    """Raised by handlers and models' adapters: carries the response to send."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"HTTP {response.status}")
+        self.response = response
+
+
+Handler = Callable[[Request], Response]
+ErrorFactory = Callable[[int, str, str], Response]  # (status, reason/code, message) -> Response
+
+
+@dataclass
+class Route:
+    name: str
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    errors: ErrorFactory  # the API's error body shape, used for faults and unexpected errors
+    auth: bool = True
+
+
+class Router:
+    """Routes by method and path regex (named groups become `request.params`)."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, name: str, method: str, pattern: str, handler: Handler, errors: ErrorFactory,
+            auth: bool = True) -> None:
+        self.routes.append(Route(name, method.upper(), re.compile(pattern + r"\Z"), handler, errors, auth))
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+        """(route, captures, path_known). path_known is True if the path matched for another method."""
+        known = False
+        for route in self.routes:
+            m = route.pattern.match(path)
+            if not m:
+                continue
+            if route.method == method.upper():
+                return route, {k: v for k, v in m.groupdict().items() if v is not None}, True
+            known = True
+        return None, {}, known
+
+
+def parse_query(raw: str) -> dict[str, list[str]]:
+    return parse_qs(raw, keep_blank_values=True)

@@ -1,0 +1,152 @@
+"""The provider contract: one small interface every remote (and the local filesystem) implements.
+
+Core (required): list, stat, open_range, begin_upload, resume_upload, mkdir, delete.
+Optional capabilities are declared in `Features` and asked for before use; nothing above `providers/`
+compares a provider's name. Helpers built on the core (walk, ensure_dirs, resolve) live in `ops.py`.
+
+Paths are POSIX-style, relative to the provider's root, without a leading slash ("" is the root).
+Times are timezone-aware UTC. Hashes are lowercase hex keyed by HashType.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
+
+from driveferry.integrity.hashes import HashType
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class Kind(enum.StrEnum):
+    FILE = "file"
+    FOLDER = "folder"
+    NATIVE_DOC = "native_doc"  # Google Docs/Sheets/...: no bytes, no hashes; export only
+    PACKAGE = "package"  # OneNote notebooks: neither a file nor a folder, cannot be downloaded
+    SHORTCUT = "shortcut"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item on a remote, as the remote reports it (normalised at the edge)."""
+
+    id: str
+    path: str
+    name: str
+    kind: Kind
+    size: int | None = None
+    modified: datetime | None = None
+    mime_type: str | None = None
+    hashes: Mapping[HashType, str] = field(default_factory=lambda: MappingProxyType({}))
+    properties: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    parent_id: str | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind is Kind.FOLDER
+
+
+@dataclass(frozen=True)
+class UploadMeta:
+    """What an upload carries besides bytes: modified time, MIME type and provenance properties."""
+
+    modified: datetime | None = None
+    mime_type: str | None = None
+    properties: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    replace: bool = False  # replace a same-named file instead of adding one (conflict behaviour)
+
+
+@runtime_checkable
+class UploadSession(Protocol):
+    """A resumable upload. `token` is JSON text that `Provider.resume_upload` accepts in another process.
+
+    `send` is idempotent per offset: re-sending bytes the server already holds is harmless. It returns
+    the finished Entry after the last chunk, else None. After any doubt (timeout, reset), ask
+    `committed()`: never trust a local counter.
+    """
+
+    token: str
+    size: int
+    chunk_multiple: int
+
+    def committed(self) -> int: ...
+
+    def send(self, offset: int, chunk: bytes, last: bool) -> Entry | None: ...
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class PropertySetter(Protocol):
+    def set_properties(self, entry: Entry, properties: Mapping[str, str]) -> Entry: ...
+
+
+@runtime_checkable
+class ModTimeSetter(Protocol):
+    def set_modified(self, entry: Entry, modified: datetime) -> Entry: ...
+
+
+@runtime_checkable
+class DeltaLister(Protocol):
+    def delta(self, cursor: str | None) -> tuple[list[Entry], str]:
+        """Changes since `cursor` (None: everything), and the cursor for next time."""
+        ...
+
+
+@dataclass(frozen=True)
+class Features:
+    """Declared capabilities and facts of one provider.
+
+    chunk_multiple: non-final upload chunks must be a multiple of this many bytes.
+    max_chunk: largest chunk one request may carry.
+    duplicate_names: whether one folder may hold two items of the same name (Drive: yes).
+    properties/mod_time/delta: the optional capability objects, or None when absent.
+    """
+
+    chunk_multiple: int = 1
+    max_chunk: int = 1 << 62
+    duplicate_names: bool = False
+    properties: PropertySetter | None = None
+    mod_time: ModTimeSetter | None = None
+    delta: DeltaLister | None = None
+    case_insensitive: bool = False
+    illegal_name_chars: str = ""
+
+
+class Provider(Protocol):
+    name: str
+    hash_types: frozenset[HashType]
+    features: Features
+
+    def root(self) -> Entry: ...
+
+    def list(self, folder: Entry) -> Iterator[Entry]:
+        """Children of `folder`, streamed page by page. Raises NotFoundError."""
+        ...
+
+    def stat(self, path: str) -> Entry:
+        """The entry at `path` (relative to the provider root). Raises NotFoundError."""
+        ...
+
+    def open_range(self, entry: Entry, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes [start, end) of a file as an iterator of chunks; end None means to the end.
+
+        Raises UnsupportedError for items without bytes (native docs, packages).
+        """
+        ...
+
+    def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> UploadSession: ...
+
+    def resume_upload(self, token: str) -> UploadSession:
+        """Re-attach to a session from its token. Raises UploadSessionLostError when it is gone."""
+        ...
+
+    def mkdir(self, parent: Entry, name: str) -> Entry:
+        """Create (or return the existing) folder `name` under `parent`."""
+        ...
+
+    def delete(self, entry: Entry) -> None: ...
