@@ -1,0 +1,78 @@
+"""The `driveferry` command line: parsing, exit codes and error printing. No logic of its own.
+
+Each command lives in `driveferry.commands.<name>` and exposes `add_parser(subparsers)` (which sets
+`func` on its parser) and the function it names. A command returns its exit code.
+
+Exit codes (all commands):
+  0  success, nothing to report
+  1  finished, but problems were found (verify) or some items failed (migrate)
+  2  bad input or configuration: nothing was changed
+  3  stopped at a quota (daily upload cap or --max-transfer); run the same command again later
+  4  interrupted (Ctrl-C); the journal is consistent, run the same command again to resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from driveferry import __version__
+from driveferry.errors import DriveferryError, UserError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_QUOTA, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
+
+# Command modules, in the order `--help` lists them.
+COMMANDS = ("demo", "migrate", "status", "verify", "doctor", "ls", "hashsum", "remotes", "auth", "emulator")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # one line, exit 2, like every other usage error
+        self.exit(EXIT_USAGE, f"driveferry: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="driveferry", description=__doc__.split("\n\n")[0] if __doc__ else None,
+                     epilog="Exit codes: 0 ok, 1 problems found or items failed, 2 bad input, "
+                            "3 stopped at a quota, 4 interrupted.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"driveferry {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"driveferry.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"driveferry.commands.{name}":
+                continue  # not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except UserError as exc:
+        print(f"driveferry: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("driveferry: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except DriveferryError as exc:
+        print(f"driveferry: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
