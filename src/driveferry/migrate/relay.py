@@ -1,0 +1,187 @@
+"""Relay one file: Range download -> one hashing pass -> resumable upload, never committing bad bytes.
+
+The bytes are read once, hashed once (every hash either end can check), and written once. The final
+chunk is withheld until the streamed hashes equal the hashes the source reports; on a mismatch the
+upload session is aborted, so a corrupt copy never appears on the destination. After the destination
+commits, the hashes it reports are checked against the streamed ones too.
+
+Resuming: the caller passes the journal's session token. The committed offset is asked from the server
+(never trusted from the journal), the hash state is rebuilt by re-reading the already-sent prefix from
+the source (download only, nothing is uploaded twice), and the stream continues from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+
+from driveferry.errors import IntegrityError, UploadSessionLostError
+from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.integrity.provenance import provenance_properties
+from driveferry.providers.base import Entry, Provider, UploadMeta, UploadSession
+
+log = logging.getLogger(__name__)
+
+# Hashes the relay always computes: MD5 and SHA-256 go into the provenance record; quickXor proves
+# the copy against a OneDrive source without downloading either side again.
+ALWAYS = frozenset({HashType.MD5, HashType.SHA256, HashType.QUICKXOR})
+_CHECKABLE = frozenset({HashType.MD5, HashType.SHA1, HashType.SHA256, HashType.QUICKXOR})
+
+Checkpoint = Callable[[str, int], None]  # (session token, committed offset)
+Progress = Callable[[int], None]  # bytes newly committed on the destination
+
+
+@dataclass(frozen=True)
+class RelayJob:
+    """What to copy and where."""
+
+    source: Entry
+    dest_parent: Entry
+    dest_name: str
+    run_id: str
+    chunk_size: int
+    resume_token: str | None = None
+    replace: bool = False
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    entry: Entry
+    hashes: Mapping[HashType, str]
+    bytes_uploaded: int  # bytes sent by this call (a resumed file sends only its tail)
+    resumed_from: int
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+def _rechunk(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Regroup a stream of arbitrary blocks into chunks of exactly `size` bytes (the last may be short)."""
+    buf = bytearray()
+    for block in blocks:
+        buf += block
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+def _check_source(job: RelayJob, hashes: Mapping[HashType, str]) -> None:
+    for kind, expected in job.source.hashes.items():
+        actual = hashes.get(kind)
+        if actual is not None and actual != expected:
+            raise IntegrityError(f"{job.source.path}: streamed bytes differ from the source",
+                                 hash_type=kind.value, expected=expected, actual=actual)
+
+
+def _check_dest(job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> None:
+    if entry.size is not None and job.source.size is not None and entry.size != job.source.size:
+        raise IntegrityError(f"{job.dest_name}: destination size differs", hash_type="size",
+                             expected=str(job.source.size), actual=str(entry.size))
+    for kind, reported in entry.hashes.items():
+        streamed = hashes.get(kind)
+        if streamed is not None and streamed != reported:
+            raise IntegrityError(f"{job.dest_name}: destination reports other content",
+                                 hash_type=kind.value, expected=streamed, actual=reported)
+
+
+class Relay:
+    """Copies files from `src` to `dst` (one instance per migration; thread-safe: holds no per-file state)."""
+
+    def __init__(self, src: Provider, dst: Provider) -> None:
+        self.src = src
+        self.dst = dst
+        self.kinds = frozenset(ALWAYS | ((src.hash_types | dst.hash_types) & _CHECKABLE))
+
+    def _session(self, job: RelayJob, meta: UploadMeta, size: int) -> tuple[UploadSession, int]:
+        if job.resume_token:
+            try:
+                session = self.dst.resume_upload(job.resume_token)
+                return session, session.committed()
+            except UploadSessionLostError:
+                log.info("%s: upload session expired; restarting the file", job.source.path)
+        return self.dst.begin_upload(job.dest_parent, job.dest_name, size, meta), 0
+
+    def copy(self, job: RelayJob, checkpoint: Checkpoint, progress: Progress | None = None) -> RelayResult:
+        """Copy one file. Raises IntegrityError (nothing committed), provider errors, or returns the result.
+
+        `checkpoint(token, offset)` is called once the session exists (offset 0) and after every chunk
+        the destination confirmed, so a crash loses at most the chunk in flight.
+        """
+        src_entry = job.source
+        size = src_entry.size or 0
+        base_props = provenance_properties(src_entry, job.run_id, None)
+        meta = UploadMeta(modified=src_entry.modified, mime_type=src_entry.mime_type,
+                          properties=base_props, replace=job.replace)
+        hasher = MultiHasher(self.kinds)
+        if size <= job.chunk_size:
+            return self._copy_small(job, meta, hasher, checkpoint, progress)
+        session, committed = self._session(job, meta, size)
+        checkpoint(session.token, committed)
+        resumed_from = committed
+        if committed:
+            for block in self.src.open_range(src_entry, 0, committed):
+                hasher.update(block)
+        offset = committed
+        result: Entry | None = None
+        chunks = _rechunk(iter(self.src.open_range(src_entry, offset, size)), job.chunk_size)
+        for chunk in chunks:
+            hasher.update(chunk)
+            last = offset + len(chunk) >= size
+            if last:
+                try:
+                    _check_source(job, hasher.hexdigests())
+                except IntegrityError:
+                    session.abort()
+                    raise
+            result = session.send(offset, chunk, last)
+            offset += len(chunk)
+            if progress:
+                progress(len(chunk))
+            if not last:
+                checkpoint(session.token, offset)
+        if result is None:  # the server may have finished the file on a status query
+            result = session.send(size, b"", True)
+        if result is None:
+            raise IntegrityError(f"{src_entry.path}: upload did not finish", hash_type="size",
+                                 expected=str(size), actual=str(offset))
+        hashes = hasher.hexdigests()
+        return self._finish(job, result, hashes, size - resumed_from, resumed_from)
+
+    def _copy_small(self, job: RelayJob, meta: UploadMeta, hasher: MultiHasher, checkpoint: Checkpoint,
+                    progress: Progress | None) -> RelayResult:
+        """One chunk: read and check it whole before the upload starts, with full provenance up front."""
+        data = b"".join(self.src.open_range(job.source, 0, job.source.size or 0))
+        hasher.update(data)
+        hashes = hasher.hexdigests()
+        _check_source(job, hashes)
+        props = provenance_properties(job.source, job.run_id, hashes)
+        meta = replace(meta, properties=props)
+        session = self.dst.begin_upload(job.dest_parent, job.dest_name, len(data), meta)
+        result = session.send(0, data, True)
+        if result is None:
+            result = session.send(len(data), b"", True)
+        if result is None:
+            raise IntegrityError(f"{job.source.path}: upload did not finish", hash_type="size",
+                                 expected=str(len(data)), actual="0")
+        if progress:
+            progress(len(data))
+        self._verify_or_delete(job, result, hashes)
+        return RelayResult(result, hashes, len(data), 0, props)
+
+    def _finish(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str], sent: int,
+                resumed_from: int) -> RelayResult:
+        self._verify_or_delete(job, entry, hashes)
+        props = provenance_properties(job.source, job.run_id, hashes)
+        setter = self.dst.features.properties
+        if setter is not None:
+            entry = setter.set_properties(entry, props)
+        return RelayResult(entry, hashes, sent, resumed_from, props)
+
+    def _verify_or_delete(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> None:
+        try:
+            _check_dest(job, entry, hashes)
+        except IntegrityError:
+            # the destination committed other bytes than we streamed: remove them, never keep them
+            self.dst.delete(entry)
+            raise
