@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run runs exactly this).
+# Creates .venv if needed, installs driveferry with its test extras, makes sure a PostgreSQL server
+# binary is available for the multi-worker journal tests (Debian package `postgresql`; the tests
+# start their own throwaway cluster), then runs ruff, mypy --strict and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+have_pg() {
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+if ! have_pg; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing PostgreSQL (Debian package) for the journal tests..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+      || echo "warning: could not install PostgreSQL; its tests will skip (they fail under CI=true)"
+  else
+    echo "note: no PostgreSQL server binaries; PostgreSQL journal tests will skip (they fail under CI=true)"
+  fi
+fi
+
+ruff check src tests benchmarks
+mypy
+pytest "$@"

@@ -1,0 +1,97 @@
+"""Plan: walk the source as a stream and decide, per item, copy / skip / cannot copy.
+
+The walk never holds the whole tree: it yields one `Planned` per source item and the journal stores
+them in batches. What cannot be copied is reported with a reason instead of being dropped (OneNote
+packages, Google Docs without an export choice, shortcuts). Filters: include/exclude globs on the path
+relative to the source root, and a size window.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from driveferry.errors import UserError
+from driveferry.providers.base import Entry, Kind, Provider
+
+_REASONS = {
+    Kind.PACKAGE: "OneNote notebook (package): Graph cannot download it as a file; export it from OneNote",
+    Kind.NATIVE_DOC: "Google Docs editor file: has no bytes; export is not enabled for this run",
+    Kind.SHORTCUT: "shortcut: points at another item; the target is copied where it lives",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    min_size: int | None = None
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for pattern in (*self.include, *self.exclude):
+            if not pattern or pattern.count("[") != pattern.count("]"):
+                raise UserError(f"malformed glob {pattern!r}: brackets must pair up (example: '*.mp4')")
+        if self.min_size is not None and self.max_size is not None and self.min_size > self.max_size:
+            raise UserError(f"--min-size ({self.min_size}) is larger than --max-size ({self.max_size})")
+
+    def wants(self, rel_path: str, size: int | None) -> bool:
+        name = rel_path.rsplit("/", 1)[-1]
+
+        def match(p: str) -> bool:
+            return fnmatch.fnmatchcase(rel_path, p) or fnmatch.fnmatchcase(name, p)
+
+        if self.include and not any(match(p) for p in self.include):
+            return False
+        if any(match(p) for p in self.exclude):
+            return False
+        if size is not None and self.min_size is not None and size < self.min_size:
+            return False
+        return not (size is not None and self.max_size is not None and size > self.max_size)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One source item and what to do with it. `rel_path` is relative to the source root."""
+
+    entry: Entry
+    rel_path: str
+    action: str  # "copy" | "unsupported" | "filtered"
+    reason: str = ""
+
+
+def relative(root: Entry, entry: Entry) -> str:
+    base = root.path.strip("/")
+    path = entry.path.strip("/")
+    if base and path.startswith(base + "/"):
+        return path[len(base) + 1:]
+    return path if not base else path.removeprefix(base).lstrip("/")
+
+
+def plan(src: Provider, root: Entry, filters: Filters) -> Iterator[Planned]:
+    """Walk `root` depth-first (iteratively) and yield a decision per file-like item.
+
+    Folders are not yielded: the relay creates destination folders as files need them.
+    """
+    if root.kind is not Kind.FOLDER:
+        yield _decide(root, root.name, filters)
+        return
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        subfolders = []
+        for entry in src.list(folder):
+            if entry.kind is Kind.FOLDER:
+                subfolders.append(entry)
+                continue
+            yield _decide(entry, relative(root, entry), filters)
+        stack.extend(reversed(subfolders))
+
+
+def _decide(entry: Entry, rel: str, filters: Filters) -> Planned:
+    if entry.kind is not Kind.FILE:
+        return Planned(entry, rel, "unsupported", _REASONS.get(entry.kind, f"unsupported kind {entry.kind}"))
+    if not filters.wants(rel, entry.size):
+        return Planned(entry, rel, "filtered")
+    return Planned(entry, rel, "copy")
