@@ -1,0 +1,54 @@
+"""What `migrate` needs from the journal, as a narrow interface (the journal package implements it).
+
+Keeping the port here lets the worker loop be read (and tested) without the storage details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from driveferry.integrity.hashes import HashType
+from driveferry.providers.base import Entry
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    """An item this worker holds a lease on, with what is needed to continue it."""
+
+    item_id: int
+    rel_path: str
+    entry: Entry  # the source item as planned
+    session_token: str | None
+    committed_offset: int
+    attempts: int
+
+
+class JournalPort(Protocol):
+    def claim(self, worker_id: str, lease_s: float, limit: int) -> Sequence[ClaimedItem]: ...
+
+    def renew(self, worker_id: str, item_ids: Sequence[int], lease_s: float) -> None: ...
+
+    def checkpoint(self, item_id: int, worker_id: str, token: str, offset: int) -> bool:
+        """Record progress; False when the worker no longer holds the lease."""
+        ...
+
+    def complete(self, item_id: int, dest_id: str, dest_hashes: Mapping[HashType, str], nbytes: int,
+                 skipped: bool = False) -> None: ...
+
+    def fail(self, item_id: int, kind: str, message: str, expected: str | None, actual: str | None,
+             retryable: bool) -> bool:
+        """Record a failure; True when the item is now finally failed (no more retries)."""
+        ...
+
+    def record_error(self, item_id: int, kind: str, message: str, expected: str | None,
+                     actual: str | None) -> None: ...
+
+    def release_item(self, item_id: int, worker_id: str) -> None: ...
+
+    def release(self, worker_id: str) -> None: ...
+
+    def unfinished_elsewhere(self, worker_id: str) -> bool:
+        """True while other workers hold unexpired leases on unfinished items."""
+        ...
