@@ -47,7 +47,7 @@ class Destination:
         self._folders: dict[str, Entry] = {"": root}
         self._listings: dict[str, dict[str, list[Entry]]] = {}
         self._lock = threading.Lock()
-        self._mk_lock = threading.Lock()
+        self._mk_lock = threading.RLock()  # folder() recurses for parents
 
     def folder(self, rel_dir: str) -> Entry:
         """The destination folder for `rel_dir`, created (mkdir -p) the first time it is needed."""
@@ -75,13 +75,15 @@ class Destination:
             self._listings[rel_dir] = by_name
         return by_name
 
-    def prepare(self, rel_path: str, source: Entry) -> tuple[Entry, str, Entry | None]:
+    def prepare(self, rel_path: str, source: Entry) -> tuple[Entry, str, Entry | None, bool]:
+        """(parent folder, name, proven existing copy or None, whether the name is already taken)."""
         rel_dir, name = posixpath.split(rel_path)
         parent = self.folder(rel_dir)
-        for candidate in self._listing(rel_dir, parent).get(name, []):
+        same_name = self._listing(rel_dir, parent).get(name, [])
+        for candidate in same_name:
             if _proven_copy(candidate, source):
-                return parent, name, candidate
-        return parent, name, None
+                return parent, name, candidate, True
+        return parent, name, None, bool(same_name)
 
     def replaced(self, parent: Entry, name: str, source: Entry, new: Entry) -> None:
         """Delete older copies of `source` under `parent` now that `new` holds its current content."""

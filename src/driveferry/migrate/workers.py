@@ -137,7 +137,7 @@ class Workers:
         path = item.rel_path
         size = entry.size or 0
         try:
-            parent, name, existing = self.dest.prepare(path, entry)
+            parent, name, existing, taken = self.dest.prepare(path, entry)
             if existing is not None:
                 self.journal.complete(item.item_id, existing.id, dict(existing.hashes), 0, skipped=True)
                 self.tally.add(skipped=1)
@@ -147,7 +147,7 @@ class Workers:
             self.budget.reserve(max(0, remaining))
             token = item.session_token
             for attempt in range(1, INTEGRITY_ATTEMPTS + 1):
-                job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token)
+                job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken)
                 self.progress.file_started(path, size, item.committed_offset if token else 0)
                 try:
                     result = self.relay.copy(
