@@ -104,6 +104,7 @@ class Features:
     chunk_multiple: non-final upload chunks must be a multiple of this many bytes.
     max_chunk: largest chunk one request may carry.
     duplicate_names: whether one folder may hold two items of the same name (Drive: yes).
+    daily_upload_cap_bytes: the remote's upload cap per user per rolling 24 h, if it has one.
     properties/mod_time/delta: the optional capability objects, or None when absent.
     """
 
@@ -115,6 +116,7 @@ class Features:
     delta: DeltaLister | None = None
     case_insensitive: bool = False
     illegal_name_chars: str = ""
+    daily_upload_cap_bytes: int | None = None  # Drive: 750 GB per user per rolling 24 h
 
 
 class Provider(Protocol):

@@ -1,0 +1,39 @@
+"""Pieces several commands share: the --config flag, opening remotes, private file writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from driveferry.providers.base import Provider
+
+
+def add_config_arg(parser: Any) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help="remotes config (default: $DRIVEFERRY_CONFIG or ~/.config/driveferry/remotes.toml)")
+
+
+class Remotes:
+    """Opens `REMOTE:PATH` specs against one loaded config (providers are cached per remote name)."""
+
+    def __init__(self, config_path: str | None) -> None:
+        from driveferry import config
+        self._config = config.load_config(config_path)
+        self._cache: dict[str, Provider] = {}
+
+    def open(self, spec: str) -> tuple[Provider, str]:
+        from driveferry.providers import registry
+        return registry.open_remote(spec, self._config)
+
+
+def open_remotes(config_path: str | None) -> Remotes:
+    return Remotes(config_path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only (reports may name paths users consider private)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)

@@ -1,0 +1,183 @@
+"""`driveferry migrate SRC DST`: verified, resumable copy through this machine (the relay)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from driveferry.commands.common import add_config_arg, open_remotes, write_private
+from driveferry.errors import UserError
+from driveferry.journal.store import Journal
+from driveferry.migrate.job import PlanProgress, Summary, run_migration
+from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
+from driveferry.units import format_size
+
+EPILOG = """\
+examples:
+  driveferry migrate onedrive:/Projects gdrive:Archive/Projects --journal /content/drive/MyDrive/j.sqlite3
+  driveferry migrate --job configs/migrate.example.toml --transfers 8
+  driveferry migrate onedrive:/ gdrive:Backup --dry-run --include '*.mp4'
+
+Run the same command again after a crash, a kill or a lost VM: every unfinished file continues from
+its last committed chunk; finished files are not copied again.
+
+exit codes: 0 all copied or skipped; 1 some files failed (see the summary and --report);
+2 bad input, nothing changed; 3 stopped at the daily upload cap or --max-transfer (run again later,
+or use --wait-for-quota); 4 interrupted (run again to resume)."""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("migrate", help="copy a tree between remotes, verified and resumable",
+                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", nargs="?", help="source, e.g. onedrive:/Projects (a plain path is local)")
+    p.add_argument("destination", nargs="?", help="destination folder, e.g. gdrive:Archive/Projects")
+    p.add_argument("--job", metavar="FILE", help="job file with a [migrate] table (flags override it)")
+    p.add_argument("--journal", metavar="PATH|URL",
+                   help=f"SQLite file or postgresql:// URL (default: ./{DEFAULT_JOURNAL})")
+    add_config_arg(p)
+    p.add_argument("--transfers", type=int, help="files copied at once (default 4)")
+    p.add_argument("--chunk-size", help="upload chunk, a multiple of 1280KiB fits both clouds (default 10MiB)")
+    p.add_argument("--include", action="append", metavar="GLOB", help="copy only matching paths (repeatable)")
+    p.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching paths (repeatable)")
+    p.add_argument("--min-size", help="skip files smaller than this (e.g. 1M)")
+    p.add_argument("--max-size", help="skip files larger than this (e.g. 50G)")
+    p.add_argument("--max-transfer", help="stop (exit 3) after uploading this much in this run (e.g. 700G)")
+    p.add_argument("--daily-cap", help="destination upload cap per rolling 24 h (default: Drive's 750GB)")
+    p.add_argument("--wait-for-quota", action="store_true", default=None,
+                   help="at the daily cap, sleep until budget frees up instead of exiting 3")
+    p.add_argument("--dry-run", action="store_true", default=None, help="show what would be copied; change nothing")
+    p.add_argument("--report", metavar="FILE", help="write the machine-readable run report (JSON) here")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and the summary line")
+    out.add_argument("--json", action="store_true", help="JSON lines of progress events and the summary")
+    p.set_defaults(func=run)
+
+
+class TerminalProgress(PlanProgress):
+    """tqdm bars: total bytes with rate and ETA, plus one bar per active file (when a TTY)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from tqdm import tqdm
+        self._tqdm = tqdm
+        self.enabled = enabled
+        self.total = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
+                          disable=not enabled, dynamic_ncols=True)
+        self._files: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def planned(self, count: int) -> None:
+        if self.enabled:
+            self.total.set_postfix_str(f"{count} planned", refresh=True)
+
+    def file_started(self, path: str, size: int, resumed_from: int) -> None:
+        with self._lock:
+            self.total.total = (self.total.total or 0) + size - resumed_from
+            self.total.refresh()
+            if self.enabled and sys.stderr.isatty() and size > 8 * 1024 * 1024:
+                self._files[path] = self._tqdm(total=size, initial=resumed_from, unit="B", unit_scale=True,
+                                               desc=path[-40:], leave=False, dynamic_ncols=True)
+
+    def advance(self, path: str, nbytes: int) -> None:
+        with self._lock:
+            self.total.update(nbytes)
+            bar = self._files.get(path)
+            if bar:
+                bar.update(nbytes)
+
+    def file_finished(self, path: str, status: str) -> None:
+        with self._lock:
+            bar = self._files.pop(path, None)
+            if bar:
+                bar.close()
+            if status == "failed":
+                self.total.write(f"failed: {path}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.total.close()
+
+
+class JsonProgress(PlanProgress):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def _emit(self, **event: Any) -> None:
+        with self._lock:
+            print(json.dumps(event), flush=True)
+
+    def planned(self, count: int) -> None:
+        self._emit(event="planned", count=count)
+
+    def file_started(self, path: str, size: int, resumed_from: int) -> None:
+        self._emit(event="start", path=path, size=size, resumed_from=resumed_from)
+
+    def file_finished(self, path: str, status: str) -> None:
+        self._emit(event="finish", path=path, status=status)
+
+
+def run(args: argparse.Namespace) -> int:
+    values: dict[str, Any] = load_job_file(args.job) if args.job else {}
+    flags = {"source": args.source, "destination": args.destination, "journal": args.journal,
+             "config": args.config, "transfers": args.transfers, "chunk_size": args.chunk_size,
+             "include": args.include, "exclude": args.exclude, "min_size": args.min_size,
+             "max_size": args.max_size, "max_transfer": args.max_transfer, "daily_cap": args.daily_cap,
+             "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    settings = build_settings(values)
+    remotes = open_remotes(settings.config)
+    src, src_path = remotes.open(settings.source)
+    dst, dst_path = remotes.open(settings.destination)
+    multiple = dst.features.chunk_multiple
+    if settings.chunk_size % multiple:
+        raise UserError(f"--chunk-size {settings.chunk_size} is not a multiple of {multiple} bytes, which "
+                        f"{dst.name} requires; try {max(1, settings.chunk_size // multiple) * multiple}")
+    daily_cap = settings.daily_cap if settings.daily_cap is not None else dst.features.daily_upload_cap_bytes
+    journal = Journal.open(settings.journal)
+    progress: PlanProgress = (JsonProgress() if args.json else TerminalProgress(not args.quiet))
+    try:
+        while True:
+            summary = run_migration(settings, src, src_path, dst, dst_path, journal, progress, daily_cap)
+            if not (summary.stopped_for_quota and settings.wait_for_quota and summary.resets_at):
+                break
+            _sleep_until(summary.resets_at, args.json)
+    finally:
+        if isinstance(progress, TerminalProgress):
+            progress.close()
+        journal.close()
+    report = {"settings": settings.redacted(), "summary": summary.to_json()}
+    if args.report:
+        write_private(Path(args.report), json.dumps(report, indent=2, default=str))
+    _print_summary(summary, args.json)
+    if summary.stopped_for_quota:
+        return 3
+    return 1 if summary.failed else 0
+
+
+def _sleep_until(resets_at: str, as_json: bool) -> None:
+    import time
+    from datetime import UTC, datetime
+    wait = max(1.0, (datetime.fromisoformat(resets_at) - datetime.now(UTC)).total_seconds())
+    print(f"daily upload budget spent; waiting {wait / 3600:.1f} h until {resets_at}", file=sys.stderr)
+    time.sleep(wait)
+
+
+def _print_summary(s: Summary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"event": "summary", **s.to_json()}), flush=True)
+        return
+    verb = "would copy" if s.dry_run else "copied"
+    print(f"{verb} {s.copied}, skipped {s.skipped} (already there), failed {s.failed}, "
+          f"cannot copy {s.unsupported}, filtered {s.filtered}; {format_size(s.bytes_uploaded)} in "
+          f"{s.seconds:.1f}s ({format_size(s.rate_bps)}/s); run {s.run_id}")
+    for item in s.unsupported_items[:20]:
+        print(f"  cannot copy: {item['path']}: {item['reason']}")
+    if len(s.unsupported_items) > 20:
+        print(f"  ... and {len(s.unsupported_items) - 20} more (see --report)")
+    for f in s.failures[:20]:
+        print(f"  FAILED: {f['path']}: {f['error']}", file=sys.stderr)
+    if s.stopped_for_quota:
+        when = f" (budget frees up at {s.resets_at})" if s.resets_at else ""
+        print(f"stopped: {s.stopped_for_quota}{when}; run the same command again to continue", file=sys.stderr)

@@ -1,0 +1,137 @@
+"""One migration run: open the journal, plan the source into it, run the workers, summarise.
+
+The same command run again (on the same or another machine sharing the journal) finds the same job,
+re-plans incrementally (unchanged finished files stay finished) and continues every unfinished file
+from its committed offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from driveferry.errors import UserError
+from driveferry.journal.store import Journal
+from driveferry.migrate.destination import Destination
+from driveferry.migrate.journal_port import JobPort
+from driveferry.migrate.plan import Filters, Planned, plan
+from driveferry.migrate.quota import QuotaStop, UploadBudget, Usage
+from driveferry.migrate.relay import Relay
+from driveferry.migrate.settings import MigrateSettings
+from driveferry.migrate.workers import Progress, WorkerSettings, Workers
+from driveferry.providers.base import Entry, Kind, Provider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    run_id: str
+    copied: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unsupported: int = 0
+    filtered: int = 0
+    planned: int = 0
+    bytes_uploaded: int = 0
+    resumed: int = 0
+    seconds: float = 0.0
+    stopped_for_quota: str | None = None
+    resets_at: str | None = None
+    dry_run: bool = False
+    failures: list[dict[str, str]] = field(default_factory=list)
+    unsupported_items: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def rate_bps(self) -> float:
+        return self.bytes_uploaded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["rate_bytes_per_s"] = round(self.rate_bps, 1)
+        return out
+
+
+class PlanProgress(Progress):
+    def planned(self, count: int) -> None: ...
+
+
+def _resolve_root(provider: Provider, path: str, create: bool) -> Entry:
+    from driveferry.errors import NotFoundError
+    try:
+        entry = provider.stat(path)
+    except NotFoundError:
+        if not create:
+            raise UserError(f"source path {path!r} does not exist on {provider.name}; check it with "
+                            f"'driveferry ls'") from None
+        entry = provider.root()
+        for part in [p for p in path.strip("/").split("/") if p]:
+            entry = provider.mkdir(entry, part)
+        return entry
+    if create and entry.kind is not Kind.FOLDER:
+        raise UserError(f"destination {path!r} on {provider.name} is a file, not a folder; "
+                        "give a folder path")
+    return entry
+
+
+def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: Provider, dst_path: str,
+                  journal: Journal, progress: PlanProgress, daily_cap: int | None) -> Summary:
+    """Plan and transfer. Returns the summary; quota stops are reported in it, not raised."""
+    started = time.monotonic()
+    run_id = uuid.uuid4().hex[:12]
+    summary = Summary(run_id=run_id, dry_run=settings.dry_run)
+    src_root = _resolve_root(src, src_path, create=False)
+    filters = Filters(settings.include, settings.exclude, settings.min_size, settings.max_size)
+    port = JobPort.open(journal, settings, run_id)
+
+    def stream() -> Any:
+        for item in plan(src, src_root, filters):
+            summary.planned += 1
+            if summary.planned % 200 == 0:
+                progress.planned(summary.planned)
+            if item.action == "unsupported":
+                summary.unsupported += 1
+                summary.unsupported_items.append({"path": item.rel_path, "reason": item.reason})
+            elif item.action == "filtered":
+                summary.filtered += 1
+            yield item
+
+    items: Any = stream()
+    if settings.dry_run:
+        return _dry_run(port, items, summary, started)
+    port.plan(items)
+    progress.planned(summary.planned)
+    dst_root = _resolve_root(dst, dst_path, create=True)
+    user_key = f"{dst.name}:{dst_root.id}" if daily_cap is None else f"{dst.name}"
+    budget = UploadBudget(
+        usage=lambda since: Usage(*port.uploaded_since(user_key, since)),
+        record=lambda n, at: port.record_upload(user_key, n, at),
+        now=lambda: datetime.now(UTC), limit_bytes=daily_cap, max_transfer_bytes=settings.max_transfer)
+    workers = Workers(port, Relay(src, dst), Destination(dst, dst_root), budget,
+                      WorkerSettings(settings.transfers, settings.chunk_size, settings.lease_s, run_id,
+                                     settings.worker_id), progress)
+    try:
+        tally = workers.run()
+    finally:
+        summary.seconds = time.monotonic() - started
+    summary.copied, summary.skipped, summary.failed = tally.copied, tally.skipped, tally.failed
+    summary.bytes_uploaded, summary.resumed = tally.bytes_uploaded, tally.resumed
+    summary.failures = [{"path": p, "error": e} for p, e in tally.failures]
+    stop: QuotaStop | None = workers.quota_stop
+    if stop is not None:
+        summary.stopped_for_quota = stop.reason
+        summary.resets_at = stop.resets_at.isoformat() if stop.resets_at else None
+    port.finish(summary.to_json())
+    return summary
+
+
+def _dry_run(port: JobPort, items: Any, summary: Summary, started: float) -> Summary:
+    """Count what would be copied without writing anything anywhere."""
+    pending = port.would_copy(i for i in items if isinstance(i, Planned))
+    summary.copied = pending
+    summary.seconds = time.monotonic() - started
+    return summary
