@@ -1,0 +1,115 @@
+"""Pure logic of migrate: sizes, settings, filters, the daily budget, provenance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from driveferry.errors import UserError
+from driveferry.integrity.hashes import HashType
+from driveferry.integrity.provenance import MD5, SHA256, SRC_ID, SRC_QXH, Provenance, provenance_properties
+from driveferry.migrate.destination import _proven_copy
+from driveferry.migrate.plan import Filters
+from driveferry.migrate.quota import WINDOW, QuotaStop, UploadBudget, Usage
+from driveferry.migrate.settings import build_settings, redact_url
+from driveferry.providers.base import Entry, Kind
+from driveferry.units import format_size, parse_duration, parse_size
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("0", 0), ("1024", 1024), ("10M", 10 * 2**20), ("10MiB", 10 * 2**20), ("10MB", 10 * 10**6),
+    ("1.5G", int(1.5 * 2**30)), ("256KiB", 262144), ("750GB", 750 * 10**9), (" 2 k ", 2048),
+])
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "ten", "10X", "-5", "1..2M"])
+def test_parse_size_rejects(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(bad)
+
+
+def test_durations_and_format() -> None:
+    assert parse_duration("90s") == 90 and parse_duration("15m") == 900 and parse_duration("2h") == 7200
+    assert format_size(1536) == "1.5 KiB" and format_size(10) == "10 B"
+
+
+def test_settings_validation_names_the_flag() -> None:
+    s = build_settings({"source": "a:", "destination": "b:", "chunk_size": "10MiB", "include": "*.mp4"})
+    assert s.chunk_size == 10 * 2**20 and s.include == ("*.mp4",) and s.transfers == 4
+    with pytest.raises(UserError, match="transfers"):
+        build_settings({"source": "a:", "destination": "b:", "transfers": 0})
+    with pytest.raises(UserError, match="chunk-size"):
+        build_settings({"source": "a:", "destination": "b:", "chunk_size": "1K"})
+    with pytest.raises(UserError, match="bad value for min-size"):
+        build_settings({"source": "a:", "destination": "b:", "min_size": "lots"})
+    with pytest.raises(UserError, match="missing destination"):
+        build_settings({"source": "a:"})
+
+
+def test_redact_url_hides_password() -> None:
+    assert redact_url("postgresql://me:s3cret@db:5432/j") == "postgresql://me:***@db:5432/j"
+    assert "s3cret" not in str(build_settings({"source": "a:", "destination": "b:",
+                                               "journal": "postgresql://me:s3cret@db/j"}).redacted())
+
+
+def test_filters() -> None:
+    f = Filters(include=("*.mp4", "keep/*"), exclude=("*/tmp/*",), min_size=10, max_size=100)
+    assert f.wants("a/b.mp4", 50)
+    assert f.wants("keep/x.txt", 50)
+    assert not f.wants("a/b.txt", 50)
+    assert not f.wants("a/tmp/b.mp4", 50)
+    assert not f.wants("a/b.mp4", 5) and not f.wants("a/b.mp4", 500)
+    with pytest.raises(UserError, match="malformed glob"):
+        Filters(include=("[abc",))
+    with pytest.raises(UserError, match="min-size"):
+        Filters(min_size=10, max_size=5)
+
+
+def test_budget_rolls_over_24h() -> None:
+    records: list[tuple[int, datetime]] = []
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+
+    def usage(since: datetime) -> Usage:
+        inside = [(n, t) for n, t in records if t >= since]
+        return Usage(sum(n for n, _ in inside), min((t for _, t in inside), default=None))
+
+    b = UploadBudget(usage, lambda n, t: records.append((n, t)), lambda: now[0], limit_bytes=1000)
+    b.reserve(600)
+    now[0] += timedelta(hours=1)
+    b.reserve(400)
+    with pytest.raises(QuotaStop) as stop:
+        b.reserve(1)
+    assert stop.value.resets_at == datetime(2026, 1, 1, tzinfo=UTC) + WINDOW
+    now[0] = datetime(2026, 1, 2, 0, 0, 1, tzinfo=UTC)  # the first 600 bytes left the window
+    b.reserve(600)
+    assert sum(n for n, _ in records) == 1600
+
+
+def test_max_transfer_per_run() -> None:
+    b = UploadBudget(lambda s: Usage(0, None), lambda n, t: None, lambda: datetime.now(UTC),
+                     limit_bytes=None, max_transfer_bytes=100)
+    b.reserve(60)
+    with pytest.raises(QuotaStop, match="max-transfer"):
+        b.reserve(41)
+
+
+def _entry(eid: str, size: int, hashes: dict[HashType, str], props: dict[str, str] | None = None) -> Entry:
+    return Entry(id=eid, path="x", name="x", kind=Kind.FILE, size=size, hashes=hashes, properties=props or {})
+
+
+def test_provenance_and_proven_copy() -> None:
+    src = _entry("SRC1", 5, {HashType.QUICKXOR: "ab" * 20})
+    content = {HashType.MD5: "11" * 16, HashType.SHA256: "22" * 32}
+    props = provenance_properties(src, "run1", content)
+    assert props[SRC_ID] == "SRC1" and props[SRC_QXH] == "ab" * 20 and props[MD5] == "11" * 16
+    assert Provenance.read(props) is not None and Provenance.read({}) is None
+    good = _entry("D1", 5, content, props)
+    assert _proven_copy(good, src)
+    stale = _entry("D2", 5, {HashType.MD5: "33" * 16, HashType.SHA256: "22" * 32}, props)
+    assert not _proven_copy(stale, src)  # the destination holds other bytes than the provenance says
+    changed = _entry("SRC1", 5, {HashType.QUICKXOR: "cd" * 20})
+    assert not _proven_copy(good, changed)  # the source changed since the copy
+    assert not _proven_copy(_entry("D3", 5, content), src)  # no provenance: not ours
