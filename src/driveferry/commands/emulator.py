@@ -1,0 +1,73 @@
+"""`driveferry emulator serve`: a local, stateful stand-in for Google Drive v3, Microsoft Graph and both
+sign-in services, on one loopback port."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from driveferry.errors import UserError
+
+EPILOG = """\
+example:
+  driveferry emulator serve --data /tmp/emu --tls --seed configs/emulator/small.toml
+
+Prints one JSON line: {"base_url", "ca_file", "data_dir", "credentials": {...}} and serves until Ctrl-C.
+State (metadata in SQLite, content as files under --data) survives a restart, open upload sessions
+included. Control endpoint: <base_url>/_emulator/{counters,faults,clock}."""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("emulator", help="run the local emulator of Google Drive and OneDrive",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    esub = p.add_subparsers(dest="emulator_command", metavar="ACTION", parser_class=type(p))
+    s = esub.add_parser("serve", help="start the emulator and print its address and credentials",
+                        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--data", required=True, metavar="DIR", help="state directory (created if missing)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless --allow-remote)")
+    s.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    s.add_argument("--tls", action="store_true", help="serve https with a generated local CA (msal needs it)")
+    s.add_argument("--seed", metavar="FILE", help="TOML tree spec to create (see configs/emulator/)")
+    s.add_argument("--faults", metavar="FILE", help="TOML fault plan (see configs/emulator/faults.example.toml)")
+    s.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    s.set_defaults(func=serve)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def serve(args: argparse.Namespace) -> int:
+    from driveferry.emulator.faults import FaultPlan
+    from driveferry.emulator.server import Emulator
+    plan = None
+    if args.faults:
+        try:
+            plan = FaultPlan.load(Path(args.faults))
+        except FileNotFoundError:
+            raise UserError(f"fault plan {args.faults} not found") from None
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"fault plan {args.faults} is invalid: {exc}") from None
+    try:
+        emu = Emulator(args.data, host=args.host, port=args.port, tls=args.tls, faults=plan,
+                       allow_remote=args.allow_remote)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    if args.seed:
+        from driveferry.emulator.seed import load_spec, seed_emulator
+        try:
+            seed_emulator(emu, load_spec(Path(args.seed)))
+        except FileNotFoundError:
+            raise UserError(f"seed spec {args.seed} not found; see configs/emulator/") from None
+    print(json.dumps(emu.describe()), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        emu.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        emu.stop()
+    return 0
