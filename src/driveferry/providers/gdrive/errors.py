@@ -1,0 +1,146 @@
+"""Drive errors -> the driveferry taxonomy. The only code that reads Drive status codes and error JSON.
+
+`translate()` accepts what the HTTP layer can throw or return: a googleapiclient `HttpError`, a raw
+`(httplib2.Response, content)` pair from the authorized http, a google-auth refresh/transport error, or
+a socket / httplib2 / http.client error. Messages carry the operation, status, reason and Drive's own
+message; never a token, and never an upload session URI (it is a bearer capability).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httplib2
+from google.auth import exceptions as auth_exceptions
+from googleapiclient.errors import HttpError
+
+from driveferry.errors import (
+    AlreadyExistsError,
+    DriveferryError,
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    ThrottledError,
+    TransientError,
+    UnsupportedError,
+)
+
+# The daily upload cap (~750 GB/day) is a 403 userRateLimitExceeded whose message is exactly this
+# (api-notes 5.2; rclone --drive-stop-on-upload-limit keys on the same string). Everything else with
+# that reason is the per-minute rate limit, which is transient.
+DAILY_CAP_MESSAGE = "User rate limit exceeded."
+
+# Drive promises no Retry-After on rate limits (api-notes 5.2); its docs start exponential backoff at
+# about 1 s. The retry policy honours retry_after_s exactly, so this is the wait per throttle.
+THROTTLE_HINT_S = 1.0
+
+_THROTTLE_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
+_UNSUPPORTED_REASONS = frozenset({"fileNotDownloadable", "cannotDownloadAbusiveFile",
+                                  "exportSizeLimitExceeded"})
+_STORAGE_REASONS = frozenset({"storageQuotaExceeded", "teamDriveFileLimitExceeded"})
+_PERMISSION_REASONS = frozenset({"insufficientPermissions", "insufficientFilePermissions", "forbidden",
+                                 "appNotAuthorizedToFile", "domainPolicy", "authError"})
+
+
+def translate(source: BaseException | httplib2.Response, content: bytes = b"", *,
+              what: str = "drive request") -> DriveferryError:
+    """Map one failure to the error that names the caller's next action.
+
+    `source` is an exception, or a non-2xx `httplib2.Response` whose body is `content`. `what` names
+    the operation (e.g. "list folder 1AbC") for the message. Already-translated errors pass through.
+    """
+    if isinstance(source, DriveferryError):
+        return source
+    if isinstance(source, HttpError):
+        return _from_status(int(source.resp.status), source.resp, source.content or b"", what)
+    if isinstance(source, httplib2.Response):
+        return _from_status(int(source.status), source, content, what)
+    if isinstance(source, auth_exceptions.RefreshError):
+        # google-auth already retried the retryable refresh failures (5xx, 429, temporarily_unavailable);
+        # what is left means the refresh token or key was rejected: revoked, expired or wrong.
+        if getattr(source, "retryable", False):
+            return TransientError(f"{what}: token refresh failed temporarily ({type(source).__name__})")
+        return PermissionDeniedError(f"{what}: credentials rejected while refreshing the access token "
+                                     "(revoked or expired; re-authorise the remote)", status=401)
+    if isinstance(source, auth_exceptions.TransportError):
+        return TransientError(f"{what}: token endpoint unreachable ({type(source).__name__})")
+    if isinstance(source, (httplib2.HttpLib2Error, http.client.HTTPException, socket.timeout,
+                           ssl.SSLError, ConnectionError, TimeoutError, OSError)):
+        return TransientError(f"{what}: network error ({type(source).__name__}: {_short(source)})")
+    return PermanentError(f"{what}: unexpected {type(source).__name__}: {_short(source)}")
+
+
+def _from_status(status: int, headers: Mapping[str, str], content: bytes, what: str) -> DriveferryError:
+    reason, message = parse_error_body(content)
+    text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
+    kw: dict[str, Any] = {"status": status, "code": reason}
+    retry_after = _retry_after_s(headers)
+    if status == 401:
+        return PermissionDeniedError(text + " (credentials expired or revoked)", **kw)
+    if reason == "userRateLimitExceeded" and message == DAILY_CAP_MESSAGE:
+        resets = datetime.now(UTC) + timedelta(seconds=retry_after) if retry_after is not None else None
+        return QuotaExceededError(text + " (daily upload cap)", kind="daily_upload", resets_at=resets, **kw)
+    if reason in _THROTTLE_REASONS or status == 429:
+        return ThrottledError(text, retry_after_s=THROTTLE_HINT_S if retry_after is None else retry_after,
+                              **kw)
+    if reason in _STORAGE_REASONS:
+        return QuotaExceededError(text, kind="storage", **kw)
+    if reason == "downloadQuotaExceeded":
+        return QuotaExceededError(text, kind="daily_download", **kw)
+    if reason in _UNSUPPORTED_REASONS:
+        return UnsupportedError(text, **kw)
+    if status == 404:
+        return NotFoundError(text, **kw)
+    if status == 409:
+        return AlreadyExistsError(text, **kw)
+    if status >= 500 or status == 408:
+        return TransientError(text, **kw)
+    if reason in _PERMISSION_REASONS:
+        return PermissionDeniedError(text, **kw)
+    return PermanentError(text, **kw)
+
+
+def parse_error_body(content: bytes) -> tuple[str | None, str | None]:
+    """(reason, message) from a Drive error body; (None, None) when it is not Drive's JSON shape.
+
+    The reason comes from error.errors[0].reason: HttpError.reason is the *message* (api-notes 5.1).
+    """
+    try:
+        err = json.loads(content.decode("utf-8", "replace"))["error"]
+    except (ValueError, KeyError, TypeError):
+        text = content.decode("utf-8", "replace").strip()
+        return None, text[:200] or None
+    if not isinstance(err, dict):
+        return None, str(err)[:200]
+    reason = None
+    items = err.get("errors")
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        reason = items[0].get("reason")
+    if reason is None and isinstance(err.get("status"), str):
+        reason = err["status"]
+    message = err.get("message")
+    if message is None and isinstance(items, list) and items and isinstance(items[0], dict):
+        message = items[0].get("message")
+    return (str(reason) if reason else None), (str(message) if message is not None else None)
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form only), else None."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc)[:200] or "no detail"
