@@ -1,0 +1,148 @@
+"""Drive adapter pieces that need no server: error translation and the sans-I/O upload protocol."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httplib2
+import pytest
+from google.auth.exceptions import RefreshError
+from googleapiclient.errors import HttpError
+
+from driveferry.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    PermanentError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    ThrottledError,
+    TransientError,
+    UnsupportedError,
+    UploadSessionLostError,
+)
+from driveferry.providers.gdrive import auth
+from driveferry.providers.gdrive.errors import THROTTLE_HINT_S, translate
+from driveferry.providers.gdrive.upload import (
+    CHUNK_MULTIPLE,
+    SessionToken,
+    chunk_call,
+    parse_reply,
+    status_call,
+)
+
+
+def _resp(status: int, **headers: str) -> httplib2.Response:
+    return httplib2.Response({"status": str(status), **{k.replace("_", "-"): v for k, v in headers.items()}})
+
+
+def _body(reason: str, message: str, code: int = 403) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message,
+                                 "errors": [{"domain": "usageLimits", "reason": reason, "message": message}]}}).encode()
+
+
+def test_daily_cap_is_quota_not_throttle() -> None:
+    err = translate(_resp(403), _body("userRateLimitExceeded", "User rate limit exceeded."))
+    assert isinstance(err, QuotaExceededError) and not isinstance(err, TransientError)
+    assert err.kind == "daily_upload" and err.resets_at is None and err.code == "userRateLimitExceeded"
+
+
+def test_daily_cap_with_retry_after_estimates_reset() -> None:
+    err = translate(_resp(403, retry_after="3600"), _body("userRateLimitExceeded", "User rate limit exceeded."))
+    assert isinstance(err, QuotaExceededError) and err.resets_at is not None
+    assert 3500 < (err.resets_at - datetime.now(UTC)).total_seconds() <= 3600
+
+
+@pytest.mark.parametrize(("status", "reason", "message"), [
+    (403, "userRateLimitExceeded", "User Rate Limit Exceeded"),
+    (403, "rateLimitExceeded", "Rate Limit Exceeded"),
+    (429, "rateLimitExceeded", "Rate Limit Exceeded"),
+])
+def test_rate_limits_throttle(status: int, reason: str, message: str) -> None:
+    err = translate(_resp(status), _body(reason, message, status))
+    assert isinstance(err, ThrottledError) and err.retry_after_s == THROTTLE_HINT_S
+    assert translate(_resp(status, retry_after="7"), _body(reason, message, status)).retry_after_s == 7  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("status", "reason", "kind"), [
+    (401, "authError", PermissionDeniedError),
+    (403, "storageQuotaExceeded", QuotaExceededError),
+    (403, "fileNotDownloadable", UnsupportedError),
+    (403, "insufficientFilePermissions", PermissionDeniedError),
+    (404, "notFound", NotFoundError),
+    (409, "duplicate", AlreadyExistsError),
+    (500, "backendError", TransientError),
+    (503, "backendError", TransientError),
+    (400, "badRequest", PermanentError),
+])
+def test_status_and_reason_mapping(status: int, reason: str, kind: type[Exception]) -> None:
+    err = translate(_resp(status), _body(reason, "x", status))
+    assert type(err) is kind
+    assert err.status == status  # type: ignore[attr-defined]
+
+
+def test_storage_quota_kind_and_http_error_input() -> None:
+    exc = HttpError(_resp(403), _body("storageQuotaExceeded", "The user's Drive storage quota has been exceeded."))
+    err = translate(exc, what="upload a")
+    assert isinstance(err, QuotaExceededError) and err.kind == "storage" and str(err).startswith("upload a:")
+
+
+def test_transport_failures_are_transient_and_refresh_failure_is_permission() -> None:
+    for exc in (TimeoutError("t"), ConnectionResetError(), httplib2.ServerNotFoundError("x")):
+        assert type(translate(exc)) is TransientError
+    assert isinstance(translate(RefreshError("invalid_grant: Token has been expired or revoked.")),
+                      PermissionDeniedError)
+
+
+def test_non_json_error_body() -> None:
+    err = translate(_resp(503), b"Invalid request.  According to the Content-Range header ...")
+    assert type(err) is TransientError and "Content-Range" in str(err)
+
+
+def test_chunk_calls_validate_alignment() -> None:
+    size = 3 * CHUNK_MULTIPLE + 10
+    call = chunk_call(size, CHUNK_MULTIPLE, b"x" * CHUNK_MULTIPLE, False)
+    assert call.headers["content-range"] == f"bytes {CHUNK_MULTIPLE}-{2 * CHUNK_MULTIPLE - 1}/{size}"
+    with pytest.raises(ValueError):
+        chunk_call(size, 0, b"x" * 1000, False)  # not a 256 KiB multiple
+    with pytest.raises(ValueError):
+        chunk_call(size, 0, b"x" * CHUNK_MULTIPLE, True)  # "last" but ends early
+    last = chunk_call(size, 3 * CHUNK_MULTIPLE, b"x" * 10, True)
+    assert last.headers["content-range"] == f"bytes {3 * CHUNK_MULTIPLE}-{size - 1}/{size}"
+    empty = chunk_call(0, 0, b"", True)
+    assert "content-range" not in empty.headers and empty.body == b""
+    assert status_call(size).headers["content-range"] == f"bytes */{size}"
+
+
+def test_parse_reply() -> None:
+    assert parse_reply(100, 308, {}, b"", "u").committed == 0  # no Range: nothing stored
+    assert parse_reply(100, 308, {"range": "bytes=0-41"}, b"", "u").committed == 42
+    done = parse_reply(100, 200, {}, b'{"id": "f1"}', "u")
+    assert done.committed == 100 and done.done == {"id": "f1"}
+    for status in (404, 410):
+        with pytest.raises(UploadSessionLostError):
+            parse_reply(100, status, {}, b"", "u")
+    with pytest.raises(QuotaExceededError):
+        parse_reply(100, 403, {}, _body("userRateLimitExceeded", "User rate limit exceeded."), "u")
+
+
+def test_token_round_trip_and_garbage() -> None:
+    tok = SessionToken(uri="https://h/upload?upload_id=1", size=5, parent="p", name="n", parent_path="a/b")
+    assert SessionToken.loads(tok.dumps()) == tok
+    with pytest.raises(UploadSessionLostError):
+        SessionToken.loads("{not json")
+
+
+def test_token_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "t.json"
+    auth.write_private(path, "{}")
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_credentials_from_section(tmp_path: Path) -> None:
+    creds = auth.load_credentials({"client_id": "c", "client_secret": "s", "refresh_token": "r",
+                                   "token_uri": "https://emu/token"}, name="g", state_dir=tmp_path)
+    assert creds.refresh_token == "r" and creds.token_uri == "https://emu/token"  # type: ignore[attr-defined]
+    static = auth.load_credentials({"access_token": "tok"}, name="g", state_dir=None)
+    assert static.token == "tok"
