@@ -1,0 +1,262 @@
+"""A small Microsoft Graph client over requests: auth, paging, delta, ranged downloads.
+
+Thread-safe: each thread gets its own requests.Session (connection pools are not shared across threads).
+Errors leave this module already translated (errors.translate); GETs are retried per the RetryPolicy,
+a throttle's Retry-After honoured per call, so one throttled remote never stalls another.
+
+Graph quirks handled here (api-notes sections 9, 10, 13):
+- paging: follow `@odata.nextLink` verbatim (absolute URL, skiptoken inside); delta ends with
+  `@odata.deltaLink`; a stale delta token gives 410 resyncRequired with a fresh start in `Location`;
+- download: GET .../content answers 302 to a pre-authenticated URL that must be fetched WITHOUT our
+  Authorization header, with Range on that URL (not on /content). The URL expires (401/403/404 then):
+  ask /content again. A server may answer a ranged GET with 200 and the whole body: skip ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import requests
+
+from driveferry.errors import PermanentError, PermissionDeniedError, TransientError
+from driveferry.providers.onedrive.auth import TokenSource
+from driveferry.providers.onedrive.errors import ResyncRequiredError, translate
+from driveferry.providers.retrying import RetryPolicy, call_with_retry
+
+log = logging.getLogger(__name__)
+
+GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
+ITEM_FIELDS = ("id,name,size,file,folder,package,root,deleted,parentReference,fileSystemInfo,"
+               "lastModifiedDateTime,eTag,cTag")
+PAGE_SIZE = 1000  # the largest $top known to work (rclone's default); Graph clamps silently above
+READ_BLOCK = 1 << 20
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def path_segments(path: str) -> str:
+    """`a b/c#d` -> `a%20b/c%23d`: each segment percent-encoded (RFC 3986), slashes kept."""
+    return "/".join(quote(seg, safe="") for seg in path.split("/"))
+
+
+class GraphClient:
+    """Graph v1.0 at `api_root` for one drive (`drive_base`, e.g. "/drives/{id}" or "/users/{upn}/drive")."""
+
+    def __init__(self, api_root: str, drive_base: str, tokens: TokenSource, *, ca_file: str | None = None,
+                 timeout_s: float = 120.0, policy: RetryPolicy | None = None,
+                 login_hint: str = "run `driveferry auth login onedrive`") -> None:
+        self.login_hint = login_hint
+        self.api_root = api_root.rstrip("/")
+        self.drive_base = drive_base
+        self.tokens = tokens
+        self.ca_file = ca_file
+        self.timeout = (30.0, timeout_s)
+        self.policy = policy or RetryPolicy()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    # --- transport ----------------------------------------------------------------------------------
+
+    def session(self) -> requests.Session:
+        """This thread's requests.Session."""
+        s: requests.Session | None = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            if self.ca_file:
+                s.verify = self.ca_file
+                s.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise beat verify= (api-notes 15.2)
+            self._local.session = s
+            with self._lock:
+                self._sessions.append(s)
+        return s
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for s in sessions:
+            s.close()
+
+    def url(self, path_or_url: str) -> str:
+        return path_or_url if "://" in path_or_url else self.api_root + path_or_url
+
+    def request(self, method: str, path_or_url: str, *, ok: tuple[int, ...] = (200,), what: str | None = None,
+                **kwargs: Any) -> requests.Response:
+        """One authenticated Graph request; a status outside `ok` raises the translated error.
+
+        A 401 is retried once with a fresh token (the cached one may be expired or revoked).
+        """
+        url = self.url(path_or_url)
+        for attempt in (1, 2):
+            token = self.tokens.get_token()
+            headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
+            try:
+                resp = self.session().request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            except requests.RequestException as exc:
+                raise translate(exc, what=what or f"{method} {self.redact(url)}") from exc
+            if resp.status_code in ok:
+                return resp
+            err = translate(resp, what=what)
+            if isinstance(err, PermissionDeniedError) and err.status == 401 and attempt == 1:
+                self.tokens.invalidate(token)
+                kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
+                continue
+            if isinstance(err, PermissionDeniedError) and err.status == 401:
+                err = PermissionDeniedError(f"{err}; {self.login_hint}", status=401, code=err.code)
+            raise err
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def redact(url: str) -> str:
+        return url.split("?", 1)[0]
+
+    def retried(self, fn: Callable[[], Any], what: str) -> Any:
+        return call_with_retry(fn, self.policy, what)
+
+    def get_json(self, path_or_url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """GET a JSON object, retrying transient failures."""
+        def once() -> dict[str, Any]:
+            data = self.request("GET", path_or_url, params=params).json()
+            if not isinstance(data, dict):
+                raise PermanentError(f"GET {self.redact(path_or_url)}: expected a JSON object")
+            return data
+        result: dict[str, Any] = self.retried(once, f"GET {self.redact(path_or_url)}")
+        return result
+
+    # --- addressing ---------------------------------------------------------------------------------
+
+    def item_url(self, drive_path: str) -> str:
+        """URL of the item at `drive_path` (relative to the drive root, already OneDrive-encoded)."""
+        if not drive_path:
+            return f"{self.drive_base}/root"
+        return f"{self.drive_base}/root:/{path_segments(drive_path)}:"
+
+    def id_url(self, item_id: str) -> str:
+        return f"{self.drive_base}/items/{quote(item_id, safe='')}"
+
+    # --- listing ------------------------------------------------------------------------------------
+
+    def pages(self, path_or_url: str, params: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every object of a collection, page by page (nextLink followed verbatim, without our params)."""
+        url: str | None = path_or_url
+        while url:
+            page = self.get_json(url, params)
+            params = None  # the nextLink already carries $top/$select/$skiptoken
+            yield from (v for v in page.get("value", []) if isinstance(v, dict))
+            url = page.get("@odata.nextLink")
+
+    def children(self, item_id: str) -> Iterator[dict[str, Any]]:
+        return self.pages(self.id_url(item_id) + "/children", {"$top": str(PAGE_SIZE), "$select": ITEM_FIELDS})
+
+    def delta(self, link: str | None) -> tuple[list[dict[str, Any]], str]:
+        """All changes since `link` (None: everything from the drive root) and the next deltaLink.
+
+        On 410 resyncRequired we start again from the server's `Location` (a full enumeration).
+        """
+        url = link or f"{self.drive_base}/root/delta"
+        for _ in range(3):
+            items: list[dict[str, Any]] = []
+            try:
+                next_url: str | None = url
+                while next_url:
+                    page = self.get_json(next_url)
+                    items.extend(v for v in page.get("value", []) if isinstance(v, dict))
+                    next_url = page.get("@odata.nextLink")
+                    if not next_url:
+                        return items, str(page.get("@odata.deltaLink") or url)
+            except ResyncRequiredError as exc:
+                log.info("OneDrive delta token expired; enumerating again")
+                url = exc.location or f"{self.drive_base}/root/delta"
+        raise TransientError("OneDrive delta kept asking for a resync")
+
+    # --- download -----------------------------------------------------------------------------------
+
+    def download_location(self, item_id: str) -> str:
+        """The pre-authenticated download URL of a file (GET /content -> 302 Location)."""
+        def once() -> str:
+            resp = self.request("GET", self.id_url(item_id) + "/content", ok=(301, 302, 303, 307),
+                                allow_redirects=False, what=f"GET content of {item_id}")
+            resp.close()
+            return urljoin(resp.url, resp.headers["Location"])
+        location: str = self.retried(once, f"download {item_id}")
+        return location
+
+    def download(self, item_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes [start, end) of a file, resuming after broken streams and expired download URLs."""
+        pos, url, fresh, attempt = start, "", False, 1
+        while end is None or pos < end:
+            if not url:
+                url, fresh = self.download_location(item_id), True
+            try:
+                for block in self._ranged(url, pos, end, fresh):
+                    pos += len(block)
+                    yield block
+                return
+            except _ExpiredUrl:
+                log.info("download URL of %s expired; asking for a new one", item_id)
+                url = ""
+            except TransientError as exc:
+                if attempt >= self.policy.max_attempts:
+                    raise
+                time.sleep(self.policy.delay_s(attempt, exc))
+                attempt += 1
+                fresh = False
+
+    def _ranged(self, url: str, pos: int, end: int | None, fresh: bool) -> Iterator[bytes]:
+        what = "GET download URL"
+        headers = {"Range": f"bytes={pos}-{'' if end is None else end - 1}"} if pos or end is not None else {}
+        try:
+            resp = self.session().get(url, headers=headers, stream=True, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise translate(exc, what=what) from exc
+        try:
+            skip, expect = self._check_range(resp, pos, end, fresh, what)
+            got = 0
+            for block in resp.iter_content(READ_BLOCK):
+                if skip:  # 200 to a ranged request: drop the bytes before `pos`
+                    cut = min(skip, len(block))
+                    block, skip = block[cut:], skip - cut
+                if expect is not None:
+                    block = block[: expect - got]
+                if block:
+                    got += len(block)
+                    yield block
+                if expect is not None and got >= expect:
+                    return
+            if expect is not None and got < expect:
+                raise TransientError(f"{what}: body ended after {got} of {expect} bytes")
+        except requests.RequestException as exc:
+            raise translate(exc, what=what) from exc
+        finally:
+            resp.close()
+
+    def _check_range(self, resp: requests.Response, pos: int, end: int | None, fresh: bool,
+                     what: str) -> tuple[int, int | None]:
+        """(bytes to skip, bytes to deliver or None for "until EOF") for a download response."""
+        status = resp.status_code
+        if status == 206:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != pos:
+                raise TransientError(f"{what}: 206 without a Content-Range starting at {pos}")
+            return 0, int(m.group(2)) - pos + 1
+        if status == 200:
+            length = resp.headers.get("Content-Length")
+            total = int(length) - pos if length is not None else None
+            want = None if end is None else end - pos
+            expect = want if total is None else (total if want is None else min(want, total))
+            return pos, expect
+        if status == 416 and pos > 0:
+            return 0, 0  # at or past EOF: nothing left to read
+        err = translate(resp, what=what)
+        if status in (401, 403, 404, 410) and not fresh:
+            raise _ExpiredUrl()
+        raise err
+
+
+class _ExpiredUrl(Exception):
+    """The pre-authenticated download URL stopped working; ask /content for a new one."""

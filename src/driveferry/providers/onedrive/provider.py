@@ -1,0 +1,251 @@
+"""OneDrive for Business (Microsoft Graph v1.0) as a driveferry Provider.
+
+Normalisation at the edge (design habit 4): sizes are ints (None for folders, whose Graph `size` is the
+total of their descendants), `modified` is fileSystemInfo.lastModifiedDateTime in UTC (the client-side
+time that survives uploads), hashes are {QUICKXOR: lowercase hex} and absent for zero-byte files and
+whenever Graph has not computed one yet, names are decoded (names.py), paths are relative to the
+configured root folder. OneNote notebooks (`package` facet) are reported as Kind.PACKAGE, never dropped.
+
+Addressing: a delegated sign-in uses /me/drive; app-only tokens cannot, so `drive_id` (/drives/{id}) or
+`user` (/users/{upn}/drive) is required with client credentials.
+"""
+
+from __future__ import annotations
+
+import builtins
+import posixpath
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from driveferry.errors import AlreadyExistsError, NotFoundError, UnsupportedError, UserError
+from driveferry.integrity.hashes import HashType, from_wire
+from driveferry.providers.base import Entry, Features, Kind, UploadMeta
+from driveferry.providers.onedrive import names
+from driveferry.providers.onedrive.api import GRAPH_ROOT, ITEM_FIELDS, GraphClient
+from driveferry.providers.onedrive.auth import MsalTokens, TokenSource, token_source
+from driveferry.providers.onedrive.upload import (
+    CHUNK_MULTIPLE,
+    MAX_CHUNK,
+    GraphUploadSession,
+    UploadToken,
+    create_session,
+    graph_time,
+)
+from driveferry.providers.retrying import RetryPolicy
+
+
+def parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+class OneDriveProvider:
+    """A OneDrive for Business drive (or a folder in it) through Graph. Thread-safe."""
+
+    hash_types = frozenset({HashType.QUICKXOR})
+
+    def __init__(self, client: GraphClient, *, root: str = "", name: str = "onedrive") -> None:
+        """`root`: plain folder path inside the drive that this provider treats as its root ("" = drive root)."""
+        self.name = name
+        self.client = client
+        self._root = root.strip("/")
+        self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=False,
+                                 mod_time=self, delta=self, case_insensitive=True,
+                                 illegal_name_chars="/")  # everything else is mapped reversibly (names.py)
+
+    # --- normalisation ------------------------------------------------------------------------------
+
+    def _drive_path(self, path: str) -> str:
+        """Encoded path relative to the drive root for a plain provider path."""
+        return names.encode_path(_join(self._root, path.strip("/")))
+
+    def entry(self, item: Mapping[str, Any], path: str) -> Entry:
+        """An Entry for a driveItem at plain provider path `path`."""
+        if "package" in item:
+            kind = Kind.PACKAGE
+        elif "folder" in item or "root" in item:
+            kind = Kind.FOLDER
+        else:
+            kind = Kind.FILE
+        file = item.get("file") or {}
+        size = int(item["size"]) if kind is not Kind.FOLDER and item.get("size") is not None else None
+        hashes: dict[HashType, str] = {}
+        qxh = (file.get("hashes") or {}).get("quickXorHash")
+        if kind is Kind.FILE and size and qxh:
+            hashes[HashType.QUICKXOR] = from_wire(HashType.QUICKXOR, str(qxh))
+        props: dict[str, str] = {}
+        if kind is Kind.PACKAGE:
+            props["package_type"] = str((item.get("package") or {}).get("type", ""))
+        if "deleted" in item:
+            props["deleted"] = "true"
+        fsi = item.get("fileSystemInfo") or {}
+        return Entry(id=str(item["id"]), path=path, name=posixpath.basename(path), kind=kind, size=size,
+                     modified=parse_time(fsi.get("lastModifiedDateTime") or item.get("lastModifiedDateTime")),
+                     mime_type=file.get("mimeType"), hashes=hashes, properties=props,
+                     parent_id=(item.get("parentReference") or {}).get("id"))
+
+    # --- the core -----------------------------------------------------------------------------------
+
+    def root(self) -> Entry:
+        return self.stat("")
+
+    def stat(self, path: str) -> Entry:
+        path = path.strip("/")
+        item = self.client.get_json(self.client.item_url(self._drive_path(path)), {"$select": ITEM_FIELDS})
+        # Keep the caller's folder part but the server's spelling of the name (case-insensitive drive).
+        name = names.decode(str(item.get("name", ""))) if path else ""
+        return self.entry(item, _join(posixpath.dirname(path), name) if path else "")
+
+    def find(self, path: str) -> Entry | None:
+        try:
+            return self.stat(path)
+        except NotFoundError:
+            return None
+
+    def list(self, folder: Entry) -> Iterator[Entry]:
+        for item in self.client.children(folder.id):
+            yield self.entry(item, _join(folder.path, names.decode(str(item.get("name", "")))))
+
+    def open_range(self, entry: Entry, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        if entry.kind is not Kind.FILE:
+            raise UnsupportedError(f"{entry.path}: a OneDrive {entry.kind.value} has no bytes to download",
+                                   code=entry.kind.value)
+        if entry.size is not None:
+            end = entry.size if end is None else min(end, entry.size)
+        if end is not None and start >= end:
+            return iter(())
+        return self.client.download(entry.id, start, end)
+
+    def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> GraphUploadSession:
+        path = _join(parent.path, name)
+        token = create_session(self.client, parent.id, names.encode(name), path, size,
+                               replace=meta.replace, modified=meta.modified)
+        return GraphUploadSession(self.client, token, self.entry, self.find)
+
+    def resume_upload(self, token: str) -> GraphUploadSession:
+        return GraphUploadSession(self.client, UploadToken.loads(token), self.entry, self.find)
+
+    def mkdir(self, parent: Entry, name: str) -> Entry:
+        body = {"name": names.encode(name), "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
+        path = _join(parent.path, name)
+        try:
+            item = self.client.retried(lambda: self.client.request(
+                "POST", self.client.id_url(parent.id) + "/children", json=body, ok=(200, 201),
+                what=f"create folder {path}").json(), f"mkdir {path}")
+        except AlreadyExistsError:
+            existing = self.stat(path)  # also covers a retry whose first attempt had succeeded
+            if existing.kind is not Kind.FOLDER:
+                raise
+            return existing
+        return self.entry(item, path)
+
+    def delete(self, entry: Entry) -> None:
+        self.client.retried(lambda: self.client.request("DELETE", self.client.id_url(entry.id), ok=(200, 204),
+                                                        what=f"delete {entry.path}"), f"delete {entry.path}")
+
+    # --- optional capabilities ----------------------------------------------------------------------
+
+    def set_modified(self, entry: Entry, modified: datetime) -> Entry:
+        """ModTimeSetter: PATCH fileSystemInfo.lastModifiedDateTime (the time OneDrive shows)."""
+        body = {"fileSystemInfo": {"lastModifiedDateTime": graph_time(modified)}}
+        item = self.client.retried(lambda: self.client.request(
+            "PATCH", self.client.id_url(entry.id), json=body, what=f"set time of {entry.path}").json(),
+            f"set time {entry.path}")
+        return self.entry(item, entry.path)
+
+    def delta(self, cursor: str | None) -> tuple[builtins.list[Entry], str]:
+        """DeltaLister: changes under the root since `cursor` (None: everything), latest state per item.
+
+        Delta runs from the drive root (efficient on Business only there) and omits parent paths, so paths
+        come from the parents seen in the same answer, else one lookup per unknown parent. Deleted items
+        carry properties["deleted"] == "true" and path "" when Graph no longer names them.
+        """
+        items, link = self.client.delta(cursor)
+        latest = {str(i["id"]): i for i in items if "id" in i}  # the last occurrence wins
+        paths: dict[str, str | None] = {}
+        prefix = names.encode_path(self._root)
+        out: builtins.list[Entry] = []
+        for item in latest.values():
+            drive_path = self._delta_path(item, latest, paths)
+            if drive_path is None and "deleted" in item:
+                out.append(self.entry(item, ""))
+                continue
+            if drive_path is None or drive_path == prefix or (prefix and not drive_path.startswith(prefix + "/")):
+                continue  # the root itself, or outside our root folder
+            rel = drive_path[len(prefix) + 1:] if prefix else drive_path
+            out.append(self.entry(item, names.decode_path(rel)))
+        return out, link
+
+    def _delta_path(self, item: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]],
+                    paths: dict[str, str | None]) -> str | None:
+        """The encoded drive path of a delta item, or None when it cannot be known (deleted, orphan)."""
+        item_id = str(item["id"])
+        if item_id in paths:
+            return paths[item_id]
+        paths[item_id] = None  # guards against parent cycles in malformed answers
+        result: str | None = None
+        parent = item.get("parentReference") or {}
+        if "root" in item:
+            result = ""
+        elif item.get("name") is not None and "deleted" not in item:
+            if isinstance(parent.get("path"), str) and "root:" in parent["path"]:
+                base: str | None = unquote(parent["path"].split("root:", 1)[1]).strip("/")
+            elif parent.get("id") in latest:
+                base = self._delta_path(latest[parent["id"]], latest, paths)
+            elif parent.get("id"):
+                base = self._lookup_path(str(parent["id"]), paths)
+            else:
+                base = None
+            result = None if base is None else _join(base, str(item["name"]))
+        paths[item_id] = result
+        return result
+
+    def _lookup_path(self, item_id: str, paths: dict[str, str | None]) -> str | None:
+        if item_id not in paths:
+            try:
+                item = self.client.get_json(self.client.id_url(item_id), {"$select": "id,name,root,parentReference"})
+            except NotFoundError:
+                paths[item_id] = None
+                return None
+            parent = (item.get("parentReference") or {}).get("path")
+            if "root" in item:
+                paths[item_id] = ""
+            elif isinstance(parent, str) and "root:" in parent:
+                paths[item_id] = _join(unquote(parent.split("root:", 1)[1]).strip("/"), str(item["name"]))
+            else:
+                paths[item_id] = None
+        return paths[item_id]
+
+
+def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path) -> OneDriveProvider:
+    """Build the provider from a `[remotes.NAME]` section (keys in the module docs of auth.py and here).
+
+    Drive keys: `drive_id` or `user` (UPN; app-only sign-in needs one of them), `root` (folder path),
+    `api_root` (default: `endpoint` + "/v1.0" when `endpoint` is set, else Graph), `ca_file`,
+    `max_attempts` (retries of reads).
+    """
+    tokens: TokenSource = token_source(section, name=name, state_dir=Path(state_dir))
+    drive_id, user = section.get("drive_id"), section.get("user")
+    if drive_id:
+        base = f"/drives/{quote(str(drive_id), safe='!')}"
+    elif user:
+        base = f"/users/{quote(str(user), safe='@')}/drive"
+    elif isinstance(tokens, MsalTokens) and not tokens.settings.device_code:
+        raise UserError(f"remote {name!r}: app-only sign-in cannot use /me; set `drive_id` or `user`")
+    else:
+        base = "/me/drive"
+    endpoint = section.get("endpoint")
+    api_root = str(section.get("api_root") or (f"{str(endpoint).rstrip('/')}/v1.0" if endpoint else GRAPH_ROOT))
+    policy = RetryPolicy(max_attempts=int(section.get("max_attempts", RetryPolicy.max_attempts)))
+    ca = section.get("ca_file")
+    client = GraphClient(api_root, base, tokens, ca_file=str(ca) if ca else None, policy=policy,
+                         login_hint=f"run `driveferry auth login {name}`")
+    return OneDriveProvider(client, root=str(section.get("root") or ""), name=name)
