@@ -1,0 +1,143 @@
+"""Connecting to the journal's database: URL rules, per-database settings, transactions, error wrapping.
+
+A plain path is an SQLite file (parent directories created), in WAL mode with a busy timeout, and every
+write transaction starts with BEGIN IMMEDIATE so that concurrent writers queue on the busy timeout
+instead of failing when a read lock cannot be upgraded. `postgresql://` URLs use the psycopg 3 driver.
+Every database error leaves this package as a one-line JournalError, never as a raw traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from driveferry.errors import JournalError, UserError
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+BUSY_TIMEOUT_S = 30.0  # how long an SQLite writer waits for another (a claim or checkpoint is ms)
+
+
+def to_url(url_or_path: str) -> sa.URL:
+    """The SQLAlchemy URL for a journal location. Raises UserError for an unsupported scheme."""
+    if not _URL_RE.match(url_or_path):
+        path = Path(url_or_path).expanduser().absolute()
+        return sa.URL.create("sqlite", database=str(path))
+    try:
+        url = sa.make_url(url_or_path)
+    except exc.ArgumentError as e:
+        raise UserError(f"cannot parse journal URL: {e}; use a file path, sqlite:///PATH or "
+                        "postgresql://USER@HOST/DB") from None
+    backend = url.get_backend_name()
+    if backend == "postgres":  # libpq accepts this alias; SQLAlchemy does not
+        backend = "postgresql"
+    if backend == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite")
+    raise UserError(f"unsupported journal URL scheme {url.drivername!r}: use a file path, "
+                    "sqlite:///PATH or postgresql://USER@HOST/DB")
+
+
+def safe_label(url: sa.URL) -> str:
+    """The location for messages: the file path, or the URL without its password."""
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
+
+
+def _reason(error: BaseException) -> str:
+    """One line naming what the database said, with the fix where there is a known one."""
+    orig = getattr(error, "orig", None) or error
+    text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    lowered = text.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        return f"the file is not a driveferry journal or is corrupt ({text}): restore it or use another --journal"
+    if "database is locked" in lowered:
+        return (f"{text} after {BUSY_TIMEOUT_S:.0f} s: another process holds the journal; "
+                "try again, or use PostgreSQL for many workers")
+    if "unable to open" in lowered or "readonly" in lowered:
+        return f"{text}: check that the path exists and is writable"
+    if isinstance(error, exc.OperationalError):
+        return f"{text}: check that the server is running and the URL is right"
+    return f"{type(orig).__name__}: {text}"
+
+
+class Database:
+    """An engine plus the transaction discipline of the journal. Safe to share between threads."""
+
+    def __init__(self, url: sa.URL, pool_size: int = 10) -> None:
+        self.url = url
+        self.label = safe_label(url)
+        self.dialect = url.get_backend_name()
+        if self.dialect == "sqlite" and url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 2 * pool_size}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+        else:
+            # Relay VMs lose their network now and then: test pooled connections before use.
+            kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        self.engine: Engine = sa.create_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        # Reads take a deferred transaction on SQLite (WAL readers never block the writer).
+        self._reader = self.engine.execution_options(journal_read=True)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on normal exit, rolled back on any exception.
+
+        Raises JournalError for any database error; other exceptions pass through unchanged.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except exc.SQLAlchemyError as e:
+            raise JournalError(f"journal {self.label}: {_reason(e)}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot). Raises JournalError for database errors."""
+        try:
+            with self._reader.connect() as conn, conn.begin():
+                yield conn
+        except exc.SQLAlchemyError as e:
+            raise JournalError(f"journal {self.label}: {_reason(e)}") from e
+
+    def insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT for `table`, which has on_conflict_do_nothing / on_conflict_do_update."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit BEGIN is always deferred).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # A relay VM that dies is a power cut, not a process crash: make every commit durable.
+        cursor.execute("PRAGMA synchronous=FULL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    read_only = conn.get_execution_options().get("journal_read", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

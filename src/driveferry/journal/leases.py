@@ -1,0 +1,185 @@
+"""Work distribution: claiming items under a lease, checkpointing in-flight uploads, finishing items.
+
+A worker claims pending items (or in-progress items whose lease expired: their worker died) and holds
+each under a lease it renews while it works. Only the lease holder may checkpoint, fail or mark an item;
+anyone else gets LeaseLostError. The upload session token, committed offset and hash state survive a lost
+lease, so the next worker resumes mid-file. Lease times use the workers' clocks: keep relay VMs on NTP
+and leases far longer than any clock skew (minutes, not seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from driveferry.journal import schema as t
+from driveferry.journal.convert import StoreBase, dump_json, to_item
+from driveferry.journal.records import FINAL_STATES, ItemRecord, ItemState
+
+_NO_SESSION: dict[str, Any] = {"session_token": None, "committed_offset": None, "hash_state": None,
+                               "session_started_at": None}
+_NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+
+
+class LeaseOps(StoreBase):
+    def claim(self, job_id: int, worker_id: str, lease_s: float, limit: int = 1, *,
+              kinds: Collection[str] | None = None) -> list[ItemRecord]:
+        """Lease up to `limit` items of the job to `worker_id` for `lease_s` seconds, lowest id first.
+
+        Candidates are pending items and in-progress items whose lease has expired; their session
+        token, committed offset and hash state are kept for resuming. `kinds` restricts the item kinds
+        (e.g. {"folder"} to create folders first). Concurrent claimers never get the same item:
+        PostgreSQL skips rows another transaction has locked (FOR UPDATE SKIP LOCKED), SQLite runs the
+        whole claim under BEGIN IMMEDIATE. Returns the claimed items (empty when there is nothing to do).
+        Raises JournalError.
+        """
+        if limit < 1:
+            return []
+        now = self._now()
+        c = t.items.c
+        cond = sa.and_(c.job_id == job_id, sa.or_(
+            c.state == ItemState.PENDING.value,
+            sa.and_(c.state == ItemState.IN_PROGRESS.value, c.lease_expires_at < now)))
+        if kinds is not None:
+            cond = sa.and_(cond, c.kind.in_(list(kinds)))
+        with self._db.write() as conn:
+            ids = list(conn.scalars(sa.select(c.id).where(cond).order_by(c.id).limit(limit)
+                                    .with_for_update(skip_locked=True)))
+            if not ids:
+                return []
+            conn.execute(sa.update(t.items).where(c.id.in_(ids)).values(
+                state=ItemState.IN_PROGRESS.value, lease_owner=worker_id,
+                lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now))
+            rows = conn.execute(sa.select(t.items).where(c.id.in_(ids)).order_by(c.id)).all()
+        return [to_item(r) for r in rows]
+
+    def renew(self, worker_id: str, item_ids: Collection[int], lease_s: float) -> frozenset[int]:
+        """Extend the leases `worker_id` still holds among `item_ids` to now + `lease_s` seconds.
+
+        Returns the ids renewed; an id missing from the result was lost (stop working on it).
+        Raises JournalError.
+        """
+        if not item_ids:
+            return frozenset()
+        now = self._now()
+        c = t.items.c
+        mine = sa.and_(c.id.in_(list(item_ids)), c.lease_owner == worker_id,
+                       c.state == ItemState.IN_PROGRESS.value)
+        with self._db.write() as conn:
+            conn.execute(sa.update(t.items).where(mine).values(
+                lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now))
+            return frozenset(conn.scalars(sa.select(c.id).where(mine)))
+
+    def checkpoint(self, item_id: int, worker_id: str, session_token: str | None, committed_offset: int,
+                   hash_state: Mapping[str, Any] | None = None) -> None:
+        """Record an in-flight upload: its session token, the offset the destination has committed and
+        the hash state at that offset. `session_started_at` is set when the token changes; a None
+        token with offset 0 forgets a lost session. `bytes_done` follows the committed offset.
+
+        Raises LeaseLostError when `worker_id` no longer holds the lease (nothing is written),
+        JournalError for a missing item or a database error.
+        """
+        now = self._now()
+        with self._db.write() as conn:
+            row = self._lock_item(conn, item_id)
+            self._require_lease(row, worker_id)
+            values: dict[str, Any] = {"session_token": session_token, "committed_offset": committed_offset,
+                                      "hash_state": dump_json(hash_state), "bytes_done": committed_offset,
+                                      "updated_at": now}
+            if session_token != row.session_token:
+                values["session_started_at"] = now if session_token is not None else None
+            conn.execute(sa.update(t.items).where(t.items.c.id == item_id).values(**values))
+
+    def complete(self, item_id: int, dest_id: str, dest_hashes: Mapping[str, str], size_bytes: int) -> None:
+        """Mark the item done with its destination id and the hashes the destination reported.
+
+        Deliberately no lease check: the bytes are on the destination, and forgetting that would upload
+        them again. The session and lease are cleared, so a worker still holding a stale lease on the
+        item gets LeaseLostError at its next checkpoint. Raises JournalError (also for a missing item).
+        """
+        now = self._now()
+        with self._db.write() as conn:
+            self._lock_item(conn, item_id)
+            conn.execute(sa.update(t.items).where(t.items.c.id == item_id).values(
+                state=ItemState.DONE.value, reason=None, dest_id=dest_id, dest_hashes=dump_json(dest_hashes),
+                bytes_done=size_bytes, updated_at=now, **_NO_SESSION, **_NO_LEASE))
+
+    def fail(self, item_id: int, kind: str, message: str, *, retryable: bool, expected: str | None = None,
+             actual: str | None = None, worker_id: str | None = None, run_id: str | None = None,
+             max_attempts: int = 5, reset_session: bool = False) -> ItemState:
+        """Record a failed attempt (always kept in item_errors with its evidence) and release the item.
+
+        A retryable failure returns the item to pending with attempts + 1, or makes it failed once
+        `max_attempts` attempts have failed; a permanent one makes it failed at once. The upload
+        session is kept for the retry unless `reset_session` (e.g. after an integrity failure the
+        session was aborted) or the item failed for good. With `worker_id`, the state only changes if
+        that worker holds the lease. Returns the item's new state.
+
+        Raises LeaseLostError (after recording the error) when `worker_id` lost the lease, JournalError.
+        """
+        now = self._now()
+        with self._db.write() as conn:
+            row = self._lock_item(conn, item_id)
+            conn.execute(sa.insert(t.item_errors).values(
+                item_id=item_id, run_id=run_id, at=now, kind=kind, message=message,
+                expected=expected, actual=actual))
+            lost = worker_id is not None and (row.state != ItemState.IN_PROGRESS.value
+                                              or row.lease_owner != worker_id)
+            state = ItemState(row.state)
+            if not lost:
+                attempts = row.attempts + 1
+                state = ItemState.PENDING if retryable and attempts < max_attempts else ItemState.FAILED
+                values: dict[str, Any] = {"state": state.value, "reason": f"{kind}: {message}",
+                                          "attempts": attempts, "updated_at": now, **_NO_LEASE}
+                if reset_session or state is ItemState.FAILED:
+                    values.update(_NO_SESSION, bytes_done=0)
+                conn.execute(sa.update(t.items).where(t.items.c.id == item_id).values(**values))
+        if lost:
+            # Outside the transaction so that the error row is committed as evidence.
+            self._require_lease(row, worker_id or "")
+        return state
+
+    def mark(self, item_id: int, state: ItemState, reason: str, *, worker_id: str | None = None) -> None:
+        """Set an item skipped or unsupported, with the reason shown by status and verify.
+
+        Raises ValueError for any other state, LeaseLostError when `worker_id` is given and does not
+        hold the lease, JournalError.
+        """
+        if state not in (ItemState.SKIPPED, ItemState.UNSUPPORTED):
+            raise ValueError(f"mark() sets skipped or unsupported, not {state}")
+        now = self._now()
+        with self._db.write() as conn:
+            row = self._lock_item(conn, item_id)
+            if worker_id is not None:
+                self._require_lease(row, worker_id)
+            conn.execute(sa.update(t.items).where(t.items.c.id == item_id).values(
+                state=state.value, reason=reason, updated_at=now, **_NO_SESSION, **_NO_LEASE))
+
+    def release(self, worker_id: str) -> int:
+        """Return every item `worker_id` holds to pending (a clean stop), keeping their sessions so the
+        next run resumes mid-file. Returns how many items were released. Raises JournalError."""
+        c = t.items.c
+        with self._db.write() as conn:
+            result = conn.execute(sa.update(t.items)
+                                  .where(c.lease_owner == worker_id, c.state == ItemState.IN_PROGRESS.value)
+                                  .values(state=ItemState.PENDING.value, updated_at=self._now(), **_NO_LEASE))
+        return int(result.rowcount)
+
+    def requeue(self, job_id: int, states: Collection[ItemState] = (ItemState.FAILED,)) -> int:
+        """Give items in final `states` (failed by default) a fresh start: pending, attempts 0.
+
+        Returns how many items were requeued. Raises ValueError for a non-final state, JournalError.
+        """
+        bad = set(states) - FINAL_STATES
+        if bad:
+            raise ValueError(f"requeue() takes final states only, not {sorted(bad)}")
+        c = t.items.c
+        with self._db.write() as conn:
+            result = conn.execute(sa.update(t.items)
+                                  .where(c.job_id == job_id, c.state.in_([s.value for s in states]))
+                                  .values(state=ItemState.PENDING.value, attempts=0, reason=None,
+                                          updated_at=self._now(), **_NO_LEASE))
+        return int(result.rowcount)
