@@ -186,15 +186,15 @@ def test_round_trip_ranges_and_metadata(gd: GDriveProvider) -> None:
         gd.stat("up/big.bin")
 
 
-def test_partial_acceptance_is_completed_by_send(gd: GDriveProvider) -> None:
-    """A misaligned chunk makes Drive keep only whole 256 KiB units; send() pushes the tail itself."""
+def test_resent_chunks_are_idempotent(gd: GDriveProvider) -> None:
     data = _data(2 * CHUNK + 100, seed=2)
     session = gd.begin_upload(gd.root(), "p.bin", len(data), UploadMeta())
     assert session.send(0, data[:2 * CHUNK], False) is None
+    assert session.send(0, data[:2 * CHUNK], False) is None  # a re-send of held bytes changes nothing
     assert session.committed_offset == 2 * CHUNK == session.committed()
-    done = session.send(2 * CHUNK, data[2 * CHUNK:], True)
+    done = session.send(CHUNK, data[CHUNK:], True)  # overlaps what the server holds: only the tail goes
     assert done is not None and session.result() == done and _read(gd, done) == data
-    assert session.send(len(data), b"", True) == done  # idempotent after completion
+    assert session.send(len(data), b"", True) == done  # asking again after completion
 
 
 _CHILD = """
@@ -255,7 +255,7 @@ def test_daily_cap_raises_quota_and_is_not_retried(own_emu: Emulator, tmp_path: 
     root = gd.root()
     ctl = _control(own_emu)
     ctl.put(f"{own_emu.base_url}/_emulator/drive/limits", json={"daily_upload_bytes": CHUNK}).raise_for_status()
-    upload(gd, root, "first.bin", _data(CHUNK + 1))  # the request that crosses the cap passes
+    upload(gd, root, "first.bin", _data(CHUNK + 1), chunk=2 * CHUNK)  # the request crossing the cap passes
     ctl.post(f"{own_emu.base_url}/_emulator/counters/reset")
     with pytest.raises(QuotaExceededError) as info:
         upload(gd, root, "second.bin", _data(2 * CHUNK))

@@ -22,10 +22,12 @@ from driveferry.errors import (
     UnsupportedError,
     UploadSessionLostError,
 )
+from driveferry.providers.base import Entry, Kind
 from driveferry.providers.gdrive import auth
 from driveferry.providers.gdrive.errors import THROTTLE_HINT_S, translate
 from driveferry.providers.gdrive.upload import (
     CHUNK_MULTIPLE,
+    GDriveUploadSession,
     SessionToken,
     chunk_call,
     parse_reply,
@@ -146,3 +148,62 @@ def test_credentials_from_section(tmp_path: Path) -> None:
     assert creds.refresh_token == "r" and creds.token_uri == "https://emu/token"  # type: ignore[attr-defined]
     static = auth.load_credentials({"access_token": "tok"}, name="g", state_dir=None)
     assert static.token == "tok"
+
+
+class _ScriptedApi:
+    """Stands in for DriveApi.raw with scripted replies, recording each request (sans-I/O test)."""
+
+    def __init__(self, replies: list[tuple[int, dict[str, str], bytes] | Exception]) -> None:
+        self.replies = replies
+        self.calls: list[tuple[str, dict[str, str], int]] = []
+
+    def raw(self, method: str, uri: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
+            what: str) -> tuple[httplib2.Response, bytes]:
+        self.calls.append((method, dict(headers or {}), len(body)))
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        status, hdrs, content = reply
+        return _resp(status, **hdrs), content
+
+
+def _session(api: _ScriptedApi, size: int) -> GDriveUploadSession:
+    tok = SessionToken(uri="https://h/u?upload_id=1", size=size, parent="p", name="n", parent_path="d")
+    return GDriveUploadSession(api, tok, lambda raw, parent: Entry(id=raw["id"], path=f"{parent}/n", name="n",
+                                                                     kind=Kind.FILE))  # type: ignore[arg-type]
+
+
+def test_send_resends_the_tail_the_server_did_not_keep() -> None:
+    size = 4 * CHUNK_MULTIPLE
+    api = _ScriptedApi([(308, {"range": f"bytes=0-{CHUNK_MULTIPLE - 1}"}, b""),  # kept 1 of 3 units
+                        (308, {"range": f"bytes=0-{3 * CHUNK_MULTIPLE - 1}"}, b""),
+                        (200, {}, b'{"id": "f"}')])
+    s = _session(api, size)
+    assert s.send(0, b"x" * 3 * CHUNK_MULTIPLE, False) is None
+    assert s.committed_offset == 3 * CHUNK_MULTIPLE
+    assert api.calls[1][1]["content-range"] == f"bytes {CHUNK_MULTIPLE}-{3 * CHUNK_MULTIPLE - 1}/{size}"
+    done = s.send(3 * CHUNK_MULTIPLE, b"y" * CHUNK_MULTIPLE, True)
+    assert done is not None and done.path == "d/n" and s.result() is done
+
+
+def test_send_after_a_failure_asks_the_server_first() -> None:
+    size = 2 * CHUNK_MULTIPLE
+    api = _ScriptedApi([TransientError("connection reset"),
+                        (308, {"range": f"bytes=0-{CHUNK_MULTIPLE - 1}"}, b""),  # the status query
+                        (201, {}, b'{"id": "f"}')])
+    s = _session(api, size)
+    with pytest.raises(TransientError):
+        s.send(0, b"x" * CHUNK_MULTIPLE, False)
+    assert s.send(0, b"x" * CHUNK_MULTIPLE, False) is None  # the retry finds the bytes already there
+    assert api.calls[1][1]["content-range"] == f"bytes */{size}" and len(api.calls) == 2
+    assert s.send(CHUNK_MULTIPLE, b"y" * CHUNK_MULTIPLE, True) is not None
+
+
+def test_send_behind_the_server_is_transient_and_a_lost_session_is_reported() -> None:
+    size = 3 * CHUNK_MULTIPLE
+    api = _ScriptedApi([(308, {}, b""), (404, {}, b"")])
+    s = _session(api, size)
+    with pytest.raises(TransientError, match="fewer than the offset"):
+        s.send(CHUNK_MULTIPLE, b"x" * CHUNK_MULTIPLE, False)
+    with pytest.raises(UploadSessionLostError):
+        s.committed()
