@@ -11,7 +11,7 @@ Times are timezone-aware UTC. Hashes are lowercase hex keyed by HashType.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -97,6 +97,14 @@ class DeltaLister(Protocol):
         ...
 
 
+@runtime_checkable
+class ContentHasher(Protocol):
+    def hash_file(self, entry: Entry, kinds: Iterable[HashType]) -> dict[HashType, str]:
+        """Compute (not look up) the content hashes of a file, lowercase hex. For providers whose
+        `stat` reports no hashes because computing them needs a full read (the local filesystem)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Features:
     """Declared capabilities and facts of one provider.
@@ -105,7 +113,7 @@ class Features:
     max_chunk: largest chunk one request may carry.
     duplicate_names: whether one folder may hold two items of the same name (Drive: yes).
     daily_upload_cap_bytes: the remote's upload cap per user per rolling 24 h, if it has one.
-    properties/mod_time/delta: the optional capability objects, or None when absent.
+    properties/mod_time/delta/content_hasher: the optional capability objects, or None when absent.
     """
 
     chunk_multiple: int = 1
@@ -114,6 +122,7 @@ class Features:
     properties: PropertySetter | None = None
     mod_time: ModTimeSetter | None = None
     delta: DeltaLister | None = None
+    content_hasher: ContentHasher | None = None
     case_insensitive: bool = False
     illegal_name_chars: str = ""
     daily_upload_cap_bytes: int | None = None  # Drive: 750 GB per user per rolling 24 h
