@@ -1,0 +1,163 @@
+"""A persistent cache of local file hashes, so a re-run of verify re-reads only what changed.
+
+One SQLite file (default `~/.cache/driveferry/hashcache.sqlite3`, or `$XDG_CACHE_HOME/driveferry/...`;
+`DRIVEFERRY_HASH_CACHE` or the constructor's `path` override it). A row is valid for one state of one
+file: (device, inode, size, mtime_ns, ctime_ns). Any write changes mtime or ctime, and a rename keeps the
+inode, so a moved file stays cached. Rows are stored per (device, inode): a changed file replaces its row
+instead of piling up stale ones.
+
+Racy entries: a file written within the filesystem's timestamp granularity of being hashed could be
+rewritten again with identical size and times (git's "racy clean" problem; FAT/FUSE stamp in seconds).
+A row is trusted only if the file's mtime/ctime were at least `racy_window_s` older than the moment
+hashing began; otherwise the file is hashed again next time (and then cached for good).
+
+The cache only stores what we computed from local bytes; it never holds a remote's hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from driveferry.integrity.hashes import HashType
+
+__all__ = ["FileKey", "ZeroFacts", "HashCache", "default_cache_path", "DEFAULT_RACY_WINDOW_S"]
+
+DEFAULT_RACY_WINDOW_S = 2.0  # FAT and some FUSE mounts stamp mtimes with 2 s / 1 s resolution
+_COMMIT_EVERY = 512
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """The identity of one state of one local file."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True)
+class ZeroFacts:
+    """What a scan learned about zero bytes in a local file.
+
+    zero_tail_bytes: length of the run of 0x00 bytes that ends the file (the whole size if all-zero).
+    all_zero: size > 0 and every byte is 0x00 (an empty file is not "all zero").
+    hole_count/hole_bytes: sparse holes the filesystem reports (SEEK_HOLE), including a trailing one.
+    """
+
+    zero_tail_bytes: int = 0
+    all_zero: bool = False
+    hole_count: int = 0
+    hole_bytes: int = 0
+
+
+def default_cache_path() -> Path:
+    """`$DRIVEFERRY_HASH_CACHE`, else `$XDG_CACHE_HOME/driveferry/hashcache.sqlite3` (~/.cache by default)."""
+    explicit = os.environ.get("DRIVEFERRY_HASH_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "driveferry" / "hashcache.sqlite3"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+  device INTEGER NOT NULL, inode INTEGER NOT NULL,
+  size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+  recorded_ns INTEGER NOT NULL,
+  hashes TEXT NOT NULL,          -- JSON {hash type: lowercase hex}
+  zero_tail INTEGER NOT NULL, all_zero INTEGER NOT NULL, hole_count INTEGER NOT NULL,
+  hole_bytes INTEGER NOT NULL,
+  PRIMARY KEY (device, inode)
+)
+"""
+
+
+class HashCache:
+    """Thread-safe get/put of (hashes, zero facts) by FileKey. Use as a context manager or call close().
+
+    `get` returns None unless every requested hash type is stored for exactly this key and the entry is
+    not racy. `put` merges new hash types into an existing row for the same key. Writes are batched;
+    `commit()` flushes them (scan calls it at the end).
+    """
+
+    def __init__(self, path: Path | str | None = None, *, racy_window_s: float = DEFAULT_RACY_WINDOW_S) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.racy_window_ns = int(racy_window_s * 1e9)
+        # One connection shared under a lock: scan calls get/put from its coordinating thread only,
+        # but the lock keeps other callers honest. WAL lets two verify runs share the file.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._unsaved = 0
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+            self._db.execute("BEGIN")
+
+    def get(self, key: FileKey, kinds: Collection[HashType]) -> tuple[dict[HashType, str], ZeroFacts] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, mtime_ns, ctime_ns, recorded_ns, hashes, zero_tail, all_zero, hole_count,"
+                " hole_bytes FROM files WHERE device=? AND inode=?", (key.device, key.inode)).fetchone()
+        if row is None or (row[0], row[1], row[2]) != (key.size, key.mtime_ns, key.ctime_ns):
+            return None
+        if row[3] - max(key.mtime_ns, key.ctime_ns) < self.racy_window_ns:
+            return None
+        stored = {HashType(k): v for k, v in json.loads(row[4]).items()}
+        if any(k not in stored for k in kinds):
+            return None
+        return {k: stored[k] for k in kinds}, ZeroFacts(row[5], bool(row[6]), row[7], row[8])
+
+    def put(self, key: FileKey, hashes: Mapping[HashType, str], zeros: ZeroFacts, *, recorded_ns: int) -> None:
+        """Store hashes computed from bytes read at or after `recorded_ns` (time.time_ns())."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, mtime_ns, ctime_ns, hashes FROM files WHERE device=? AND inode=?",
+                (key.device, key.inode)).fetchone()
+            merged: dict[str, str] = {}
+            if row is not None and (row[0], row[1], row[2]) == (key.size, key.mtime_ns, key.ctime_ns):
+                merged.update(json.loads(row[3]))
+            merged.update({k.value: v for k, v in hashes.items()})
+            self._db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (key.device, key.inode, key.size, key.mtime_ns, key.ctime_ns, recorded_ns,
+                 json.dumps(merged, sort_keys=True), zeros.zero_tail_bytes, int(zeros.all_zero),
+                 zeros.hole_count, zeros.hole_bytes))
+            self._unsaved += 1
+            if self._unsaved >= _COMMIT_EVERY:
+                self._commit_locked()
+
+    def commit(self) -> None:
+        with self._lock:
+            self._commit_locked()
+
+    def _commit_locked(self) -> None:
+        self._db.execute("COMMIT")
+        self._db.execute("BEGIN")
+        self._unsaved = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.execute("COMMIT")
+            self._db.close()
+
+    def __enter__(self) -> HashCache:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,281 @@
+"""Scan a local tree: content hashes (in parallel, through the hash cache) and zero-content facts per file.
+
+`scan(root, kinds)` walks `root` (regular files only; symlinks are not followed), looks every file up in
+the `HashCache`, and hashes the rest on a bounded thread pool: hashlib, xxhash and quickxorhash release
+the GIL on large buffers, so threads scale across cores without processes. Each file is read once, in
+blocks, and the same pass measures its all-zero tail; sparse holes come from SEEK_DATA/SEEK_HOLE, which
+reads no data.
+
+`choose_hash(remote_hash_types)` picks the one hash a verify run computes: the remote's hash that is
+strongest and still fast on this CPU (SHA-256 over SHA-1/MD5 unless it is more than ~15% slower).
+
+Contract: `scan` never raises for one unreadable file; it returns a `LocalFile` with `error` set and no
+hashes, so the classifier reports it as unverifiable rather than skipping it (the checker reports every
+finding). It raises `UserError` when `root` is not a directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import stat as stat_mod
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from driveferry.errors import UnsupportedError, UserError
+from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.verify.cache import FileKey, HashCache, ZeroFacts
+
+__all__ = ["LocalFile", "ScanResult", "ZeroFacts", "choose_hash", "measure_hash_speeds", "scan",
+           "iter_tree", "zero_facts_of", "DEFAULT_BLOCK_SIZE"]
+
+DEFAULT_BLOCK_SIZE = 4 << 20
+# SHA-256 is chosen over a faster MD5/SHA-1 while it keeps at least this share of the fastest's speed.
+SHA256_TOLERANCE = 0.85
+_CRYPTO_ORDER = (HashType.SHA256, HashType.SHA1, HashType.MD5)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One local regular file as scanned.
+
+    path: POSIX path relative to the scan root. mtime: UTC. hashes: lowercase hex per requested type
+    (empty when `error` is set). cached: the hashes came from the cache, no bytes were read.
+    changed_during_scan: size or mtime moved while it was read, so its hashes describe no single state.
+    """
+
+    path: str
+    size: int
+    mtime: datetime
+    hashes: Mapping[HashType, str]
+    zeros: ZeroFacts
+    cached: bool = False
+    changed_during_scan: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    files: tuple[LocalFile, ...]
+    hashed_files: int  # files whose bytes were read this run
+    cached_files: int  # files answered from the cache
+    hashed_bytes: int
+    elapsed_s: float
+
+
+@functools.cache
+def measure_hash_speeds(sample_bytes: int = 8 << 20) -> Mapping[HashType, float]:
+    """Bytes per second of MD5, SHA-1 and SHA-256 on this CPU, measured once per process (best of 3)."""
+    buf = os.urandom(sample_bytes)
+    speeds: dict[HashType, float] = {}
+    for kind in _CRYPTO_ORDER:
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            MultiHasher([kind]).update(buf)
+            best = min(best, time.perf_counter() - t0)
+        speeds[kind] = sample_bytes / max(best, 1e-9)
+    return speeds
+
+
+def choose_hash(remote_hash_types: Iterable[HashType],
+                speeds: Mapping[HashType, float] | None = None) -> HashType:
+    """The hash to compute locally so it can be compared with what the remote reports.
+
+    Among the remote's cryptographic hashes: SHA-256 when its speed is within SHA256_TOLERANCE of the
+    fastest, else the fastest. quickXorHash only when the remote reports nothing stronger (OneDrive).
+    Raises UnsupportedError when the remote reports no content hash at all.
+    """
+    remote = frozenset(remote_hash_types)
+    usable = [k for k in _CRYPTO_ORDER if k in remote]
+    if not usable:
+        if HashType.QUICKXOR in remote:
+            return HashType.QUICKXOR
+        raise UnsupportedError("the remote reports no content hash; files can only be unverifiable")
+    if len(usable) == 1:
+        return usable[0]
+    rate = speeds if speeds is not None else measure_hash_speeds()
+    fastest = max(usable, key=lambda k: rate[k])
+    if HashType.SHA256 in usable and rate[HashType.SHA256] >= SHA256_TOLERANCE * rate[fastest]:
+        return HashType.SHA256
+    return fastest
+
+
+def iter_tree(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(relative POSIX path, entry) of every regular file under `root`, sorted per directory.
+
+    Symlinks are neither followed nor reported: a link's target is another file's business.
+    """
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in reversed(entries):
+            if e.is_dir(follow_symlinks=False):
+                stack.append((Path(e.path), f"{prefix}{e.name}/"))
+        for e in entries:
+            if e.is_file(follow_symlinks=False):
+                yield f"{prefix}{e.name}", e
+
+
+def _holes(fd: int, size: int) -> tuple[int, int]:
+    """(count, bytes) of sparse holes, from SEEK_DATA/SEEK_HOLE (no data read; (0, 0) if unsupported)."""
+    count = total = offset = 0
+    try:
+        while offset < size:
+            try:
+                data = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no data after offset, the rest is one hole
+                    raise
+                data = size
+            if data > offset:
+                count += 1
+                total += min(data, size) - offset
+            if data >= size:
+                break
+            offset = os.lseek(fd, data, os.SEEK_HOLE)
+    except (OSError, AttributeError):
+        return 0, 0  # filesystem without SEEK_HOLE: holes read as zeros and still count in the tail
+    return count, total
+
+
+def zero_facts_of(zero_tail_bytes: int, size: int, holes: tuple[int, int]) -> ZeroFacts:
+    return ZeroFacts(zero_tail_bytes=zero_tail_bytes, all_zero=size > 0 and zero_tail_bytes == size,
+                     hole_count=holes[0], hole_bytes=holes[1])
+
+
+_local = threading.local()
+
+
+def _buffer(block_size: int) -> bytearray:
+    # One reusable block per worker thread: no allocation per read.
+    buf: bytearray | None = getattr(_local, "buf", None)
+    if buf is None or len(buf) != block_size:
+        buf = bytearray(block_size)
+        _local.buf = buf
+    return buf
+
+
+def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
+               progress: Progress | None) -> tuple[dict[HashType, str], ZeroFacts, os.stat_result]:
+    """Hash one file in one pass and measure its zero tail. Returns (hashes, zero facts, stat after)."""
+    hasher = MultiHasher(kinds)
+    buf = _buffer(block_size)
+    view = memoryview(buf)
+    tail = size = 0
+    with open(abs_path, "rb", buffering=0) as f:
+        holes = _holes(f.fileno(), os.fstat(f.fileno()).st_size)
+        f.seek(0)
+        while n := f.readinto(buf):
+            chunk = view[:n]
+            hasher.update(chunk)  # type: ignore[arg-type]  # hashlib and xxhash take any buffer
+            size += n
+            if buf[n - 1]:
+                tail = 0  # common case for real data: O(1), no scan of the block
+            else:
+                stripped = len(bytes(chunk).rstrip(b"\0"))
+                tail = tail + n if stripped == 0 else n - stripped
+            if progress is not None:
+                progress(n)
+        after = os.fstat(f.fileno())
+    return hasher.hexdigests(), zero_facts_of(tail, size, holes), after
+
+
+def _utc(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def _key(st: os.stat_result) -> FileKey:
+    return FileKey(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | None = None,
+         workers: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+         progress: Progress | None = None, files: Iterable[str] | None = None) -> ScanResult:
+    """Hash every regular file under `root` (or only `files`, relative paths) with `kinds`.
+
+    Unchanged files (same device, inode, size, mtime_ns, ctime_ns) are answered from `cache`.
+    `progress(n)` is called with each block's byte count as it is read (serialised under a lock, so a
+    tqdm bar can be updated directly). Results are sorted by path.
+    """
+    top = Path(root)
+    if not top.is_dir():
+        raise UserError(f"not a directory: {top}")
+    kinds = frozenset(kinds)
+    workers = workers or min(32, os.cpu_count() or 1)
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(n)
+
+    started = time.perf_counter()
+    out: list[LocalFile] = []
+    hashed = cached = hashed_bytes = 0
+    todo = ((p, str(top / p)) for p in files) if files is not None else (
+        (p, e.path) for p, e in iter_tree(top))
+    pending: dict[Future[tuple[dict[HashType, str], ZeroFacts, os.stat_result]],
+                  tuple[str, os.stat_result, int]] = {}
+
+    def finish(fut: Future[tuple[dict[HashType, str], ZeroFacts, os.stat_result]]) -> None:
+        nonlocal hashed, hashed_bytes
+        rel, before, began_ns = pending.pop(fut)
+        try:
+            hashes, zeros, after = fut.result()
+        except OSError as exc:
+            out.append(_unreadable(rel, before, exc))
+            return
+        hashed += 1
+        hashed_bytes += after.st_size
+        changed = _key(after) != _key(before)
+        if cache is not None and not changed:
+            cache.put(_key(before), hashes, zeros, recorded_ns=began_ns)
+        out.append(LocalFile(rel, after.st_size, _utc(after.st_mtime_ns), hashes, zeros,
+                             changed_during_scan=changed))
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="df-scan") as pool:
+        for rel, abs_path in todo:
+            try:
+                st = os.stat(abs_path, follow_symlinks=False)
+            except OSError as exc:
+                out.append(LocalFile(rel, 0, _utc(0), {}, ZeroFacts(), error=str(exc)))
+                continue
+            if not stat_mod.S_ISREG(st.st_mode):
+                continue
+            hit = cache.get(_key(st), kinds) if cache is not None else None
+            if hit is not None:
+                cached += 1
+                report(st.st_size)
+                out.append(LocalFile(rel, st.st_size, _utc(st.st_mtime_ns), hit[0], hit[1], cached=True))
+                continue
+            began_ns = time.time_ns()
+            pending[pool.submit(_hash_file, abs_path, kinds, block_size, report)] = (rel, st, began_ns)
+            # Bounded in-flight window: memory stays O(workers), not O(files).
+            while len(pending) >= workers * 4:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    finish(fut)
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                finish(fut)
+    if cache is not None:
+        cache.commit()
+    out.sort(key=lambda f: f.path)
+    return ScanResult(tuple(out), hashed, cached, hashed_bytes, time.perf_counter() - started)
+
+
+def _unreadable(rel: str, st: os.stat_result, exc: OSError) -> LocalFile:
+    return LocalFile(rel, st.st_size, _utc(st.st_mtime_ns), {}, ZeroFacts(),
+                     error=f"{type(exc).__name__}: {exc.strerror or exc}")
