@@ -102,8 +102,8 @@ class GDriveProvider:
                     raise NotFoundError(f"{self.name}: root folder {self._root_path!r} does not exist")
                 top = found or self.mkdir(top, seg)
             self._root = Entry(id=top.id, path="", name="", kind=Kind.FOLDER)
-            with self._lock:
-                self._folders[""] = self._root
+            with self._lock:  # mkdir above cached paths relative to the drive, not to this root
+                self._folders = {"": self._root}
         return self._root
 
     def _find(self, parent: Entry, name: str, folders_only: bool = False) -> Entry | None:
@@ -135,7 +135,11 @@ class GDriveProvider:
         try:
             return self._resolve(path, use_cache=True)
         except NotFoundError:
-            with self._lock:  # a cached folder may have been moved or deleted elsewhere: look again
+            parent = posixpath.dirname(path)
+            with self._lock:
+                if not parent or parent not in self._folders:
+                    raise
+                # a cached folder may have been moved or deleted elsewhere: forget them all, look again
                 self._folders = {k: v for k, v in self._folders.items() if k == ""}
             return self._resolve(path, use_cache=False)
 
