@@ -132,6 +132,14 @@ class Route:
     handler: Handler
     errors: ErrorFactory  # the API's error body shape, used for faults and unexpected errors
     auth: bool = True
+    query: dict[str, str | None] | None = None  # required query parameters (None value: any value)
+
+    def wants(self, query: dict[str, list[str]] | None) -> bool:
+        """True if the request's query has the parameters this route requires (e.g. alt=media)."""
+        if not self.query:
+            return True
+        q = query or {}
+        return all(q.get(k) and (v is None or q[k][0] == v) for k, v in self.query.items())
 
 
 class Router:
@@ -141,17 +149,19 @@ class Router:
         self.routes: list[Route] = []
 
     def add(self, name: str, method: str, pattern: str, handler: Handler, errors: ErrorFactory,
-            auth: bool = True) -> None:
-        self.routes.append(Route(name, method.upper(), re.compile(pattern + r"\Z"), handler, errors, auth))
+            auth: bool = True, query: dict[str, str | None] | None = None) -> None:
+        """Add a route; `query` makes it match only requests carrying those parameters (first match wins)."""
+        self.routes.append(Route(name, method.upper(), re.compile(pattern + r"\Z"), handler, errors, auth, query))
 
-    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+    def match(self, method: str, path: str, query: dict[str, list[str]] | None = None,
+              ) -> tuple[Route | None, dict[str, str], bool]:
         """(route, captures, path_known). path_known is True if the path matched for another method."""
         known = False
         for route in self.routes:
             m = route.pattern.match(path)
             if not m:
                 continue
-            if route.method == method.upper():
+            if route.method == method.upper() and route.wants(query):
                 return route, {k: v for k, v in m.groupdict().items() if v is not None}, True
             known = True
         return None, {}, known

@@ -106,9 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and override:
             method = override.upper()
         path = unquote(split.path)
-        route, params, known = emu.router.match(method, path)
-        length = int(headers.get("content-length") or 0)
         query = parse_query(split.query)
+        route, params, known = emu.router.match(method, path, query)
+        length = int(headers.get("content-length") or 0)
         if override and method == "GET" and length:
             # googleapiclient turns a long GET into a POST with the query string as the body
             query.update(parse_query(self.rfile.read(length).decode()))

@@ -1,0 +1,430 @@
+"""The Drive model: files, folders and limits, with Drive's rules, and no HTTP.
+
+State lives in the emulator's shared SQLite database (tables `drive_*`) and blob files, so it survives
+a restart. Seeding, tests and the lazy-sync simulator use this API directly:
+
+    model = DriveModel(emulator.state)            # or emulator's DriveApi().model after start
+    folder = model.create_folder("a")              # under My Drive ("root")
+    f = model.create_file("x.bin", [b"data"], parent=folder.id, app_properties={"k": "v"})
+    model.get(f.id); model.children(folder.id); model.find_by_path("a/x.bin")  # -> [DriveFile]
+    model.corrupt(f.id, offset=0)                  # stored bytes change, md5/sha keep the old values
+    model.set_limits(daily_upload_bytes=10**9, storage_limit_bytes=None)
+
+Errors are `DriveError`s carrying the wire status and reason (404 notFound, 400 badRequest, 403 quota).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import fields as dc_fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from driveferry.emulator.drive import errors
+from driveferry.emulator.drive.errors import DriveError, bad_request, not_found
+from driveferry.emulator.drive.hashing import write_blob
+from driveferry.emulator.drive.records import (
+    EXPORT_LIMIT_BYTES,
+    EXPORTS,
+    FOLDER_MIME,
+    OCTET_STREAM,
+    SHORTCUT_MIME,
+    DriveFile,
+    StoredContent,
+    is_valid_id,
+    merge_properties,
+    new_drive_id,
+    new_file_id,
+    parse_time,
+    rfc3339,
+)
+from driveferry.emulator.state import State
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS drive_files (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
+    mime_type TEXT NOT NULL, parent TEXT, owner TEXT NOT NULL, created TEXT NOT NULL, modified TEXT NOT NULL,
+    drive_id TEXT, size INTEGER, md5 TEXT, sha1 TEXT, sha256 TEXT, blob TEXT, trashed INTEGER NOT NULL DEFAULT 0,
+    starred INTEGER NOT NULL DEFAULT 0, description TEXT, version INTEGER NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}', app_properties TEXT NOT NULL DEFAULT '{}',
+    shortcut_target TEXT, shortcut_target_mime TEXT
+);
+CREATE INDEX IF NOT EXISTS drive_files_parent ON drive_files(parent);
+CREATE TABLE IF NOT EXISTS drive_upload_log (ts REAL NOT NULL, user TEXT NOT NULL, nbytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS drive_upload_log_user ON drive_upload_log(user, ts);
+"""
+
+DAY_S = 24 * 3600
+DEFAULT_DAILY_UPLOAD_BYTES = 750 * 10**9  # ~750 GB per user per rolling day [DOC Workspace admin help]
+SEED_OWNER = "user@example.com"
+_COLUMNS = [f.name for f in dc_fields(DriveFile)]
+
+
+def _row_to_file(row: sqlite3.Row) -> DriveFile:
+    d = {k: row[k] for k in _COLUMNS}
+    d["trashed"], d["starred"] = bool(d["trashed"]), bool(d["starred"])
+    d["properties"], d["app_properties"] = json.loads(d["properties"]), json.loads(d["app_properties"])
+    return DriveFile(**d)
+
+
+class DriveModel:
+    """Files and folders of one emulated Drive (all users share it; quotas are per user)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        with state.lock:
+            state.db.executescript(_SCHEMA)
+        root = state.get_meta("drive.root_id", "")
+        if not root:
+            root = new_file_id()
+            now = rfc3339(state.clock.now())
+            self._insert(DriveFile(id=root, name="My Drive", mime_type=FOLDER_MIME, parent=None,
+                                   owner=SEED_OWNER, created=now, modified=now))
+            state.set_meta("drive.root_id", root)
+        self.root_id = root
+
+    # --- settings ----------------------------------------------------------------------------------------
+
+    def set_limits(self, daily_upload_bytes: int | None = None, storage_limit_bytes: int | None = None,
+                   *, clear_storage_limit: bool = False) -> dict[str, int | None]:
+        """Set the per-user rolling-24-h upload cap and/or the storage limit (persisted); returns both."""
+        if daily_upload_bytes is not None:
+            self.state.set_meta("drive.daily_upload_bytes", str(int(daily_upload_bytes)))
+        if storage_limit_bytes is not None or clear_storage_limit:
+            self.state.set_meta("drive.storage_limit_bytes", "" if storage_limit_bytes is None
+                                else str(int(storage_limit_bytes)))
+        return self.limits()
+
+    def limits(self) -> dict[str, int | None]:
+        cap = int(self.state.get_meta("drive.daily_upload_bytes", str(DEFAULT_DAILY_UPLOAD_BYTES)))
+        storage = self.state.get_meta("drive.storage_limit_bytes", "")
+        return {"daily_upload_bytes": cap, "storage_limit_bytes": int(storage) if storage else None}
+
+    @property
+    def native_size(self) -> bool:
+        """Whether native Docs report a `size` (current Drive does; older clients assume not)."""
+        return self.state.get_meta("drive.native_size", "1") == "1"
+
+    def set_native_size(self, present: bool) -> None:
+        self.state.set_meta("drive.native_size", "1" if present else "0")
+
+    # --- quotas ------------------------------------------------------------------------------------------
+
+    def uploaded_in_window(self, user: str) -> int:
+        """Bytes `user` uploaded in the last 24 h of the emulator clock."""
+        since = self.state.clock.timestamp() - DAY_S
+        rows = self.state.query("SELECT COALESCE(SUM(nbytes), 0) AS n FROM drive_upload_log WHERE user=? AND ts>?",
+                                (user, since))
+        return int(rows[0]["n"])
+
+    def check_upload_allowed(self, user: str) -> None:
+        """403 userRateLimitExceeded once the window holds the cap (the request that crosses it passes)."""
+        if self.uploaded_in_window(user) >= int(self.limits()["daily_upload_bytes"] or 0):
+            raise errors.daily_cap_exceeded()
+
+    def usage_by_user(self) -> dict[str, int]:
+        """Bytes uploaded per user in the current 24 h window."""
+        since = self.state.clock.timestamp() - DAY_S
+        rows = self.state.query("SELECT user, SUM(nbytes) AS n FROM drive_upload_log WHERE ts>? GROUP BY user",
+                                (since,))
+        return {str(r["user"]): int(r["n"]) for r in rows}
+
+    def record_upload(self, user: str, nbytes: int) -> None:
+        if nbytes > 0:
+            with self.state.tx() as db:
+                db.execute("INSERT INTO drive_upload_log(ts, user, nbytes) VALUES(?,?,?)",
+                           (self.state.clock.timestamp(), user, nbytes))
+
+    def storage_used(self) -> tuple[int, int]:
+        """(bytes in Drive, of which in trash) counting blob content only (native docs are free)."""
+        rows = self.state.query("SELECT COALESCE(SUM(size),0) AS n, COALESCE(SUM(CASE WHEN trashed THEN size END),0) "
+                                "AS t FROM drive_files WHERE blob IS NOT NULL AND mime_type NOT LIKE "
+                                "'application/vnd.google-apps.%'")
+        return int(rows[0]["n"]), int(rows[0]["t"])
+
+    def check_storage(self, incoming: int) -> None:
+        limit = self.limits()["storage_limit_bytes"]
+        if limit is not None and self.storage_used()[0] + incoming > limit:
+            raise errors.storage_quota_exceeded()
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    def resolve(self, file_id: str) -> str:
+        return self.root_id if file_id == "root" else file_id
+
+    def find(self, file_id: str) -> DriveFile | None:
+        rows = self.state.query("SELECT * FROM drive_files WHERE id=?", (self.resolve(file_id),))
+        return _row_to_file(rows[0]) if rows else None
+
+    def get(self, file_id: str, *, all_drives: bool = True) -> DriveFile:
+        """The file, or 404 notFound. Shared-drive items are hidden unless `all_drives` (supportsAllDrives)."""
+        f = self.find(file_id)
+        if f is None or (f.drive_id is not None and not all_drives):
+            raise not_found(file_id)
+        return f
+
+    def children(self, folder_id: str) -> list[DriveFile]:
+        rows = self.state.query("SELECT * FROM drive_files WHERE parent=? ORDER BY seq",
+                                (self.resolve(folder_id),))
+        return [_row_to_file(r) for r in rows]
+
+    def all_files(self) -> list[DriveFile]:
+        return [_row_to_file(r) for r in self.state.query("SELECT * FROM drive_files ORDER BY seq")]
+
+    def find_by_path(self, path: str, root: str = "root") -> list[DriveFile]:
+        """Every item at `path` ("a/b/c") under `root`; a list, since Drive allows duplicate names."""
+        level = [self.get(root)]
+        for part in [p for p in path.split("/") if p]:
+            level = [c for f in level if f.is_folder for c in self.children(f.id) if c.name == part]
+        return level
+
+    def is_trashed(self, f: DriveFile, memo: dict[str, bool] | None = None) -> bool:
+        """Trashed explicitly or through any ancestor (the `trashed` field clients see)."""
+        memo = {} if memo is None else memo
+        chain: list[str] = []
+        cur: DriveFile | None = f
+        result = False
+        while cur is not None:
+            if cur.id in memo:
+                result = memo[cur.id]
+                break
+            chain.append(cur.id)
+            if cur.trashed:
+                result = True
+                break
+            cur = self.find(cur.parent) if cur.parent else None
+        for fid in chain:
+            memo[fid] = result
+        return result
+
+    def resource(self, f: DriveFile, memo: dict[str, bool] | None = None) -> dict[str, Any]:
+        return f.resource(trashed=self.is_trashed(f, memo), native_size=self.native_size)
+
+    def blob_path(self, f: DriveFile) -> Path | None:
+        return self.state.blob_path(f.blob) if f.blob else None
+
+    def export_text(self, f: DriveFile, mime: str) -> bytes:
+        """A native document's export (its stored text); 400 if the conversion isn't offered."""
+        if mime not in EXPORTS.get(f.mime_type, ()):
+            raise bad_request("The requested conversion is not supported.", "mimeType")
+        path = self.blob_path(f)
+        data = path.read_bytes() if path else b""
+        if len(data) > EXPORT_LIMIT_BYTES:
+            raise DriveError(403, "exportSizeLimitExceeded", "This file is too large to be exported.")
+        if mime == "text/html":
+            return b"<html><body><pre>" + data + b"</pre></body></html>"
+        return data
+
+    # --- writing (model API) -----------------------------------------------------------------------------
+
+    def create_folder(self, name: str, parent: str = "root", *, modified: datetime | None = None,
+                      app_properties: dict[str, str] | None = None, owner: str = SEED_OWNER) -> DriveFile:
+        meta: dict[str, Any] = {"name": name, "mimeType": FOLDER_MIME, "parents": [parent]}
+        if modified:
+            meta["modifiedTime"] = rfc3339(modified)
+        if app_properties:
+            meta["appProperties"] = app_properties
+        return self.insert(meta, None, owner)
+
+    def create_file(self, name: str, chunks: Iterable[bytes], parent: str = "root", *, mime: str = OCTET_STREAM,
+                    modified: datetime | None = None, app_properties: dict[str, str] | None = None,
+                    properties: dict[str, str] | None = None, owner: str = SEED_OWNER) -> DriveFile:
+        """A binary file from an iterator of bytes (streamed to a blob and hashed once; no quotas apply)."""
+        meta: dict[str, Any] = {"name": name, "mimeType": mime, "parents": [parent]}
+        if modified:
+            meta["modifiedTime"] = rfc3339(modified)
+        if app_properties:
+            meta["appProperties"] = app_properties
+        if properties:
+            meta["properties"] = properties
+        content = write_blob(self.state.new_blob_path(), chunks)
+        return self.insert(meta, content, owner)
+
+    def create_native(self, name: str, parent: str = "root", *, kind: str = "document", text: str = "",
+                      owner: str = SEED_OWNER) -> DriveFile:
+        """A Google-native document (no md5/sha, not downloadable) whose export is `text`."""
+        content = write_blob(self.state.new_blob_path(), [text.encode()])
+        return self.insert({"name": name, "mimeType": f"application/vnd.google-apps.{kind}",
+                            "parents": [parent]}, content, owner)
+
+    def create_shortcut(self, name: str, target_id: str, parent: str = "root") -> DriveFile:
+        return self.insert({"name": name, "mimeType": SHORTCUT_MIME, "parents": [parent],
+                            "shortcutDetails": {"targetId": target_id}}, None, SEED_OWNER)
+
+    def create_shared_drive(self, name: str) -> DriveFile:
+        """A shared drive's root folder; items below it carry `driveId`."""
+        did = new_drive_id()
+        now = rfc3339(self.state.clock.now())
+        f = DriveFile(id=did, name=name, mime_type=FOLDER_MIME, parent=None, owner=SEED_OWNER, created=now,
+                      modified=now, drive_id=did)
+        self._insert(f)
+        return self.get(did)
+
+    def corrupt(self, file_id: str, offset: int = 0) -> None:
+        """Flip one stored byte; metadata keeps the old hashes (silent corruption for verify tests)."""
+        f = self.get(file_id)
+        path = self.blob_path(f)
+        if path is None or not f.size:
+            raise bad_request("The file has no binary content to corrupt.", "file_id")
+        if not 0 <= offset < f.size:
+            raise bad_request(f"offset must be within 0..{f.size - 1}", "offset")
+        with open(path, "r+b") as fh:
+            fh.seek(offset)
+            b = fh.read(1)
+            fh.seek(offset)
+            fh.write(bytes([b[0] ^ 0xFF]))
+
+    def generate_ids(self, count: int) -> list[str]:
+        return [new_file_id() for _ in range(count)]
+
+    # --- writing (rules shared with the HTTP routes) -----------------------------------------------------
+
+    def insert(self, meta: dict[str, Any], content: StoredContent | None, owner: str,
+               *, all_drives: bool = True) -> DriveFile:
+        """Create a file from a files.create metadata body (already parsed JSON) and optional content."""
+        name = meta.get("name", "Untitled")
+        if not isinstance(name, str):
+            raise bad_request("Invalid value for name.", "name")
+        mime = meta.get("mimeType") or OCTET_STREAM
+        if not isinstance(mime, str):
+            raise bad_request("Invalid value for mimeType.", "mimeType")
+        parents = meta.get("parents") or ["root"]
+        if not isinstance(parents, list) or len(parents) != 1 or not isinstance(parents[0], str):
+            raise bad_request("A file must have exactly one parent.", "parents")
+        parent = self.get(parents[0], all_drives=all_drives)
+        if not parent.is_folder:
+            raise bad_request("The parent is not a folder.", "parents")
+        now = rfc3339(self.state.clock.now())
+        fid = meta.get("id") or new_file_id()
+        if not isinstance(fid, str) or not is_valid_id(fid):
+            raise bad_request("The provided file ID is not usable.", "id")
+        if self.find(fid) is not None:
+            raise DriveError(409, "duplicate", "A file already exists with the provided ID.", location="id")
+        f = DriveFile(id=fid, name=name, mime_type=mime, parent=parent.id, owner=owner, created=now, modified=now,
+                      drive_id=parent.drive_id)
+        if "createdTime" in meta:
+            f.created = parse_time(meta["createdTime"], "createdTime")
+        if "modifiedTime" in meta:
+            f.modified = parse_time(meta["modifiedTime"], "modifiedTime")
+        self._apply_simple(f, meta)
+        if mime == SHORTCUT_MIME:
+            target = (meta.get("shortcutDetails") or {}).get("targetId")
+            if not isinstance(target, str):
+                raise bad_request("A shortcut needs shortcutDetails.targetId.", "shortcutDetails.targetId")
+            f.shortcut_target, f.shortcut_target_mime = target, self.get(target).mime_type
+        if content is not None:
+            f.blob, f.size = content.blob, content.size
+            if not f.is_native:
+                f.md5, f.sha1, f.sha256 = content.md5, content.sha1, content.sha256
+        self._insert(f)
+        return self.get(f.id)
+
+    def update(self, file_id: str, patch: dict[str, Any], *, add_parents: str = "", remove_parents: str = "",
+               content: StoredContent | None = None, all_drives: bool = True) -> DriveFile:
+        """files.update: patch semantics; parents change only through add/removeParents (comma lists)."""
+        f = self.get(file_id, all_drives=all_drives)
+        if "parents" in patch:
+            raise DriveError(403, "fieldNotWritable", "The resource body includes fields which are not directly "
+                             "writable.", location="parents")
+        if "name" in patch:
+            if not isinstance(patch["name"], str):
+                raise bad_request("Invalid value for name.", "name")
+            f.name = patch["name"]
+        if "mimeType" in patch and isinstance(patch["mimeType"], str) and not f.is_folder:
+            f.mime_type = patch["mimeType"]
+        if "trashed" in patch:
+            f.trashed = bool(patch["trashed"])
+        self._apply_simple(f, patch)
+        removes = {self.resolve(p) for p in remove_parents.split(",") if p}
+        adds = [self.resolve(p) for p in add_parents.split(",") if p]
+        if len(adds) > 1 or (adds and adds[0] != f.parent and f.parent not in removes):
+            # Items have exactly one parent now; a second one is refused [DISC parents].
+            raise DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.",
+                             location="addParents")
+        if adds and adds[0] != f.parent:
+            target = self.get(adds[0], all_drives=all_drives)
+            if not target.is_folder:
+                raise bad_request("The parent is not a folder.", "addParents")
+            if self._is_ancestor(f.id, target.id):
+                raise bad_request("A folder cannot be moved into itself or its descendants.", "addParents")
+            f.parent, f.drive_id = target.id, target.drive_id
+        elif not adds and f.parent in removes:
+            raise DriveError(403, "cannotRemoveParent", "An item must keep one parent.",
+                             location="removeParents")
+        old_blob = None
+        if content is not None:
+            old_blob, f.blob, f.size = f.blob, content.blob, content.size
+            f.md5, f.sha1, f.sha256 = content.md5, content.sha1, content.sha256
+        if "modifiedTime" in patch:
+            f.modified = parse_time(patch["modifiedTime"], "modifiedTime")
+        elif content is not None or patch:
+            f.modified = rfc3339(self.state.clock.now())
+        f.version += 1
+        self._save(f)
+        if old_blob and old_blob != f.blob:
+            self.state.remove_blob(old_blob)
+        return self.get(f.id)
+
+    def delete(self, file_id: str, *, all_drives: bool = True) -> None:
+        """Permanent delete; a folder takes its descendants (and their blobs) with it."""
+        f = self.get(file_id, all_drives=all_drives)
+        if f.id == self.root_id:
+            raise DriveError(403, "cannotDeleteRoot", "The root folder cannot be deleted.", location="fileId")
+        doomed = list(self._subtree(f))
+        with self.state.tx() as db:
+            db.executemany("DELETE FROM drive_files WHERE id=?", [(d.id,) for d in doomed])
+        for d in doomed:
+            self.state.remove_blob(d.blob)
+
+    # --- internals ---------------------------------------------------------------------------------------
+
+    def _apply_simple(self, f: DriveFile, meta: dict[str, Any]) -> None:
+        if "description" in meta:
+            f.description = None if meta["description"] is None else str(meta["description"])
+        if "starred" in meta:
+            f.starred = bool(meta["starred"])
+        f.properties = merge_properties(f.properties, meta.get("properties"), "properties",
+                                        len(f.app_properties))
+        f.app_properties = merge_properties(f.app_properties, meta.get("appProperties"), "appProperties",
+                                            len(f.properties))
+
+    def _subtree(self, f: DriveFile) -> Iterator[DriveFile]:
+        stack = [f]
+        while stack:
+            cur = stack.pop()
+            yield cur
+            if cur.is_folder:
+                stack.extend(self.children(cur.id))
+
+    def _is_ancestor(self, maybe_ancestor: str, fid: str) -> bool:
+        cur: DriveFile | None = self.find(fid)
+        while cur is not None:
+            if cur.id == maybe_ancestor:
+                return True
+            cur = self.find(cur.parent) if cur.parent else None
+        return False
+
+    def _values(self, f: DriveFile) -> list[Any]:
+        vals: list[Any] = []
+        for k in _COLUMNS:
+            if k == "seq":
+                continue
+            v = getattr(f, k)
+            vals.append(json.dumps(v) if k in ("properties", "app_properties") else v)
+        return vals
+
+    def _insert(self, f: DriveFile) -> None:
+        cols = [k for k in _COLUMNS if k != "seq"]
+        with self.state.tx() as db:
+            db.execute(f"INSERT INTO drive_files({','.join(cols)}) VALUES({','.join('?' * len(cols))})",
+                       self._values(f))
+
+    def _save(self, f: DriveFile) -> None:
+        cols = [k for k in _COLUMNS if k != "seq"]
+        with self.state.tx() as db:
+            db.execute(f"UPDATE drive_files SET {','.join(c + '=?' for c in cols)} WHERE id=?",
+                       [*self._values(f), f.id])
+
