@@ -1,0 +1,52 @@
+"""Graph control routes under `/_emulator/graph/` (no authentication; loopback only, like the rest).
+
+    POST /_emulator/graph/corrupt       <- {"item_id": "01…", "offset": 123?}  -> {"item_id", "offset"}
+         flip one stored byte of a file; size and quickXorHash metadata stay, so a download no longer
+         matches the hash Graph reports (silent corruption for verify tests)
+    POST /_emulator/graph/quota         <- {"total": bytes}                    -> the drive's quota
+    POST /_emulator/graph/delta/expire  -> {} ; every delta token issued so far answers 410 resyncRequired
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from driveferry.emulator.graph.errors import GraphError, graph_errors, to_response
+from driveferry.emulator.http import Request, Response, Router, WireError
+
+if TYPE_CHECKING:
+    from driveferry.emulator.graph.routes import GraphApi
+
+
+def register_graph_control(router: Router, api: GraphApi) -> None:
+    from driveferry.emulator.graph.routes import json_body
+
+    def corrupt(req: Request) -> Response:
+        try:
+            body = json_body(req)
+            item_id = str(body.get("item_id", ""))
+            offset = body.get("offset")
+            pos = api.model.corrupt(item_id, int(offset) if offset is not None else None)
+        except GraphError as err:
+            raise WireError(to_response(err)) from err
+        return Response.json({"item_id": item_id, "offset": pos})
+
+    def quota(req: Request) -> Response:
+        try:
+            body = json_body(req)
+            total = body.get("total")
+            if not isinstance(total, int) or total < 0:
+                raise GraphError("total must be a non-negative integer (bytes).")
+        except GraphError as err:
+            raise WireError(to_response(err)) from err
+        api.model.set_quota(total)
+        return Response.json(api.model.quota())
+
+    def expire_delta(req: Request) -> Response:
+        api.model.expire_delta_tokens()
+        return Response.json({})
+
+    p = "/_emulator/graph"
+    router.add("control.graph.corrupt", "POST", p + "/corrupt", corrupt, graph_errors, auth=False)
+    router.add("control.graph.quota", "POST", p + "/quota", quota, graph_errors, auth=False)
+    router.add("control.graph.delta.expire", "POST", p + "/delta/expire", expire_delta, graph_errors, auth=False)

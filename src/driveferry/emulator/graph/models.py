@@ -1,0 +1,485 @@
+"""The OneDrive for Business drive model: items, names, quota and change tracking, without HTTP.
+
+One drive per data directory (the signed-in user's), kept in the shared SQLite database (`graph_*`
+tables) with file content as blob files. Rules enforced here, as Business applies them:
+
+- names: no `/ \\ * < > ? : | # %`, no leading `~`, no trailing `.`, not empty (400 invalidRequest);
+- names are unique per folder, case-insensitively (409 nameAlreadyExists);
+- conflict behaviours `fail | replace | rename` ("name 1.txt", "name 2.txt", ...);
+- every change bumps the item's `seq` (the delta cursor); deletes leave a tombstone so delta can report
+  them with the `deleted` facet; `eTag` version moves on any change, `cTag` version on content changes;
+- times are whole seconds in UTC, rendered like `2021-03-11T18:49:47Z`.
+
+Python API for seeding and tests (all raise `errors.GraphError` subclasses on rule violations):
+
+    m = GraphModel(state)
+    root = m.root()
+    folder, created = m.create_folder(root.id, "Docs")
+    f = m.create_file(folder.id, "a.txt", [b"hello"], modified=datetime(...))
+    nb = m.create_package(root.id, "Notebook")                # OneNote package, no file/folder facet
+    m.get(f.id); m.by_path("/Docs/a.txt"); m.children(folder.id)
+    m.corrupt(f.id)                                           # flip a stored byte, keep the metadata hash
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from driveferry.emulator.graph.errors import (
+    AccessDenied,
+    InvalidRequest,
+    ItemNotFound,
+    NameAlreadyExists,
+    QuotaLimitReached,
+    ResourceModified,
+)
+from driveferry.emulator.state import State
+from driveferry.integrity.hashes import QuickXor
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS graph_items (
+    id TEXT PRIMARY KEY, parent_id TEXT, name TEXT NOT NULL, kind TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0, blob TEXT, qxh TEXT, mime TEXT, package_type TEXT,
+    created TEXT NOT NULL, modified TEXT NOT NULL, fs_created TEXT NOT NULL, fs_modified TEXT NOT NULL,
+    guid TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, cversion INTEGER NOT NULL DEFAULT 1,
+    deleted INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS graph_items_name ON graph_items(parent_id, name COLLATE NOCASE)
+    WHERE deleted = 0;
+CREATE INDEX IF NOT EXISTS graph_items_seq ON graph_items(seq);
+"""
+
+# Business-illegal characters (api-notes 8.1; docs "addressing-driveitems").
+_ILLEGAL = re.compile(r'[/\\*<>?:|#%"]')
+DEFAULT_QUOTA_BYTES = 1 << 40
+CONFLICT_BEHAVIOURS = ("fail", "replace", "rename")
+
+
+def iso(ts: datetime) -> str:
+    """Graph's DateTimeOffset form, whole seconds in UTC."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: object) -> str:
+    """Normalise a client-supplied DateTimeOffset to `iso`; 400 invalidRequest if unparseable."""
+    if not isinstance(text, str):
+        raise InvalidRequest(f"Invalid DateTimeOffset: {text!r}")
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"Invalid DateTimeOffset: {text!r}") from exc
+    return iso(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
+
+
+def new_item_id() -> str:
+    """A Business-style id: 34 characters of upper-case base32 starting "01"."""
+    return "01" + base64.b32encode(secrets.token_bytes(20)).decode()
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest("The name must not be empty.", "invalidName")
+    if _ILLEGAL.search(name) or name.startswith("~") or name.endswith(".") or len(name) > 400:
+        raise InvalidRequest(f"The provided name contains invalid characters: {name!r}", "invalidName")
+    return name
+
+
+@dataclass(frozen=True)
+class Item:
+    """One driveItem row. `kind` is root | folder | file | package."""
+
+    id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    size: int
+    blob: str | None
+    qxh: str | None  # base64 quickXorHash; None for folders, packages and zero-byte files
+    mime: str | None
+    package_type: str | None
+    created: str
+    modified: str
+    fs_created: str
+    fs_modified: str
+    guid: str
+    version: int
+    cversion: int
+    deleted: bool
+    seq: int
+
+    @property
+    def is_folder(self) -> bool:
+        return self.kind in ("root", "folder")
+
+    @property
+    def etag(self) -> str:
+        return f'"{{{self.guid}}},{self.version}"'
+
+    @property
+    def ctag(self) -> str:
+        return f'"c:{{{self.guid}}},{self.cversion}"'
+
+
+def _row(r: object) -> Item:
+    d = dict(r)  # type: ignore[call-overload]
+    d["deleted"] = bool(d["deleted"])
+    return Item(**d)
+
+
+class GraphModel:
+    """The drive (see the module docstring for the API). Thread-safe through State's lock."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        with state.lock:
+            state.db.executescript(_SCHEMA)
+        self.drive_id = state.get_meta("graph.drive_id", "")
+        if not self.drive_id:
+            # Business drive ids look like "b!6SQl0y4WHk…" (api-notes 8.1).
+            self.drive_id = "b!" + base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")
+            state.set_meta("graph.drive_id", self.drive_id)
+        rows = state.query("SELECT id FROM graph_items WHERE kind='root'")
+        if rows:
+            self.root_id = str(rows[0]["id"])
+        else:
+            self.root_id = new_item_id()
+            now = self._now()
+            with state.tx() as db:
+                db.execute("INSERT INTO graph_items(id, parent_id, name, kind, created, modified, fs_created,"
+                           " fs_modified, guid, seq) VALUES(?,?,?,?,?,?,?,?,?,1)",
+                           (self.root_id, None, "root", "root", now, now, now, now, str(uuid.uuid4()).upper()))
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return iso(self.state.clock.now())
+
+    def root(self) -> Item:
+        return self.get(self.root_id)
+
+    def get(self, item_id: str) -> Item:
+        """The live item with this id (or the alias "root"); ItemNotFound otherwise."""
+        if item_id == "root":
+            item_id = self.root_id
+        rows = self.state.query("SELECT * FROM graph_items WHERE id=? AND deleted=0", (item_id,))
+        if not rows:
+            raise ItemNotFound("The resource could not be found.")
+        return _row(rows[0])
+
+    def child(self, parent_id: str, name: str) -> Item | None:
+        rows = self.state.query("SELECT * FROM graph_items WHERE parent_id=? AND name=? COLLATE NOCASE"
+                                " AND deleted=0", (parent_id, name))
+        return _row(rows[0]) if rows else None
+
+    def resolve(self, base_id: str, path: str) -> Item:
+        """The item at `path` (slash-separated, already percent-decoded) relative to `base_id`."""
+        item = self.get(base_id)
+        for seg in (s for s in path.split("/") if s):
+            found = self.child(item.id, seg) if item.is_folder else None
+            if found is None:
+                raise ItemNotFound("The resource could not be found.")
+            item = found
+        return item
+
+    def by_path(self, path: str) -> Item:
+        return self.resolve(self.root_id, path)
+
+    def children(self, folder_id: str, after: tuple[str, str] | None = None, limit: int = 1000) -> list[Item]:
+        """Live children ordered by (lower(name), id); `after` is the last key of the previous page."""
+        folder = self.get(folder_id)
+        if not folder.is_folder:
+            raise ItemNotFound("The item is not a folder.")
+        sql = "SELECT * FROM graph_items WHERE parent_id=? AND deleted=0"
+        args: list[object] = [folder.id]
+        if after:
+            sql += " AND (lower(name) > ? OR (lower(name) = ? AND id > ?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY lower(name), id LIMIT ?"
+        return [_row(r) for r in self.state.query(sql, [*args, limit])]
+
+    def child_count(self, folder_id: str) -> int:
+        rows = self.state.query("SELECT COUNT(*) AS n FROM graph_items WHERE parent_id=? AND deleted=0",
+                                (folder_id,))
+        return int(rows[0]["n"])
+
+    def descendant_ids(self, folder_id: str, include_deleted: bool = False) -> list[str]:
+        live = "" if include_deleted else " AND g.deleted=0"
+        rows = self.state.query(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT g.id FROM graph_items g JOIN t ON g.parent_id=t.id"
+            f"{live}) SELECT id FROM t", (folder_id,))
+        return [str(r["id"]) for r in rows]
+
+    def folder_size(self, folder_id: str) -> int:
+        """Total size of live descendants (Business reports it as the folder's `size`)."""
+        rows = self.state.query(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT g.id FROM graph_items g JOIN t ON g.parent_id=t.id"
+            " AND g.deleted=0) SELECT COALESCE(SUM(g.size),0) AS n FROM graph_items g JOIN t ON g.id=t.id"
+            " WHERE g.kind='file'", (folder_id,))
+        return int(rows[0]["n"])
+
+    def path_of(self, item: Item) -> str:
+        """"/a/b" for an item (root is "")."""
+        parts: list[str] = []
+        cur = item
+        while cur.parent_id is not None:
+            parts.append(cur.name)
+            rows = self.state.query("SELECT * FROM graph_items WHERE id=?", (cur.parent_id,))
+            cur = _row(rows[0])
+        return "".join("/" + p for p in reversed(parts))
+
+    def content_path(self, item: Item) -> Path | None:
+        return self.state.blob_path(item.blob) if item.blob else None
+
+    # --- quota -----------------------------------------------------------------------------------------
+
+    def quota(self) -> dict[str, object]:
+        total = int(self.state.get_meta("graph.quota_total", str(DEFAULT_QUOTA_BYTES)))
+        used = int(self.state.query("SELECT COALESCE(SUM(size),0) AS n FROM graph_items"
+                                    " WHERE kind='file' AND deleted=0")[0]["n"])
+        remaining = max(0, total - used)
+        frac = used / total if total else 1.0
+        state = "exceeded" if remaining == 0 else "critical" if frac >= 0.99 else "nearing" if frac >= 0.9 \
+            else "normal"
+        return {"total": total, "used": used, "remaining": remaining, "deleted": 0, "state": state}
+
+    def set_quota(self, total_bytes: int) -> None:
+        self.state.set_meta("graph.quota_total", str(int(total_bytes)))
+
+    def check_quota(self, extra_bytes: int) -> None:
+        if extra_bytes > int(str(self.quota()["remaining"])):
+            raise QuotaLimitReached("Insufficient Space Available", "quotaLimitReached")
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        rows = self.state.db.execute("SELECT COALESCE(MAX(seq),0) AS n FROM graph_items").fetchall()
+        return int(rows[0]["n"]) + 1
+
+    def current_seq(self) -> int:
+        with self.state.lock:
+            return self._next_seq() - 1
+
+    def _target(self, parent_id: str, name: str, conflict: str) -> tuple[Item, str, Item | None]:
+        """(parent, final name, existing item to replace) under a conflict behaviour."""
+        check_name(name)
+        if conflict not in CONFLICT_BEHAVIOURS:
+            raise InvalidRequest(f"Invalid conflictBehavior {conflict!r}")
+        parent = self.get(parent_id)
+        if not parent.is_folder:
+            raise InvalidRequest("The parent item is not a folder.", "invalidParent")
+        existing = self.child(parent.id, name)
+        if existing is None:
+            return parent, name, None
+        if conflict == "fail":
+            raise NameAlreadyExists("The specified item name already exists.")
+        if conflict == "replace":
+            return parent, existing.name, existing
+        stem, dot, ext = name.rpartition(".")
+        stem, ext = (stem, dot + ext) if stem else (name, "")
+        n = 1
+        while self.child(parent.id, f"{stem} {n}{ext}") is not None:
+            n += 1
+        return parent, f"{stem} {n}{ext}", None
+
+    def create_folder(self, parent_id: str, name: str, conflict: str = "fail",
+                      fs_created: str | None = None, fs_modified: str | None = None) -> tuple[Item, bool]:
+        """(folder, created). `replace` on an existing folder returns it unchanged (created False)."""
+        with self.state.lock:
+            parent, final, existing = self._target(parent_id, name, conflict)
+            if existing is not None:
+                if existing.is_folder:
+                    return existing, False
+                self.delete(existing.id)
+            return self._insert(parent.id, final, "folder", fs_created=fs_created, fs_modified=fs_modified), True
+
+    def create_package(self, parent_id: str, name: str, package_type: str = "oneNote") -> Item:
+        """A package item (OneNote notebook): neither file nor folder, cannot be downloaded."""
+        with self.state.lock:
+            parent, final, _ = self._target(parent_id, name, "fail")
+            return self._insert(parent.id, final, "package", package_type=package_type)
+
+    def create_file(self, parent_id: str, name: str, chunks: Iterable[bytes], modified: datetime | None = None,
+                    created: datetime | None = None, conflict: str = "replace") -> Item:
+        """Write a file from `chunks` (streamed to a blob, hashed on the way). Replace keeps the id."""
+        self._target(parent_id, name, conflict)  # fail fast before reading the body
+        blob = self.state.new_blob_path()
+        qx, size = QuickXor(), 0
+        try:
+            with open(blob, "wb") as fh:
+                for data in chunks:
+                    fh.write(data)
+                    qx.update(data)
+                    size += len(data)
+        except BaseException:
+            blob.unlink(missing_ok=True)
+            raise
+        fs_m = iso(modified) if modified else None
+        fs_c = iso(created) if created else fs_m
+        try:
+            return self.commit_content(parent_id, name, conflict, blob.name, size, qx, fs_c, fs_m)
+        except BaseException:
+            blob.unlink(missing_ok=True)
+            raise
+
+    def commit_content(self, parent_id: str, name: str, conflict: str, blob: str, size: int, qx: QuickXor,
+                       fs_created: str | None, fs_modified: str | None, target_id: str | None = None) -> Item:
+        """Make `blob` the content of a new or replaced file (used by uploads and `create_file`)."""
+        qxh = base64.b64encode(qx.digest()).decode() if size else None
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        with self.state.lock:
+            if target_id is not None:
+                existing: Item | None = self.get(target_id)
+            else:
+                parent, name, existing = self._target(parent_id, name, conflict)
+                parent_id = parent.id
+            old_size = existing.size if existing is not None and existing.kind == "file" else 0
+            self.check_quota(size - old_size)
+            if existing is None:
+                return self._insert(parent_id, name, "file", size=size, blob=blob, qxh=qxh, mime=mime,
+                                    fs_created=fs_created, fs_modified=fs_modified)
+            if existing.kind != "file":
+                raise NameAlreadyExists("A folder or package with this name already exists.")
+            now = self._now()
+            with self.state.tx() as db:
+                db.execute("UPDATE graph_items SET size=?, blob=?, qxh=?, mime=?, modified=?, fs_modified=?,"
+                           " fs_created=COALESCE(?, fs_created), version=version+1, cversion=cversion+1, seq=?"
+                           " WHERE id=?", (size, blob, qxh, mime, now, fs_modified or now, fs_created, self._next_seq(),
+                                           existing.id))
+            self.state.remove_blob(existing.blob)
+            return self.get(existing.id)
+
+    def _insert(self, parent_id: str, name: str, kind: str, size: int = 0, blob: str | None = None,
+                qxh: str | None = None, mime: str | None = None, package_type: str | None = None,
+                fs_created: str | None = None, fs_modified: str | None = None) -> Item:
+        item_id, now = new_item_id(), self._now()
+        with self.state.tx() as db:
+            db.execute("INSERT INTO graph_items(id, parent_id, name, kind, size, blob, qxh, mime, package_type,"
+                       " created, modified, fs_created, fs_modified, guid, seq) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (item_id, parent_id, name, kind, size, blob, qxh, mime, package_type, now, now,
+                        fs_created or fs_modified or now, fs_modified or now, str(uuid.uuid4()).upper(),
+                        self._next_seq()))
+            self._touch(db, parent_id)
+        return self.get(item_id)
+
+    def _touch(self, db: object, folder_id: str | None) -> None:
+        """A folder's eTag moves when its children change. Its delta `seq` does not: delta reports a folder
+        for its own changes only, which keeps new parents ahead of their new children in a delta page."""
+        if folder_id is not None:
+            db.execute("UPDATE graph_items SET version=version+1 WHERE id=?", (folder_id,))  # type: ignore[attr-defined]
+
+    def update(self, item_id: str, name: str | None = None, parent_id: str | None = None,
+               fs_created: str | None = None, fs_modified: str | None = None, if_match: str | None = None) -> Item:
+        """Rename, move and/or set fileSystemInfo. Conflicts fail (409); moving into itself is 400."""
+        with self.state.lock:
+            item = self.get(item_id)
+            self._check_etag(item, if_match)
+            if item.kind == "root":
+                raise AccessDenied("The root folder cannot be renamed or moved.")
+            new_name = check_name(name) if name is not None else item.name
+            new_parent = self.get(parent_id).id if parent_id is not None else item.parent_id
+            assert new_parent is not None
+            if new_parent != item.parent_id:
+                if not self.get(new_parent).is_folder:
+                    raise InvalidRequest("The new parent is not a folder.", "invalidParent")
+                if new_parent in self.descendant_ids(item.id):
+                    raise InvalidRequest("An item cannot be moved into itself.", "invalidParent")
+            other = self.child(new_parent, new_name)
+            if other is not None and other.id != item.id:
+                raise NameAlreadyExists("The specified item name already exists.")
+            with self.state.tx() as db:
+                db.execute("UPDATE graph_items SET name=?, parent_id=?, fs_created=COALESCE(?, fs_created),"
+                           " fs_modified=COALESCE(?, fs_modified), modified=?, version=version+1, seq=? WHERE id=?",
+                           (new_name, new_parent, fs_created, fs_modified, self._now(), self._next_seq(), item.id))
+                if new_parent != item.parent_id:
+                    self._touch(db, item.parent_id)
+                    self._touch(db, new_parent)
+            return self.get(item.id)
+
+    def delete(self, item_id: str, if_match: str | None = None) -> None:
+        """Delete an item and its descendants, leaving tombstones for delta; frees their blobs."""
+        with self.state.lock:
+            item = self.get(item_id)
+            self._check_etag(item, if_match)
+            if item.kind == "root":
+                raise AccessDenied("The root folder cannot be deleted.")
+            ids = self.descendant_ids(item.id)
+            blobs = [r["blob"] for r in self.state.query(
+                f"SELECT blob FROM graph_items WHERE id IN ({','.join('?' * len(ids))})", ids)]
+            with self.state.tx() as db:
+                for i in ids:
+                    db.execute("UPDATE graph_items SET deleted=1, blob=NULL, seq=? WHERE id=?", (self._next_seq(), i))
+                self._touch(db, item.parent_id)
+            for b in blobs:
+                self.state.remove_blob(b)
+
+    def _check_etag(self, item: Item, if_match: str | None) -> None:
+        if if_match and if_match.strip() not in ("*", item.etag, item.ctag):
+            raise ResourceModified("ETag does not match current item's value", "entityTagDoesNotMatch")
+
+    def corrupt(self, item_id: str, offset: int | None = None) -> int:
+        """Flip one stored byte of a file, keeping size and metadata hash. Returns the offset flipped."""
+        item = self.get(item_id)
+        path = self.content_path(item)
+        if item.kind != "file" or path is None or item.size == 0:
+            raise InvalidRequest("Only non-empty files can be corrupted.")
+        pos = offset if offset is not None else item.size // 2
+        with open(path, "r+b") as fh:
+            fh.seek(pos)
+            b = fh.read(1)
+            fh.seek(pos)
+            fh.write(bytes([b[0] ^ 0xFF]))
+        return pos
+
+    # --- delta -----------------------------------------------------------------------------------------
+
+    def enumerate(self, scope_id: str, after: tuple[int, str], limit: int) -> list[tuple[int, Item]]:
+        """Live items under `scope_id` (itself included) as (depth, item), ordered by (depth, id) after
+        the cursor `after`: an initial delta lists every parent before its children."""
+        rows = self.state.query(
+            "WITH RECURSIVE t(id, depth) AS (SELECT ?, 0 UNION ALL SELECT g.id, t.depth + 1 FROM graph_items g"
+            " JOIN t ON g.parent_id=t.id AND g.deleted=0) SELECT g.*, t.depth AS depth FROM graph_items g"
+            " JOIN t ON g.id=t.id WHERE g.deleted=0 AND (t.depth > ? OR (t.depth = ? AND g.id > ?))"
+            " ORDER BY t.depth, g.id LIMIT ?", (scope_id, after[0], after[0], after[1], limit))
+        out = []
+        for r in rows:
+            d = dict(r)
+            depth = int(d.pop("depth"))
+            out.append((depth, _row(d)))
+        return out
+
+    def changes(self, scope_id: str, since: int, after: tuple[int, str], upto: int, limit: int) -> list[Item]:
+        """Items under `scope_id` (itself included), tombstones too, with since < seq <= upto, ordered by
+        (seq, id) after the cursor `after`: the latest state of each item changed since `since`."""
+        scope = set(self.descendant_ids(scope_id, include_deleted=True)) if scope_id != self.root_id else None
+        out: list[Item] = []
+        cursor = after
+        while len(out) < limit:
+            rows = self.state.query(
+                "SELECT * FROM graph_items WHERE seq > ? AND seq <= ? AND (seq > ? OR (seq = ? AND id > ?))"
+                " ORDER BY seq, id LIMIT ?", (since, upto, cursor[0], cursor[0], cursor[1], limit))
+            if not rows:
+                break
+            for r in rows:
+                item = _row(r)
+                cursor = (item.seq, item.id)
+                if scope is None or item.id in scope:
+                    out.append(item)
+                    if len(out) == limit:
+                        break
+        return out
+
+    def delta_floor(self) -> int:
+        return int(self.state.get_meta("graph.delta_floor", "0"))
+
+    def expire_delta_tokens(self) -> None:
+        """Make every delta token issued so far answer 410 resyncRequired (as a too-old token does)."""
+        self.state.set_meta("graph.delta_floor", str(self.current_seq()))
+
