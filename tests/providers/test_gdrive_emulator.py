@@ -264,9 +264,15 @@ def test_daily_cap_raises_quota_and_is_not_retried(own_emu: Emulator, tmp_path: 
     assert statuses.get("403") == 1  # exactly one refusal: nobody retried it
 
 
-def test_revoked_credentials_are_permission_denied(own_emu: Emulator, tmp_path: Path) -> None:
-    gd = make_provider(own_emu, tmp_path, oauth=False)
+@pytest.mark.parametrize("oauth", [True, False], ids=["refresh-token", "static-token"])
+def test_revoked_credentials_are_permission_denied(own_emu: Emulator, tmp_path: Path, oauth: bool) -> None:
+    if oauth and not (own_emu.credentials().get("google") or {}).get("refresh_token"):
+        pytest.skip("no Google identity endpoint in this emulator")
+    gd = make_provider(own_emu, tmp_path, oauth=oauth)
     root = gd.root()
+    if oauth:  # the refreshed token (and the refresh token) are kept for the next process, owner-only
+        token_file = tmp_path / "gdrive-gdrive.token.json"
+        assert token_file.stat().st_mode & 0o777 == 0o600 and "access_token" in token_file.read_text()
     session = gd.begin_upload(root, "r.bin", 10, UploadMeta())
     own_emu.state.revoke_tokens()
     with pytest.raises(PermissionDeniedError):
@@ -275,6 +281,16 @@ def test_revoked_credentials_are_permission_denied(own_emu: Emulator, tmp_path: 
         list(gd.list(root))
     # the session URI is the credential for the upload itself (api-notes 4.6.2)
     assert session.send(0, b"0123456789", True) is not None
+
+
+def test_service_account_credentials(own_emu: Emulator, tmp_path: Path) -> None:
+    info = (own_emu.credentials().get("google") or {}).get("service_account_info")
+    if not info:
+        pytest.skip("no Google identity endpoint in this emulator")
+    section = {"endpoint": own_emu.base_url, "ca_file": str(own_emu.ca_file), "auth": "service_account",
+               "service_account_info": json.dumps(info), "subject": "user@example.com"}
+    gd = from_remote_config(section, name="sa", state_dir=tmp_path)
+    assert gd.mkdir(gd.root(), "via-sa").kind is Kind.FOLDER
 
 
 def test_aborted_or_unknown_session_is_lost(gd: GDriveProvider) -> None:
