@@ -304,3 +304,33 @@ def test_aborted_or_unknown_session_is_lost(gd: GDriveProvider) -> None:
     bogus["uri"] = bogus["uri"].replace("upload_id=", "upload_id=nope")
     with pytest.raises(UploadSessionLostError):
         gd.resume_upload(json.dumps(bogus))
+
+
+def test_shared_drive_root(emu: Emulator, tmp_path: Path) -> None:
+    shared = drive_model(emu).create_shared_drive(f"team-{uuid.uuid4().hex[:6]}")
+    gd = from_remote_config({**google_section(emu), "drive_id": shared.id, "root": "in/here", "create_root": True},
+                            name="team", state_dir=tmp_path)
+    entry = upload(gd, gd.mkdir(gd.root(), "d"), "f.bin", b"shared bytes")
+    assert gd.stat("d/f.bin").id == entry.id and [e.name for e in gd.list(gd.stat("d"))] == ["f.bin"]
+    assert _read(gd, entry) == b"shared bytes"
+
+
+def test_throttling_is_retried_and_threads_do_not_share_connections(own_emu: Emulator, tmp_path: Path) -> None:
+    gd = make_provider(own_emu, tmp_path)
+    root = gd.root()
+    plan = {"seed": 2, "rules": [{"kind": "status", "route": "drive.files.list", "status": 429,
+                                  "code": "rateLimitExceeded", "message": "Rate Limit Exceeded",
+                                  "retry_after": "0", "count": 3}]}
+    _control(own_emu).put(f"{own_emu.base_url}/_emulator/faults", json=plan).raise_for_status()
+
+    def work(i: int) -> bytes:
+        data = _data(CHUNK + i, seed=10 + i)
+        folder = gd.mkdir(root, f"w{i}")
+        return _read(gd, upload(gd, folder, "f", data, chunk=CHUNK)) if data else b""
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    assert results == [_data(CHUNK + i, seed=10 + i) for i in range(4)]
+    fired = _control(own_emu).get(f"{own_emu.base_url}/_emulator/faults").json()["rules"][0]["fired"]
+    assert fired == 3
