@@ -3,8 +3,8 @@
 `scan(root, kinds)` walks `root` (regular files only; symlinks are not followed), looks every file up in
 the `HashCache`, and hashes the rest on a bounded thread pool: hashlib, xxhash and quickxorhash release
 the GIL on large buffers, so threads scale across cores without processes. Each file is read once, in
-blocks, and the same pass measures its all-zero tail; sparse holes come from SEEK_DATA/SEEK_HOLE, which
-reads no data.
+blocks, and the same pass measures its all-zero tail (so `integrity.zeros.scan_zeros`, a second read,
+is not used); sparse holes come from `integrity.zeros.find_holes` (SEEK_DATA/SEEK_HOLE, no data read).
 
 `choose_hash(remote_hash_types)` picks the one hash a verify run computes: the remote's hash that is
 strongest and still fast on this CPU (SHA-256 over SHA-1/MD5 unless it is more than ~15% slower).
@@ -16,7 +16,6 @@ finding). It raises `UserError` when `root` is not a directory.
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import stat as stat_mod
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from driveferry.errors import UnsupportedError, UserError
 from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.integrity.zeros import find_holes
 from driveferry.verify.cache import FileKey, HashCache, ZeroFacts
 
 __all__ = ["LocalFile", "ScanResult", "ZeroFacts", "choose_hash", "measure_hash_speeds", "scan",
@@ -128,25 +128,9 @@ def iter_tree(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
 
 
 def _holes(fd: int, size: int) -> tuple[int, int]:
-    """(count, bytes) of sparse holes, from SEEK_DATA/SEEK_HOLE (no data read; (0, 0) if unsupported)."""
-    count = total = offset = 0
-    try:
-        while offset < size:
-            try:
-                data = os.lseek(fd, offset, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:  # ENXIO: no data after offset, the rest is one hole
-                    raise
-                data = size
-            if data > offset:
-                count += 1
-                total += min(data, size) - offset
-            if data >= size:
-                break
-            offset = os.lseek(fd, data, os.SEEK_HOLE)
-    except (OSError, AttributeError):
-        return 0, 0  # filesystem without SEEK_HOLE: holes read as zeros and still count in the tail
-    return count, total
+    """(count, bytes) of sparse holes (integrity.zeros.find_holes; (0, 0) where the filesystem can't say)."""
+    holes, _supported = find_holes(fd, size)
+    return len(holes), sum(end - start for start, end in holes)
 
 
 def zero_facts_of(zero_tail_bytes: int, size: int, holes: tuple[int, int]) -> ZeroFacts:
