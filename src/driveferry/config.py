@@ -13,8 +13,8 @@ config); the error comes when a remote name is used, and says where we looked an
     ca_file = "/path/emulator-ca.pem"          # optional: CA that signs the emulator's certificate
 
 Environment overrides per key, like rclone's: DRIVEFERRY_REMOTE_<NAME>_<KEY> (upper case, '-' -> '_'),
-so secrets can stay out of the file. Relative paths in `root`, `ca_file` and `*_file` keys are taken
-relative to the config file's folder.
+so secrets can stay out of the file. Relative paths in `*_file` keys (and a local remote's `root`)
+are taken relative to the config file's folder.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def _remote(name: str, section: object, file: Path) -> RemoteConfig:
     if kind not in REMOTE_TYPES:
         raise UserError(f"{where}: unknown type {kind!r}; use one of {', '.join(REMOTE_TYPES)}")
     for key in list(merged):
-        if (key == "root" or key == "ca_file" or key.endswith("_file")) and isinstance(merged[key], str):
+        is_local_root = key == "root" and kind == "local"  # cloud types use `root` for a remote folder
+        if (is_local_root or key.endswith("_file")) and isinstance(merged[key], str):
             p = Path(os.path.expanduser(merged[key]))
             merged[key] = str(p if p.is_absolute() else file.parent / p)
     if kind == "local" and not merged.get("root"):
