@@ -186,9 +186,15 @@ class GraphClient:
         location: str = self.retried(once, f"download {item_id}")
         return location
 
-    def download(self, item_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Bytes [start, end) of a file, resuming after broken streams and expired download URLs."""
-        pos, url, fresh, attempt = start, "", False, 1
+    def download(self, item_id: str, start: int = 0, end: int | None = None, *,
+                 url: str | None = None) -> Iterator[bytes]:
+        """Bytes [start, end) of a file, resuming after broken streams and expired download URLs.
+
+        `url`: a download URL obtained earlier (e.g. a listing's @microsoft.graph.downloadUrl); when it
+        has expired, /content is asked for a new one.
+        """
+        pos, fresh, attempt = start, False, 1
+        url = url or ""
         while end is None or pos < end:
             if not url:
                 url, fresh = self.download_location(item_id), True
