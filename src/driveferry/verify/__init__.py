@@ -1,0 +1,35 @@
+"""verify: prove local files (or migrated copies) equal what a remote holds, from content hashes.
+
+    scan(root, kinds, cache=HashCache(...))      -> ScanResult of LocalFile (hashes + zero facts)
+    choose_hash(provider.hash_types)             -> the HashType to compute locally
+    classify_tree(files, entries, now=...)       -> [Finding], one status each (rules in classify.py)
+    classify_copy(source, dest)                  -> Finding from provenance, downloading nothing
+    summarize / format_summary / write_jsonl / write_csv / write_html / write_manifest   (report.py)
+"""
+
+from driveferry.verify.cache import HashCache, ZeroFacts, default_cache_path
+from driveferry.verify.classify import (
+    STATUS_INFO,
+    Finding,
+    Policy,
+    Status,
+    classify,
+    classify_copy,
+    classify_tree,
+    pair,
+)
+from driveferry.verify.report import (
+    Summary,
+    format_summary,
+    summarize,
+    write_csv,
+    write_html,
+    write_jsonl,
+    write_manifest,
+)
+from driveferry.verify.scan import LocalFile, ScanResult, choose_hash, scan
+
+__all__ = ["HashCache", "ZeroFacts", "default_cache_path", "STATUS_INFO", "Finding", "Policy", "Status",
+           "classify", "classify_copy", "classify_tree", "pair", "Summary", "format_summary", "summarize",
+           "write_csv", "write_html", "write_jsonl", "write_manifest", "LocalFile", "ScanResult",
+           "choose_hash", "scan"]
