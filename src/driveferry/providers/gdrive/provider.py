@@ -300,6 +300,13 @@ def _checked_properties(properties: Mapping[str, str]) -> dict[str, str]:
     return {k: str(v) for k, v in properties.items()}
 
 
+def _flag(value: object) -> bool:
+    """A boolean key; environment overrides arrive as text ("false" must not read as true)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path) -> GDriveProvider:
     """A provider from a `[remotes.NAME]` section (keys in the package docstring; auth keys in auth.py)."""
     creds = load_credentials(section, name=name, state_dir=state_dir)
@@ -309,7 +316,7 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
     cap = section.get("daily_upload_cap_bytes", DAILY_UPLOAD_CAP_BYTES)
     return GDriveProvider(api, name=name, root_folder_id=section.get("root_folder_id"),
                           root_path=str(section.get("root") or section.get("root_path") or ""),
-                          create_root=bool(section.get("create_root", False)),
-                          use_trash=bool(section.get("use_trash", True)), retry=retry,
+                          create_root=_flag(section.get("create_root", False)),
+                          use_trash=_flag(section.get("use_trash", True)), retry=retry,
                           download_chunk=int(section.get("download_chunk_bytes", 16 << 20)),
                           daily_upload_cap_bytes=int(cap) if cap else None)
