@@ -476,10 +476,10 @@ class GraphModel:
                         break
         return out
 
-    def delta_floor(self) -> int:
-        return int(self.state.get_meta("graph.delta_floor", "0"))
+    def delta_epoch(self) -> int:
+        """Delta tokens carry the epoch they were issued in; a token from an older epoch is too old."""
+        return int(self.state.get_meta("graph.delta_epoch", "0"))
 
     def expire_delta_tokens(self) -> None:
         """Make every delta token issued so far answer 410 resyncRequired (as a too-old token does)."""
-        self.state.set_meta("graph.delta_floor", str(self.current_seq()))
-
+        self.state.set_meta("graph.delta_epoch", str(self.delta_epoch() + 1))

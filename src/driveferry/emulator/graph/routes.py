@@ -15,7 +15,7 @@ Documented emulator choices where Graph is unconfirmed (api-notes 17.4):
 - `/content` of a folder or a OneNote package (not downloadable as a file) is 406 notSupported;
 - an expired or forged download URL is 401 unauthenticated with a Graph error body;
 - `$top` defaults to 200, is clamped at 1000, and below 1 is 400 invalidRequest;
-- a delta token that is malformed or older than `GraphModel.expire_delta_tokens()` is 410
+- a delta token that is malformed or issued before `GraphModel.expire_delta_tokens()` is 410
   resyncRequired with a `Location` header holding a fresh delta URL.
 """
 
@@ -225,27 +225,27 @@ class GraphApi:
         top, select, r = self._top(req), self._select(req), self._renderer(req)
         token = req.arg("token")
         with self.model.state.lock:
-            upto = self.model.current_seq()
+            upto, epoch = self.model.current_seq(), self.model.delta_epoch()
             if token == "latest":
                 return Response.json({"value": [], "@odata.deltaLink": self._delta_link(req, {"s": upto})})
             try:
-                tok: dict[str, Any] = {"e": 1, "b": upto, "d": 0, "i": ""} if token is None else _unb64(token)
+                tok: dict[str, Any] = {"e": 1, "b": upto, "d": 0, "i": "", "g": epoch} if token is None \
+                    else _unb64(token)
+                if int(tok["g"]) != epoch:
+                    raise self._resync(req)
                 if "e" in tok:  # initial enumeration
-                    base, floor = int(tok["b"]), self.model.delta_floor()
-                    if base < floor:
-                        raise self._resync(req)
+                    base = int(tok["b"])
                     rows = self.model.enumerate(scope.id, (int(tok["d"]), str(tok["i"])), top + 1)
                     items = [item for _, item in rows]
-                    nxt = {"e": 1, "b": base, "d": rows[top - 1][0], "i": rows[top - 1][1].id} \
+                    nxt = {"e": 1, "b": base, "d": rows[top - 1][0], "i": rows[top - 1][1].id, "g": epoch} \
                         if len(rows) > top else None
                     final = {"s": base}
                 else:
                     since = int(tok["s"])
-                    if since < self.model.delta_floor():
-                        raise self._resync(req)
                     cursor = (int(tok.get("q", since)), str(tok.get("i", "")))
                     items = self.model.changes(scope.id, since, cursor, upto, top + 1)
-                    nxt = {"s": since, "q": items[top - 1].seq, "i": items[top - 1].id} if len(items) > top else None
+                    nxt = {"s": since, "q": items[top - 1].seq, "i": items[top - 1].id, "g": epoch} \
+                        if len(items) > top else None
                     final = {"s": upto}
             except (ValueError, binascii.Error, KeyError, TypeError, AttributeError) as exc:
                 raise self._resync(req) from exc
@@ -257,6 +257,7 @@ class GraphApi:
         return Response.json(body)
 
     def _delta_link(self, req: Request, tok: dict[str, Any]) -> str:
+        tok.setdefault("g", self.model.delta_epoch())
         return self._link(req, token=_b64(tok))
 
     def _resync(self, req: Request) -> WireError:

@@ -149,7 +149,7 @@ class UploadSessions:
         with self._lock(sid):
             s = self.get(sid)
             length = end - start + 1
-            if length > MAX_FRAGMENT:
+            if length >= MAX_FRAGMENT:  # "less than 60 MiB" per request
                 raise GraphError("The fragment exceeds the maximum length of 60 MiB.", "maxFragmentLengthExceeded",
                                  status=413, code="invalidRequest")
             if s.total is not None and total != s.total:
