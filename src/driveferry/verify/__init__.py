@@ -5,6 +5,9 @@
     classify_tree(files, entries, now=...)       -> [Finding], one status each (rules in classify.py)
     classify_copy(source, dest)                  -> Finding from provenance, downloading nothing
     summarize / format_summary / write_jsonl / write_csv / write_html / write_manifest   (report.py)
+
+The functions `scan.scan` and `classify.classify` are not re-exported here: they would shadow their
+own modules as attributes of this package.
 """
 
 from driveferry.verify.cache import HashCache, ZeroFacts, default_cache_path
@@ -13,7 +16,6 @@ from driveferry.verify.classify import (
     Finding,
     Policy,
     Status,
-    classify,
     classify_copy,
     classify_tree,
     pair,
@@ -27,9 +29,9 @@ from driveferry.verify.report import (
     write_jsonl,
     write_manifest,
 )
-from driveferry.verify.scan import LocalFile, ScanResult, choose_hash, scan
+from driveferry.verify.scan import LocalFile, ScanResult, choose_hash
 
 __all__ = ["HashCache", "ZeroFacts", "default_cache_path", "STATUS_INFO", "Finding", "Policy", "Status",
-           "classify", "classify_copy", "classify_tree", "pair", "Summary", "format_summary", "summarize",
+           "classify_copy", "classify_tree", "pair", "Summary", "format_summary", "summarize",
            "write_csv", "write_html", "write_jsonl", "write_manifest", "LocalFile", "ScanResult",
-           "choose_hash", "scan"]
+           "choose_hash"]

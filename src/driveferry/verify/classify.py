@@ -35,13 +35,14 @@ the provenance the relay wrote (keys in `driveferry.integrity.provenance`), down
     2  missing_remote      the destination item is missing
     3  unverifiable        the source has no bytes (native doc, package)
     4  size_mismatch       both sizes are known and differ
-    5  unverifiable        the destination carries no provenance, or names no MD5/SHA-256 it reports
-    6  content_mismatch    provenance names a different source item
-    7  zero_filled_remote  a destination hash is the hash of `size` zeros; the source hash is not
-    8  content_mismatch    the destination's MD5/SHA-256 differ from the provenance hashes
-    9  unverifiable        the source or the provenance lacks a quickXorHash
-    10 stale_remote        the source's quickXorHash changed since the copy was made
-    11 ok                  destination hashes equal provenance, provenance qxh equals source's current qxh
+    5  unverifiable        the destination carries no provenance
+    6  unverifiable        no MD5/SHA-256 that the destination reports and the provenance records
+    7  content_mismatch    provenance names a different source item
+    8  zero_filled_remote  a destination hash is the hash of `size` zeros; the source qxh is not
+    9  content_mismatch    the destination's MD5/SHA-256 differ from the provenance hashes
+    10 unverifiable        the source or the provenance lacks a quickXorHash
+    11 stale_remote        the source's quickXorHash changed since the copy was made
+    12 ok                  destination hashes equal provenance, provenance qxh equals source's current qxh
 
 `STATUS_INFO` holds, per status, its meaning and the one line of advice the reports show.
 """
