@@ -36,6 +36,13 @@ PROPERTY_BYTES = 124  # appProperties: key + value, UTF-8 (api-notes 2.1)
 _Groups = dict[str, list[Entry]]  # outside the class, where `list` is still the builtin
 
 
+def _age(raw: Raw) -> tuple[datetime, str]:
+    """Sort key among same-named items: oldest createdTime first, then id (both always present on Drive)."""
+    created = raw.get("createdTime")
+    when = datetime.fromisoformat(created) if created else datetime.min.replace(tzinfo=UTC)
+    return when, str(raw["id"])
+
+
 def _rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -112,7 +119,7 @@ class GDriveProvider:
         raws = [r for r in raws if r.get("name") == name]  # q's name match is exact; be sure anyway
         if not raws:
             return None
-        raws.sort(key=lambda r: (str(r.get("createdTime") or ""), str(r["id"])))
+        raws.sort(key=_age)
         if len(raws) > 1:
             log.warning("%s: %d items named %r in %s; using the oldest (%s)", self.name, len(raws), name,
                         parent.path or "/", raws[0]["id"])
@@ -193,7 +200,7 @@ class GDriveProvider:
 
     def _groups(self, folder: Entry) -> _Groups:
         raws = self._all(folder.id)
-        raws.sort(key=lambda r: (str(r.get("createdTime") or ""), str(r["id"])))
+        raws.sort(key=_age)
         groups: _Groups = {}
         for raw in raws:
             groups.setdefault(str(raw.get("name") or ""), []).append(self.to_entry(raw, folder.path))

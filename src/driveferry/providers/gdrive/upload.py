@@ -24,7 +24,7 @@ from urllib.parse import quote, urljoin
 
 import httplib2
 
-from driveferry.errors import DriveferryError, TransientError, UploadSessionLostError
+from driveferry.errors import DriveferryError, PermanentError, TransientError, UploadSessionLostError
 from driveferry.providers.base import Entry
 from driveferry.providers.gdrive.api import FILE_FIELDS, DriveApi, Raw
 from driveferry.providers.gdrive.errors import translate
@@ -104,7 +104,10 @@ def parse_reply(size: int, status: int, headers: dict[str, str], content: bytes,
             return Reply(0)  # no Range header: nothing stored yet (api-notes 4.3)
         return Reply(int(rng.rpartition("-")[2]) + 1)
     if status in (200, 201):
-        return Reply(size, json.loads(content.decode() or "{}"))
+        try:
+            return Reply(size, json.loads(content.decode() or "{}"))
+        except ValueError as exc:
+            raise PermanentError(f"{what}: finished, but the reply is not a file resource") from exc
     if status in (404, 410):
         raise UploadSessionLostError(f"{what}: upload session expired or unknown (HTTP {status})",
                                      status=status)
@@ -119,7 +122,7 @@ def _response(status: int, headers: dict[str, str]) -> httplib2.Response:
 
 
 class GDriveUploadSession:
-    """An UploadSession (providers.base) for one Drive resumable upload. Not shared between threads.
+    """An UploadSession (providers.base) for one Drive resumable upload; one thread at a time.
 
     `committed_offset` is the byte count the server reported in its latest reply (None before the
     first); `committed()` asks afresh. `result()` is the finished Entry once the server has all bytes.
@@ -169,6 +172,7 @@ class GDriveUploadSession:
             if reply.done is not None:
                 return self._result
             if reply.committed < offset:
+                self._doubt = True
                 raise TransientError(f"{self._what}: server holds {reply.committed} bytes, fewer than the "
                                      f"offset {offset} being sent; ask committed() and resend from there")
             if reply.committed >= end:
