@@ -1,0 +1,108 @@
+"""Several workers on one job, each with its own connection pool (threads) or its own process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+
+from journal_helpers import FakeClock, files
+
+from driveferry.journal import ItemState, Journal
+
+N_ITEMS = 60
+WORKERS = ("w1", "w2", "w3")
+
+
+def _work(url: str, job_id: int, worker_id: str, clock: Callable[[], object] | None = None) -> list[int]:
+    """Claim and finish items until none is left; returns the ids this worker finished.
+
+    The checkpoint would raise LeaseLostError if another worker had claimed the item meanwhile.
+    """
+    done: list[int] = []
+    with Journal.open(url) as journal:
+        while batch := journal.claim(job_id, worker_id, lease_s=300, limit=2):
+            for item in batch:
+                journal.checkpoint(item.id, worker_id, f"tok-{worker_id}", 1)
+                journal.complete(item.id, f"dest-{item.id}", {"md5": "00"}, 100)
+                done.append(item.id)
+    return done
+
+
+def _process_main(url: str, job_id: int, worker_id: str, start: object, out: object) -> None:
+    start.wait()  # type: ignore[attr-defined]
+    out.put((worker_id, _work(url, job_id, worker_id)))  # type: ignore[attr-defined]
+
+
+def _check(journal: Journal, job_id: int, finished: dict[str, list[int]]) -> None:
+    ids = [i for batch in finished.values() for i in batch]
+    assert len(ids) == len(set(ids)), "an item was claimed by two workers"
+    assert sorted(ids) == sorted(i.id for i in journal.iter_items(job_id))
+    assert journal.counts(job_id)[ItemState.DONE].items == N_ITEMS
+    assert sum(1 for batch in finished.values() if batch) >= 2, "the work was not shared at all"
+
+
+def test_threads_never_claim_the_same_item(journal_url: str, journal: Journal) -> None:
+    job = journal.get_or_create_job("src", "dst")
+    journal.plan_items(job.id, files(N_ITEMS))
+    finished: dict[str, list[int]] = {}
+    start = threading.Barrier(len(WORKERS))
+
+    def run(worker_id: str) -> None:
+        start.wait()
+        finished[worker_id] = _work(journal_url, job.id, worker_id)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in WORKERS]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert set(finished) == set(WORKERS), "a worker thread died"
+    _check(journal, job.id, finished)
+
+
+def test_processes_never_claim_the_same_item(journal_url: str, journal: Journal) -> None:
+    job = journal.get_or_create_job("src", "dst")
+    journal.plan_items(job.id, files(N_ITEMS))
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(len(WORKERS))
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_process_main, args=(journal_url, job.id, w, start, out)) for w in WORKERS]
+    for p in procs:
+        p.start()
+    finished = dict(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    _check(journal, job.id, finished)
+
+
+def test_expired_leases_are_taken_over_exactly_once(journal_url: str, journal: Journal,
+                                                    clock: FakeClock) -> None:
+    """A worker dies holding items mid-upload; two survivors take each over once, with its session."""
+    job = journal.get_or_create_job("src", "dst")
+    journal.plan_items(job.id, files(10))
+    dead = journal.claim(job.id, "dead", lease_s=60, limit=10)
+    for item in dead:
+        journal.checkpoint(item.id, "dead", f"tok-{item.id}", 1000 + item.id)
+    clock.advance(61)
+    taken: dict[str, list[tuple[int, str | None, int | None]]] = {}
+    start = threading.Barrier(2)
+
+    def survivor(worker_id: str) -> None:
+        mine: list[tuple[int, str | None, int | None]] = []
+        with Journal.open(journal_url, clock=clock) as j:
+            start.wait()
+            while batch := j.claim(job.id, worker_id, lease_s=60, limit=1):
+                mine += [(i.id, i.session_token, i.committed_offset) for i in batch]
+        taken[worker_id] = mine
+
+    threads = [threading.Thread(target=survivor, args=(w,)) for w in ("s1", "s2")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    got = sorted(t for batch in taken.values() for t in batch)
+    assert got == sorted((i.id, f"tok-{i.id}", 1000 + i.id) for i in dead)
+    owners = {i.lease_owner for i in journal.iter_items(job.id)}
+    assert owners <= {"s1", "s2"} and "dead" not in owners
