@@ -154,6 +154,7 @@ def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
                progress: Progress | None) -> tuple[dict[HashType, str], ZeroFacts, os.stat_result]:
     """Hash one file in one pass and measure its zero tail. Returns (hashes, zero facts, stat after)."""
     hasher = MultiHasher(kinds)
+    needs_bytes = HashType.QUICKXOR in kinds
     buf = _buffer(block_size)
     view = memoryview(buf)
     tail = size = 0
@@ -161,8 +162,9 @@ def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
         holes = _holes(f.fileno(), os.fstat(f.fileno()).st_size)
         f.seek(0)
         while n := f.readinto(buf):
-            chunk = view[:n]
-            hasher.update(chunk)  # type: ignore[arg-type]  # hashlib and xxhash take any buffer
+            # hashlib and xxhash take any buffer; the quickxorhash extension insists on bytes (a copy).
+            chunk: bytes | memoryview = bytes(view[:n]) if needs_bytes else view[:n]
+            hasher.update(chunk)  # type: ignore[arg-type]
             size += n
             if buf[n - 1]:
                 tail = 0  # common case for real data: O(1), no scan of the block
