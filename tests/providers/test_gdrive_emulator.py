@@ -161,6 +161,8 @@ def test_duplicates_resolve_to_the_oldest(emu: Emulator, gd: GDriveProvider) -> 
 def test_round_trip_ranges_and_metadata(gd: GDriveProvider) -> None:
     folder = gd.mkdir(gd.root(), "up")
     assert gd.mkdir(gd.root(), "up").id == folder.id  # mkdir returns the existing folder
+    nested = gd.mkdir(gd.root(), "up/x/y")
+    assert nested.path == "up/x/y" and gd.stat("up/x/y").id == nested.id
     data = _data(3 * CHUNK + 12345, seed=1)
     when = datetime(2021, 3, 4, 5, 6, 7, 123000, tzinfo=UTC)
     entry = upload(gd, folder, "big.bin", data, meta=UploadMeta(modified=when, mime_type="application/x-test",
@@ -335,3 +337,23 @@ def test_throttling_is_retried_and_threads_do_not_share_connections(own_emu: Emu
     assert results == [_data(CHUNK + i, seed=10 + i) for i in range(4)]
     fired = _control(own_emu).get(f"{own_emu.base_url}/_emulator/faults").json()["rules"][0]["fired"]
     assert fired == 3
+
+
+def test_relay_into_drive_resumes_a_started_session(gd: GDriveProvider, tmp_path: Path) -> None:
+    """The session semantics the relay relies on: resume from a token, finish, hashes reported."""
+    from driveferry.migrate.relay import Relay, RelayJob
+    from driveferry.providers.local import LocalProvider
+
+    data = _data(4 * CHUNK + 77, seed=5)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f.bin").write_bytes(data)
+    local = LocalProvider(tmp_path / "src")
+    started = gd.begin_upload(gd.root(), "f.bin", len(data), UploadMeta())
+    started.send(0, data[:2 * CHUNK], False)
+    job = RelayJob(source=local.stat("f.bin"), dest_parent=gd.root(), dest_name="f.bin", run_id="r",
+                   chunk_size=CHUNK, resume_token=started.token)
+    checkpoints: list[int] = []
+    result = Relay(local, gd).copy(job, lambda token, offset: checkpoints.append(offset))
+    assert result.resumed_from == 2 * CHUNK and checkpoints[0] == 2 * CHUNK
+    assert result.entry.hashes[HashType.MD5] == hashlib.md5(data).hexdigest()
+    assert _read(gd, gd.stat("f.bin")) == data and gd.stat("f.bin").properties["df_run"] == "r"

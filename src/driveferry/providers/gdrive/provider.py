@@ -263,10 +263,16 @@ class GDriveProvider:
     # --- changes -----------------------------------------------------------------------------------------
 
     def mkdir(self, parent: Entry, name: str) -> Entry:
-        """The folder `name` in `parent`, created unless one exists. AlreadyExistsError if a file has the name.
+        """The folder `name` in `parent`, created unless one exists (`a/b` makes both, like mkdir -p).
 
-        Each attempt looks before it creates, so a create whose reply was lost is not repeated.
+        Raises AlreadyExistsError if a non-folder holds the name. Each attempt looks before it
+        creates, so a create whose reply was lost is not repeated.
         """
+        head, _, rest = name.strip("/").partition("/")
+        if rest:
+            return self.mkdir(self.mkdir(parent, head), rest)
+        name = head
+
         def attempt() -> Entry:
             found = self._find(parent, name)
             if found is not None:
