@@ -2,9 +2,9 @@
 
 Normalisation at the edge (design habit 4): sizes are ints (None for folders, whose Graph `size` is the
 total of their descendants), `modified` is fileSystemInfo.lastModifiedDateTime in UTC (the client-side
-time that survives uploads), hashes are {QUICKXOR: lowercase hex} and absent for zero-byte files and
-whenever Graph has not computed one yet, names are decoded (names.py), paths are relative to the
-configured root folder. OneNote notebooks (`package` facet) are reported as Kind.PACKAGE, never dropped.
+time that survives uploads), hashes are {QUICKXOR: lowercase hex} (Graph sends none for zero-byte files,
+so we supply the constant; none while Graph has not computed one yet), names are decoded (names.py),
+paths are relative to the configured root folder. OneNote notebooks (`package` facet) are reported as Kind.PACKAGE, never dropped.
 
 Addressing: a delegated sign-in uses /me/drive; app-only tokens cannot, so `drive_id` (/drives/{id}) or
 `user` (/users/{upn}/drive) is required with client credentials.
@@ -35,6 +35,8 @@ from driveferry.providers.onedrive.upload import (
     graph_time,
 )
 from driveferry.providers.retrying import RetryPolicy
+
+EMPTY_QUICKXOR = "00" * 20  # quickXorHash of zero bytes (api-notes 14.2: AAAAAAAAAAAAAAAAAAAAAAAAAAA=)
 
 
 def parse_time(text: Any) -> datetime | None:
@@ -79,7 +81,9 @@ class OneDriveProvider:
         size = int(item["size"]) if kind is not Kind.FOLDER and item.get("size") is not None else None
         hashes: dict[HashType, str] = {}
         qxh = (file.get("hashes") or {}).get("quickXorHash")
-        if kind is Kind.FILE and size and qxh:
+        if kind is Kind.FILE and size == 0:
+            hashes[HashType.QUICKXOR] = EMPTY_QUICKXOR  # Graph omits it; no bytes have one known hash
+        elif kind is Kind.FILE and qxh:
             hashes[HashType.QUICKXOR] = from_wire(HashType.QUICKXOR, str(qxh))
         props: dict[str, str] = {}
         if kind is Kind.PACKAGE:
