@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,14 +152,18 @@ class _PersistingCredentials(user_credentials.Credentials):
         super().refresh(request)  # type: ignore[no-untyped-call]
         if self._cache is not None:
             expiry = self.expiry.replace(tzinfo=UTC).isoformat() if self.expiry else None
-            write_private(self._cache, json.dumps({"fingerprint": self._fingerprint, "access_token": self.token,
-                                                   "expiry": expiry, "refresh_token": self.refresh_token}))
+            try:
+                write_private(self._cache, json.dumps({"fingerprint": self._fingerprint, "access_token": self.token,
+                                                       "expiry": expiry, "refresh_token": self.refresh_token}))
+            except OSError as exc:  # the transfer can go on; the next process just refreshes again
+                log.warning("could not save the Google token file %s (%s)", self._cache, exc.strerror)
 
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` to `path` atomically, readable by the owner only (0600), whatever the umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # unique per writer: threads sharing one credentials object may refresh at the same moment
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
