@@ -70,6 +70,7 @@ CASES = [
     ("empty_file_with_hash", local(b""), remote(b""), Status.OK),
     ("no_common_hash_type", local(D), remote(D, kinds=(HashType.QUICKXOR,)), Status.UNVERIFIABLE),
     ("unreadable_local", local(D, error="PermissionError"), remote(D), Status.UNVERIFIABLE),
+    ("unreadable_beats_size", local(b"", error="FileNotFoundError"), remote(D), Status.UNVERIFIABLE),
     ("unknown_remote_size_still_compares", local(D), remote(D2, size=None, modified=NEWER),
      Status.CONTENT_MISMATCH),
     ("within_clock_skew_is_not_stale", local(D, mtime=OLD + timedelta(seconds=1)), remote(D2, modified=OLD),

@@ -52,8 +52,8 @@ EXPECTED = {Status.OK: 2, Status.ZERO_FILLED_REMOTE: 1, Status.MISSING_REMOTE: 1
 
 def test_summary_counts_and_bytes() -> None:
     s = summarize(findings())
-    assert {st: s.files(st) for st in Status if s.files(st)} == EXPECTED
-    assert s.bytes(Status.ZERO_TAIL) == len(D) + 100_000
+    assert {st: s.files_of(st) for st in Status if s.files_of(st)} == EXPECTED
+    assert s.bytes_of(Status.ZERO_TAIL) == len(D) + 100_000
     assert s.total_files == 6 and s.problems == 4
     text = format_summary(s)
     assert "zero_filled_remote" in text and "total" in text and "4 not proven ok" in text

@@ -9,8 +9,8 @@ The rules, in precedence order (the first true predicate wins; `RULES` below is 
     3  pending_sync        local mtime is within the grace period and the pair is not already proven ok
     4  missing_remote      there is no remote item
     5  unverifiable        the remote item has no bytes (Google Doc, OneNote package, shortcut)
-    6  size_mismatch       both sizes are known and differ
-    7  unverifiable        the local file could not be read
+    6  unverifiable        the local file could not be read (its size may be unknown too)
+    7  size_mismatch       both sizes are known and differ
     8  zero_filled_local   the local file is all 0x00 bytes (size > 0)
     9  zero_filled_remote  a remote hash equals the hash of `size` zero bytes; the local file is not zeros
     10 zero_tail           the local file ends in >= min_zero_tail_bytes zero bytes (unfinished download)
@@ -244,8 +244,8 @@ RULES: tuple[Rule[Facts], ...] = (
          lambda f: f.recent and not f.proven_ok and (not f.has_remote or f.remote_has_bytes)),
     Rule(Status.MISSING_REMOTE, "no remote item at this path", lambda f: not f.has_remote),
     Rule(Status.UNVERIFIABLE, "remote item has no bytes to hash", lambda f: not f.remote_has_bytes),
-    Rule(Status.SIZE_MISMATCH, "sizes differ", lambda f: f.size_differs),
     Rule(Status.UNVERIFIABLE, "local file unreadable", lambda f: f.local_unreadable),
+    Rule(Status.SIZE_MISMATCH, "sizes differ", lambda f: f.size_differs),
     Rule(Status.ZERO_FILLED_LOCAL, "local file is all zero bytes", lambda f: f.local_all_zero),
     Rule(Status.ZERO_FILLED_REMOTE, "remote hash is the hash of that many zero bytes",
          lambda f: f.remote_zero_filled),

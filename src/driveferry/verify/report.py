@@ -41,15 +41,15 @@ class Summary:
     total_files: int
     total_bytes: int
 
-    def files(self, status: Status) -> int:
+    def files_of(self, status: Status) -> int:
         return next(n for s, n, _ in self.counts if s is status)
 
-    def bytes(self, status: Status) -> int:
+    def bytes_of(self, status: Status) -> int:
         return next(b for s, _, b in self.counts if s is status)
 
     @property
     def problems(self) -> int:
-        return self.total_files - self.files(Status.OK)
+        return self.total_files - self.files_of(Status.OK)
 
     def as_dict(self) -> dict[Status, tuple[int, int]]:
         return {s: (n, b) for s, n, b in self.counts}
