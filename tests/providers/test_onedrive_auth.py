@@ -14,7 +14,7 @@ import requests
 from driveferry.emulator.server import Emulator
 from driveferry.errors import PermissionDeniedError, UserError
 from driveferry.providers.onedrive import from_remote_config
-from driveferry.providers.onedrive.auth import AuthSettings, MsalTokens, StaticToken, token_source
+from driveferry.providers.onedrive.auth import AuthSettings, MsalTokens, StaticToken, login, token_source
 
 pytest.importorskip("driveferry.emulator.identity_microsoft")
 pytest.importorskip("driveferry.emulator.graph.routes")
@@ -99,3 +99,11 @@ def test_settings_errors(broken: dict[str, Any], match: str, tmp_path: Path) -> 
     shown = AuthSettings.from_section({"tenant": "t", "client_id": "c", "client_secret": "s3cr3t"},
                                       name="n", state_dir=tmp_path)
     assert "s3cr3t" not in repr(shown)
+
+
+def test_login_entry_point_for_the_cli(emulator: Emulator, tmp_path: Path) -> None:
+    shown: list[Mapping[str, Any]] = []
+    who = login(section(emulator, device=True), name="onedrive", state_dir=tmp_path, prompt=shown.append)
+    assert who == emulator.credentials()["microsoft"]["username"] and shown
+    app = login(section(emulator, device=False), name="onedrive", state_dir=tmp_path / "app")
+    assert app.startswith("app ")

@@ -113,8 +113,13 @@ def test_delta_reports_later_changes(od: OneDriveProvider) -> None:
     assert by_id[first.id].properties.get("deleted") == "true"
     assert all(e.path.startswith("sub") or e.properties.get("deleted") for e in changes)
     assert cursor2 != cursor
-    again, _ = od.delta(cursor2)
+    again, cursor3 = od.delta(cursor2)
     assert again == []
+    # a metadata-only change deep down: the parent is not in the answer, its path is looked up by id
+    second = od.stat("sub/second.txt")
+    od.set_modified(second, datetime(2021, 1, 1, tzinfo=UTC))
+    touched, _ = od.delta(cursor3)
+    assert [(e.path, e.modified) for e in touched] == [("sub/second.txt", datetime(2021, 1, 1, tzinfo=UTC))]
 
 
 def test_delta_resync_after_expired_token(od: OneDriveProvider, emulator: Emulator) -> None:

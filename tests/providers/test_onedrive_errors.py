@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -122,3 +123,14 @@ def test_exceptions_are_transient_and_leak_no_url() -> None:
     assert isinstance(translate(requests.ReadTimeout("x")), TransientError)
     done = NotFoundError("already translated")
     assert translate(done) is done
+
+
+def test_urllib3_request_lines_lose_their_query() -> None:
+    import driveferry.providers.onedrive.api  # noqa: F401  (installs the filter)
+    logger = logging.getLogger("urllib3.connectionpool")
+    record = logger.makeRecord(logger.name, logging.DEBUG, __file__, 1, '%s://%s:%s "%s %s %s" %s %s',
+                               ("https", "h", 443, "PUT", "/x/uploadSession?guid=1&tempauth=SECRET", "HTTP/1.1",
+                                202, 0), None)
+    for f in logger.filters:
+        f.filter(record)
+    assert "SECRET" not in record.getMessage() and "/x/uploadSession" in record.getMessage()

@@ -31,6 +31,20 @@ from driveferry.providers.retrying import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
+
+class _RedactQuery(logging.Filter):
+    """urllib3 logs each request line at DEBUG; Graph's download and upload URLs carry `tempauth` (a
+    bearer capability) in the query, so the query is cut from those records before anyone sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.split("?", 1)[0] + "?…" if isinstance(a, str) and "?" in a and "/" in a
+                                else a for a in record.args)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactQuery())
+
 GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
 ITEM_FIELDS = ("id,name,size,file,folder,package,root,deleted,parentReference,fileSystemInfo,"
                "lastModifiedDateTime,eTag,cTag")

@@ -220,6 +220,18 @@ def _stderr_prompt(flow: Mapping[str, Any]) -> None:
           file=sys.stderr, flush=True)
 
 
+def login(section: Mapping[str, Any], *, name: str, state_dir: Path, prompt: Prompt | None = None) -> str:
+    """`driveferry auth login NAME`: device-code sign-in (or, for an app, one token to prove the secret).
+
+    Returns who is signed in (user name, or "app <client_id>"). Raises PermissionDeniedError, UserError.
+    """
+    tokens = MsalTokens(AuthSettings.from_section(section, name=name, state_dir=state_dir))
+    if tokens.settings.device_code:
+        return tokens.login_device_code(prompt)
+    tokens.get_token()
+    return f"app {tokens.settings.client_id}"
+
+
 def token_source(section: Mapping[str, Any], *, name: str, state_dir: Path) -> TokenSource:
     """The TokenSource a remote section describes (a fixed `access_token`, else msal)."""
     if section.get("access_token"):
