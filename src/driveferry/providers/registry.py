@@ -33,8 +33,8 @@ MODULES: dict[str, str] = {
     "local": "driveferry.providers.local",
 }
 
-# "name:" at the start, where name is a remote name (at least two characters, so "C:" stays a path)
-_SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]+):(.*)$", re.DOTALL)
+# "name:" at the start, where name is a remote name (Windows drive letters are not supported paths)
+_SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*):(.*)$", re.DOTALL)
 
 
 def parse_spec(spec: str) -> tuple[str | None, str]:
