@@ -37,13 +37,15 @@ def model_of(emu: Emulator) -> DriveModel:
     return api.model
 
 
-def build_service(emu: Emulator, token: str | None = None) -> Any:
+def build_service(emu: Emulator, token: str | None = None, timeout_s: float | None = None) -> Any:
     token = token or emu.state.issue_token("google", USER)
     doc = json.loads(discovery_cache.get_static_doc("drive", "v3"))
     doc["rootUrl"] = emu.base_url + "/"
     doc["baseUrl"] = emu.base_url + "/drive/v3/"
     h = build_http()
     h.ca_certs = str(emu.ca_file)
+    if timeout_s is not None:
+        h.timeout = timeout_s
     return build_from_document(doc, http=google_auth_httplib2.AuthorizedHttp(Credentials(token=token), http=h))
 
 
