@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from driveferry.integrity.hashes import HashType
 
@@ -46,9 +47,11 @@ class Provenance:
                    properties.get(SHA256), properties.get(RUN))
 
 
-class _HasIdAndHashes:
-    id: str
-    hashes: Mapping[HashType, str]
+class _HasIdAndHashes(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def hashes(self) -> Mapping[HashType, str]: ...
 
 
 def provenance_properties(source: _HasIdAndHashes, run_id: str,

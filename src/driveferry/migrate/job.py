@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from driveferry.migrate.plan import Filters, Planned, plan
 from driveferry.migrate.quota import QuotaStop, UploadBudget, Usage
 from driveferry.migrate.relay import Relay
 from driveferry.migrate.settings import MigrateSettings
-from driveferry.migrate.workers import Progress, WorkerSettings, Workers
+from driveferry.migrate.workers import Progress, Workers, WorkerSettings
 from driveferry.providers.base import Entry, Kind, Provider
 
 log = logging.getLogger(__name__)
@@ -82,11 +81,11 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
                   journal: Journal, progress: PlanProgress, daily_cap: int | None) -> Summary:
     """Plan and transfer. Returns the summary; quota stops are reported in it, not raised."""
     started = time.monotonic()
-    run_id = uuid.uuid4().hex[:12]
-    summary = Summary(run_id=run_id, dry_run=settings.dry_run)
     src_root = _resolve_root(src, src_path, create=False)
     filters = Filters(settings.include, settings.exclude, settings.min_size, settings.max_size)
-    port = JobPort.open(journal, settings, run_id)
+    port = JobPort.open(journal, settings, src_root.path)
+    run_id = port.run_id
+    summary = Summary(run_id=run_id, dry_run=settings.dry_run)
 
     def stream() -> Any:
         for item in plan(src, src_root, filters):

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from driveferry.errors import (
     DriveferryError,
     IntegrityError,
-    PermanentError,
     QuotaExceededError,
     TransientError,
     UploadSessionLostError,
@@ -29,7 +28,10 @@ from driveferry.migrate.relay import Relay, RelayJob
 
 log = logging.getLogger(__name__)
 
-INTEGRITY_ATTEMPTS = 3  # a corrupt stream is retried from byte 0 this many times before the item fails
+
+
+class LeaseLost(Exception):
+    """This worker's lease on the item expired and another worker owns it now: drop the item."""
 
 
 class Progress:
@@ -109,11 +111,14 @@ class Workers:
         return self.tally
 
     def _renew_leases(self) -> None:
+        started = time.monotonic()
         while not self.stop.wait(max(0.5, self.s.lease_s / 3)):
             with self._active_lock:
                 ids = list(self._active)
             if ids:
                 self.journal.renew(self.s.worker_id, ids, self.s.lease_s)
+            sent = self.tally.bytes_uploaded
+            self.journal.heartbeat(sent, sent / max(1e-6, time.monotonic() - started), ids[0] if ids else None)
 
     def _loop(self) -> None:
         while not self.stop.is_set():
@@ -136,6 +141,7 @@ class Workers:
         entry = item.entry
         path = item.rel_path
         size = entry.size or 0
+        token = item.session_token
         try:
             parent, name, existing, taken = self.dest.prepare(path, entry)
             if existing is not None:
@@ -143,50 +149,45 @@ class Workers:
                 self.tally.add(skipped=1)
                 self.progress.file_finished(path, "skipped")
                 return
-            remaining = size - (item.committed_offset if item.session_token else 0)
-            self.budget.reserve(max(0, remaining))
-            token = item.session_token
-            for attempt in range(1, INTEGRITY_ATTEMPTS + 1):
-                job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken)
-                self.progress.file_started(path, size, item.committed_offset if token else 0)
-                try:
-                    result = self.relay.copy(
-                        job, lambda tok, off: self._checkpoint(item, tok, off),
-                        lambda n: self.progress.advance(path, n))
-                    break
-                except IntegrityError as exc:
-                    log.warning("%s: %s (attempt %d of %d)", path, exc, attempt, INTEGRITY_ATTEMPTS)
-                    self.journal.record_error(item.item_id, "integrity", str(exc), exc.expected, exc.actual)
-                    token = None
-                    if attempt == INTEGRITY_ATTEMPTS:
-                        raise
-                except UploadSessionLostError:
-                    token = None
+            self.budget.reserve(max(0, size - (item.committed_offset if token else 0)))
+            job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken)
+            self.progress.file_started(path, size, item.committed_offset if token else 0)
+            result = self.relay.copy(job, lambda tok, off: self._checkpoint(item, tok, off),
+                                     lambda n: self.progress.advance(path, n))
             self.dest.replaced(parent, name, entry, result.entry)
             self.journal.complete(item.item_id, result.entry.id, dict(result.hashes), result.bytes_uploaded)
             self.tally.add(copied=1, bytes_uploaded=result.bytes_uploaded, resumed=int(result.resumed_from > 0))
             self.progress.file_finished(path, "copied")
         except (QuotaStop, QuotaExceededError) as exc:
+            # the item keeps its session and offset; the final release() returns it to pending
             self.quota_stop = exc if isinstance(exc, QuotaStop) else QuotaStop(str(exc), exc.resets_at)
-            self.journal.release_item(item.item_id, self.s.worker_id)
             self.stop.set()
             self.progress.file_finished(path, "paused")
-        except (TransientError, IntegrityError, PermanentError, DriveferryError) as exc:
-            retryable = isinstance(exc, TransientError)
-            kind = type(exc).__name__
-            expected = getattr(exc, "expected", None)
-            actual = getattr(exc, "actual", None)
-            final = self.journal.fail(item.item_id, kind, str(exc), expected, actual, retryable)
-            if final:
-                with self.tally.lock:
-                    self.tally.failed += 1
-                    self.tally.failures.append((path, str(exc)))
-            self.progress.file_finished(path, "failed" if final else "retry")
+        except LeaseLost:
+            self.progress.file_finished(path, "taken over")
+        except IntegrityError as exc:
+            # nothing was committed (or the bad copy was deleted): start the file over, up to the
+            # journal's attempt limit, with both hashes kept as evidence
+            log.warning("%s: %s", path, exc)
+            self._failed(item, exc, retryable=True, reset_session=True)
+        except UploadSessionLostError as exc:
+            self._failed(item, exc, retryable=True, reset_session=True)
+        except DriveferryError as exc:
+            self._failed(item, exc, retryable=isinstance(exc, TransientError))
+
+    def _failed(self, item: ClaimedItem, exc: DriveferryError, retryable: bool, reset_session: bool = False) -> None:
+        final = self.journal.fail(item.item_id, type(exc).__name__, str(exc), getattr(exc, "expected", None),
+                                  getattr(exc, "actual", None), retryable, reset_session)
+        if final:
+            with self.tally.lock:
+                self.tally.failed += 1
+                self.tally.failures.append((item.rel_path, str(exc)))
+        self.progress.file_finished(item.rel_path, "failed" if final else "retry")
 
     def _checkpoint(self, item: ClaimedItem, token: str, offset: int) -> None:
         if not self.journal.checkpoint(item.item_id, self.s.worker_id, token, offset):
             # another worker took the item over (our lease expired): stop sending its bytes
-            raise TransientError(f"{item.rel_path}: lease lost to another worker")
+            raise LeaseLost(item.rel_path)
 
 
 Clock = Callable[[], float]

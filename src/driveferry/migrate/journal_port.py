@@ -1,0 +1,156 @@
+"""Binds one migration run to the journal: the job, the run, and the JournalPort the workers use.
+
+Items are stored by their path relative to the source root; the source Entry is rebuilt from the
+journal row (id, size, modified, hashes), so claiming a file costs no request to the source.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import socket
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from driveferry.integrity.hashes import HashType
+from driveferry.journal.records import ItemRecord, ItemState, LeaseLostError, PlannedItem
+from driveferry.journal.store import Journal
+from driveferry.migrate.plan import Planned
+from driveferry.migrate.port import ClaimedItem
+from driveferry.migrate.settings import MigrateSettings
+from driveferry.providers.base import Entry, Kind
+
+MAX_ATTEMPTS = 5
+
+
+def _hashes(raw: Mapping[str, str]) -> Mapping[HashType, str]:
+    out = {}
+    for key, value in raw.items():
+        try:
+            out[HashType(key)] = value
+        except ValueError:
+            continue
+    return MappingProxyType(out)
+
+
+class JobPort:
+    """The JournalPort of one run (see migrate/port.py), plus planning and run bookkeeping."""
+
+    def __init__(self, journal: Journal, job_id: int, run_id: str, worker_id: str, src_root_path: str) -> None:
+        self.journal = journal
+        self.job_id = job_id
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.src_root_path = src_root_path.strip("/")
+
+    @classmethod
+    def open(cls, journal: Journal, settings: MigrateSettings, src_root_path: str) -> JobPort:
+        """Find or create the job for (source, destination) and start a run of this worker."""
+        job = journal.get_or_create_job(settings.source, settings.destination)
+        run = journal.start_run(job.id, settings.worker_id, settings.redacted())
+        port = cls(journal, job.id, run.id, settings.worker_id, src_root_path)
+        if journal.dialect == "sqlite":
+            # A SQLite journal has one worker at a time: leases left by a process that died are
+            # taken back at once instead of waiting for them to expire.
+            port._release_others()
+        return port
+
+    def _release_others(self) -> None:
+        owners = {item.lease_owner for item in self.journal.iter_items(self.job_id, ItemState.IN_PROGRESS)}
+        for owner in owners - {None, self.worker_id}:
+            self.journal.release(str(owner))
+
+    # --- planning ------------------------------------------------------------------------------------
+
+    def plan(self, items: Iterable[Planned]) -> None:
+        """Store the plan (streaming). Filtered items are not stored; unsupported ones are marked."""
+        unsupported: list[tuple[str, str]] = []
+
+        def rows() -> Iterator[PlannedItem]:
+            for p in items:
+                if p.action == "filtered":
+                    continue
+                if p.action == "unsupported":
+                    unsupported.append((p.rel_path, p.reason))
+                e = p.entry
+                yield PlannedItem(path=p.rel_path, source_id=e.id, kind=str(e.kind), size_bytes=e.size,
+                                  modified=e.modified, hashes={str(k): v for k, v in e.hashes.items()})
+
+        self.journal.plan_items(self.job_id, rows())
+        for path, reason in unsupported:
+            item = self.journal.find_item(self.job_id, path)
+            if item is not None and item.state is not ItemState.UNSUPPORTED:
+                self.journal.mark(item.id, ItemState.UNSUPPORTED, reason)
+
+    def would_copy(self, items: Iterable[Planned]) -> int:
+        """For --dry-run: how many planned copies the journal does not already hold as done."""
+        count = 0
+        for p in items:
+            if p.action != "copy":
+                continue
+            known = self.journal.find_item(self.job_id, p.rel_path)
+            if known is None or known.state not in (ItemState.DONE, ItemState.SKIPPED):
+                count += 1
+        return count
+
+    # --- the JournalPort -----------------------------------------------------------------------------
+
+    def _claimed(self, rec: ItemRecord) -> ClaimedItem:
+        path = posixpath.join(self.src_root_path, rec.path) if self.src_root_path else rec.path
+        entry = Entry(id=rec.source_id, path=path, name=posixpath.basename(rec.path), kind=Kind(rec.kind),
+                      size=rec.size_bytes, modified=rec.modified, hashes=_hashes(rec.source_hashes))
+        return ClaimedItem(rec.id, rec.path, entry, rec.session_token, rec.committed_offset or 0, rec.attempts)
+
+    def claim(self, worker_id: str, lease_s: float, limit: int) -> Sequence[ClaimedItem]:
+        return [self._claimed(r) for r in self.journal.claim(self.job_id, worker_id, lease_s, limit,
+                                                              kinds={Kind.FILE.value})]
+
+    def renew(self, worker_id: str, item_ids: Sequence[int], lease_s: float) -> None:
+        self.journal.renew(worker_id, item_ids, lease_s)
+
+    def checkpoint(self, item_id: int, worker_id: str, token: str, offset: int) -> bool:
+        try:
+            self.journal.checkpoint(item_id, worker_id, token, offset)
+        except LeaseLostError:
+            return False
+        return True
+
+    def complete(self, item_id: int, dest_id: str, dest_hashes: Mapping[HashType, str], nbytes: int,
+                 skipped: bool = False) -> None:
+        self.journal.complete(item_id, dest_id, {str(k): v for k, v in dest_hashes.items()}, nbytes)
+
+    def fail(self, item_id: int, kind: str, message: str, expected: str | None, actual: str | None,
+             retryable: bool, reset_session: bool = False) -> bool:
+        try:
+            state = self.journal.fail(item_id, kind, message, retryable=retryable, expected=expected,
+                                      actual=actual, worker_id=self.worker_id, run_id=self.run_id,
+                                      max_attempts=MAX_ATTEMPTS, reset_session=reset_session)
+        except LeaseLostError:
+            return False
+        return state is ItemState.FAILED
+
+    def release(self, worker_id: str) -> None:
+        self.journal.release(worker_id)
+
+    def unfinished_elsewhere(self, worker_id: str) -> bool:
+        return any(i.lease_owner not in (None, worker_id)
+                   for i in self.journal.iter_items(self.job_id, ItemState.IN_PROGRESS))
+
+    def heartbeat(self, bytes_done: int, rate: float, current: int | None) -> None:
+        self.journal.heartbeat(self.worker_id, job_id=self.job_id, host=socket.gethostname(), pid=os.getpid(),
+                               run_id=self.run_id, current_item_id=current, bytes_done=bytes_done,
+                               rate_bytes_per_s=rate)
+
+    # --- budget and bookkeeping ----------------------------------------------------------------------
+
+    def uploaded_since(self, user_key: str, since: datetime) -> tuple[int, datetime | None]:
+        usage = self.journal.uploaded_since(user_key, since)
+        return usage.bytes_in_window, usage.oldest
+
+    def record_upload(self, user_key: str, nbytes: int, at: datetime) -> None:
+        self.journal.record_upload(user_key, nbytes, at)
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        self.journal.finish_run(self.run_id, summary)
