@@ -215,3 +215,20 @@ def test_app_only_sign_in_cannot_use_me(emulator: Emulator, tmp_path: Path) -> N
     creds = emulator.credentials()["microsoft"]
     by_user = from_remote_config({**section, "user": creds["username"]}, name="onedrive", state_dir=tmp_path)
     assert by_user.client.drive_base.startswith("/users/")
+
+
+def test_create_root_and_oversized_chunk_split(emulator: Emulator, tmp_path: Path) -> None:
+    folder = f"made-{uuid.uuid4().hex[:6]}/deep er"
+    p = from_remote_config(ms_section(emulator, root=folder, create_root=True), name="onedrive",
+                           state_dir=tmp_path)
+    root = p.root()
+    assert root.path == "" and root.kind is Kind.FOLDER
+    data = os.urandom(5 * CHUNK_MULTIPLE + 3)
+    session = p.begin_upload(root, "big.bin", len(data), UploadMeta())
+    session.max_fragment = 2 * CHUNK_MULTIPLE  # stands in for the 60 MiB request limit
+    counters = emulator.base_url + "/_emulator/counters"
+    before = requests.get(counters, verify=str(emulator.ca_file)).json()["requests"].get("graph.upload.fragment", 0)
+    entry = session.send(0, data, True)
+    after = requests.get(counters, verify=str(emulator.ca_file)).json()["requests"]["graph.upload.fragment"]
+    assert entry is not None and after - before == 3
+    assert b"".join(p.open_range(entry)) == data

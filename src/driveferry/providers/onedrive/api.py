@@ -213,10 +213,13 @@ class GraphClient:
             if not url:
                 url, fresh = self.download_location(item_id), True
             try:
+                before = pos
                 for block in self._ranged(url, pos, end, fresh):
                     pos += len(block)
                     yield block
-                return
+                if end is None or pos == before:
+                    return  # to EOF, or nothing left
+                continue  # a 206 may cover less than we asked for: ask for the rest
             except _ExpiredUrl:
                 log.info("download URL of %s expired; asking for a new one", item_id)
                 url = ""

@@ -54,11 +54,14 @@ class OneDriveProvider:
 
     hash_types = frozenset({HashType.QUICKXOR})
 
-    def __init__(self, client: GraphClient, *, root: str = "", name: str = "onedrive") -> None:
-        """`root`: plain folder path inside the drive that this provider treats as its root ("" = drive root)."""
+    def __init__(self, client: GraphClient, *, root: str = "", name: str = "onedrive",
+                 create_root: bool = False) -> None:
+        """`root`: plain folder path in the drive that this provider treats as its root ("" = drive root);
+        `create_root`: make that folder (and its parents) on first use if it is missing."""
         self.name = name
         self.client = client
         self._root = root.strip("/")
+        self._create_root = create_root
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=False,
                                  mod_time=self, delta=self, case_insensitive=True,
                                  illegal_name_chars="/")  # everything else is mapped reversibly (names.py)
@@ -99,6 +102,21 @@ class OneDriveProvider:
     # --- the core -----------------------------------------------------------------------------------
 
     def root(self) -> Entry:
+        try:
+            return self.stat("")
+        except NotFoundError:
+            if not (self._create_root and self._root):
+                raise
+        parent_id = str(self.client.get_json(self.client.item_url(""))["id"])
+        done: builtins.list[str] = []
+        for segment in names.encode_path(self._root).split("/"):
+            done.append(segment)
+            body = {"name": segment, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
+            try:
+                parent_id = str(self.client.request("POST", self.client.id_url(parent_id) + "/children",
+                                                    json=body, ok=(200, 201)).json()["id"])
+            except AlreadyExistsError:  # made meanwhile (another worker): use it
+                parent_id = str(self.client.get_json(self.client.item_url("/".join(done)))["id"])
         return self.stat("")
 
     def stat(self, path: str) -> Entry:
@@ -233,6 +251,7 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
     """Build the provider from a `[remotes.NAME]` section (keys in the module docs of auth.py and here).
 
     Drive keys: `drive_id` or `user` (UPN; app-only sign-in needs one of them), `root` (folder path),
+    `create_root` (make `root` if missing),
     `api_root` (default: `endpoint` + "/v1.0" when `endpoint` is set, else Graph), `ca_file`,
     `max_attempts` (retries of reads).
     """
@@ -252,4 +271,5 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
     ca = section.get("ca_file")
     client = GraphClient(api_root, base, tokens, ca_file=str(ca) if ca else None, policy=policy,
                          login_hint=f"run `driveferry auth login {name}`")
-    return OneDriveProvider(client, root=str(section.get("root") or ""), name=name)
+    create = str(section.get("create_root", "false")).lower() in ("1", "true", "yes")
+    return OneDriveProvider(client, root=str(section.get("root") or ""), name=name, create_root=create)

@@ -7,7 +7,8 @@ the journal, it is never logged). Fragments are PUT to it WITHOUT Authorization 
 
 Partial acceptance: a server may keep less than a fragment (ranges then unaligned to 320 KiB, issue #75).
 `send` re-bases on the server's first expected byte and re-sends the rest of the chunk it holds, so when
-it returns the whole chunk is committed. If the server wants bytes *before* the chunk, `send` raises
+it returns the whole chunk is committed. A chunk larger than MAX_CHUNK goes as several fragments, each
+ending on a 320 KiB boundary. If the server wants bytes *before* the chunk, `send` raises
 UploadOutOfSyncError(committed_offset); the caller re-reads from there. On 416 (overlap, out of order)
 we ask the server for its ranges, as rclone does, instead of guessing.
 
@@ -105,6 +106,7 @@ class GraphUploadSession:
         self._entry_of = entry_of
         self._find = find
         self._done: Entry | None = None
+        self.max_fragment = MAX_CHUNK
         self.size = token.size
         self.token = token.dumps()
 
@@ -157,17 +159,18 @@ class GraphUploadSession:
             return self._simple_put()
         if not chunk:  # "finish" call: the server may have completed the file on an earlier request
             return self._completed() if self._status() >= self.size else None
-        pos, rebases = offset, 0
+        view, pos, rebases = memoryview(chunk), offset, 0  # slices of a memoryview copy nothing
         while pos < end:
-            data = chunk[pos - offset:] if pos > offset else chunk
-            headers = {"Content-Range": f"bytes {pos}-{end - 1}/{self.size}"}
+            stop = min(end, (pos + self.max_fragment) // CHUNK_MULTIPLE * CHUNK_MULTIPLE)
+            data = chunk if (pos, stop) == (offset, end) else view[pos - offset:stop - offset]
+            headers = {"Content-Range": f"bytes {pos}-{stop - 1}/{self.size}"}
             resp = self._call("PUT", "upload fragment", data=data, headers=headers)
             if resp.status_code in (200, 201):
                 self._done = self._entry_of(resp.json(), self._t.path)
                 return self._done
             if resp.status_code == 202:
                 nxt = first_expected(resp.json())
-                new_pos = end if nxt is None else nxt
+                new_pos = stop if nxt is None else nxt
             else:
                 err = translate(resp, what=f"upload fragment for {self._t.path}", upload_session=True)
                 if isinstance(err, UploadSessionLostError) and last and self._completed() is not None:
