@@ -176,6 +176,21 @@ def test_unreadable_file_is_reported_not_skipped(tree: Path) -> None:
     assert by["a.bin"].error is None
 
 
+def test_unlistable_folder_is_reported_and_the_walk_goes_on(tree: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if str(path).endswith("deeper"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(scan_mod.os, "scandir", scandir)
+    result = scan(tree, SHA)
+    assert result.unlisted == (("sub/deeper", "PermissionError: Permission denied"),)
+    assert len(result.files) == 4
+
+
 def test_symlinks_are_not_followed(tree: Path) -> None:
     (tree / "link").symlink_to(tree / "a.bin")
     assert "link" not in {f.path for f in scan(tree, SHA).files}

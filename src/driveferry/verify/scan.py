@@ -69,6 +69,9 @@ class ScanResult:
     cached_files: int  # files answered from the cache
     hashed_bytes: int
     elapsed_s: float
+    # Folders that could not be listed: (relative path, message). Their files are unknown, not absent;
+    # the caller must report these (a verify with unlisted folders has not checked everything).
+    unlisted: tuple[tuple[str, str], ...] = ()
 
 
 @functools.cache
@@ -109,16 +112,24 @@ def choose_hash(remote_hash_types: Iterable[HashType],
     return fastest
 
 
-def iter_tree(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+def iter_tree(root: Path, errors: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(relative POSIX path, entry) of every regular file under `root`, sorted per directory.
 
-    Symlinks are neither followed nor reported: a link's target is another file's business.
+    Symlinks are neither followed nor reported: a link's target is another file's business. A folder
+    that cannot be listed is appended to `errors` as (relative folder path, message) and skipped, so
+    one unreadable folder does not end the walk; without `errors` the OSError propagates.
     """
     stack = [(root, "")]
     while stack:
         folder, prefix = stack.pop()
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if errors is None:
+                raise
+            errors.append((prefix.rstrip("/") or ".", f"{type(exc).__name__}: {exc.strerror or exc}"))
+            continue
         for e in reversed(entries):
             if e.is_dir(follow_symlinks=False):
                 stack.append((Path(e.path), f"{prefix}{e.name}/"))
@@ -209,8 +220,9 @@ def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | No
     started = time.perf_counter()
     out: list[LocalFile] = []
     hashed = cached = hashed_bytes = 0
+    unlisted: list[tuple[str, str]] = []
     todo = ((p, str(top / p)) for p in files) if files is not None else (
-        (p, e.path) for p, e in iter_tree(top))
+        (p, e.path) for p, e in iter_tree(top, unlisted))
     pending: dict[Future[tuple[dict[HashType, str], ZeroFacts, os.stat_result]],
                   tuple[str, os.stat_result, int]] = {}
 
@@ -259,7 +271,8 @@ def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | No
     if cache is not None:
         cache.commit()
     out.sort(key=lambda f: f.path)
-    return ScanResult(tuple(out), hashed, cached, hashed_bytes, time.perf_counter() - started)
+    return ScanResult(tuple(out), hashed, cached, hashed_bytes, time.perf_counter() - started,
+                      tuple(unlisted))
 
 
 def _unreadable(rel: str, st: os.stat_result, exc: OSError) -> LocalFile:
