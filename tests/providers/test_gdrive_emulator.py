@@ -267,6 +267,22 @@ def test_daily_cap_raises_quota_and_is_not_retried(own_emu: Emulator, tmp_path: 
     assert statuses.get("403") == 1  # exactly one refusal: nobody retried it
 
 
+def test_daily_cap_mid_upload_pauses_and_the_session_survives(own_emu: Emulator, tmp_path: Path) -> None:
+    gd = make_provider(own_emu, tmp_path)
+    limits = f"{own_emu.base_url}/_emulator/drive/limits"
+    _control(own_emu).put(limits, json={"daily_upload_bytes": 2 * CHUNK}).raise_for_status()
+    data = _data(4 * CHUNK, seed=6)
+    session = gd.begin_upload(gd.root(), "capped.bin", len(data), UploadMeta())
+    session.send(0, data[:CHUNK], False)
+    session.send(CHUNK, data[CHUNK:2 * CHUNK], False)
+    with pytest.raises(QuotaExceededError):
+        session.send(2 * CHUNK, data[2 * CHUNK:3 * CHUNK], False)
+    _control(own_emu).put(limits, json={"daily_upload_bytes": 10**12}).raise_for_status()  # "a day later"
+    assert session.send(2 * CHUNK, data[2 * CHUNK:3 * CHUNK], False) is None
+    done = session.send(3 * CHUNK, data[3 * CHUNK:], True)
+    assert done is not None and _read(gd, done) == data
+
+
 @pytest.mark.parametrize("oauth", [True, False], ids=["refresh-token", "static-token"])
 def test_revoked_credentials_are_permission_denied(own_emu: Emulator, tmp_path: Path, oauth: bool) -> None:
     if oauth and not (own_emu.credentials().get("google") or {}).get("refresh_token"):
