@@ -15,7 +15,9 @@ import binascii
 import enum
 import hashlib
 import os
+import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,7 +74,7 @@ class QuickXorState:
 class QuickXor:
     """quickXorHash over a stream, with a state that can be saved and resumed.
 
-    Each chunk is hashed by the C extension (which releases the GIL); its raw register is recovered by
+    Each chunk is hashed by the C extension (which holds the GIL while it runs); its raw register is recovered by
     undoing the length fold and rotated into place by (offset * 11) mod 160 bits.
     """
 
@@ -143,6 +145,56 @@ class MultiHasher:
 
     def hexdigests(self) -> dict[HashType, str]:
         return {kind: h.digest().hex() for kind, h in self._hashers.items()}
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+PARALLEL_MIN_BYTES = 1 << 20  # below this, handing work to threads costs more than it saves
+
+
+def _pool() -> ThreadPoolExecutor:
+    # One shared pool used only for hashing: its tasks never submit to it, so waiting cannot deadlock.
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 1), thread_name_prefix="hash")
+        return _POOL
+
+
+class ThreadedMultiHasher(MultiHasher):
+    """MultiHasher that feeds its hashers in parallel threads for chunks of 1 MiB and more.
+
+    hashlib and xxhash release the GIL while hashing a large buffer; the quickxorhash extension does
+    NOT (measured: a Python loop in another thread stalls while it runs). So the GIL-releasing hashers
+    go to pool threads, and only once each has entered its update does the calling thread run the
+    GIL-holding one (quickXor), which then overlaps with them instead of blocking their start.
+    `update` returns when all are done: the interface and results are exactly MultiHasher's. Whether it
+    is faster depends on free cores (see benchmarks/hashing.py). One caller at a time, like any hasher.
+    """
+
+    def update(self, data: bytes) -> None:
+        hashers = list(self._hashers.values())
+        if len(data) < PARALLEL_MIN_BYTES or len(hashers) < 2:
+            super().update(data)
+            return
+        holds_gil = [h for h in hashers if isinstance(h, QuickXor)]
+        releases = [h for h in hashers if not isinstance(h, QuickXor)]
+        mine = holds_gil or releases[:1]
+        others = releases if holds_gil else releases[1:]
+        started = [threading.Event() for _ in others]
+        futures = [_pool().submit(_started_update, h, data, ev) for h, ev in zip(others, started, strict=True)]
+        for ev in started:
+            ev.wait()
+        for h in mine:
+            h.update(data)
+        for f in futures:
+            f.result()
+        self.length += len(data)
+
+
+def _started_update(h: _Hasher, data: bytes, started: threading.Event) -> None:
+    started.set()
+    h.update(data)
 
 
 def hash_bytes(data: bytes, kinds: Iterable[HashType]) -> dict[HashType, str]:
