@@ -14,6 +14,7 @@ are computed while writing; a resumed session rebuilds them by re-reading the te
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -155,6 +156,10 @@ class LocalUpload:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise TransientError(f"upload of {self._state['final']} is busy in another process") from None
+            except OSError as exc:
+                # some FUSE mounts (Drive on Colab) have no flock: carry on unlocked, as rsync would
+                if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
             return self._send_locked(fd, offset, chunk, last)
         finally:
             os.close(fd)
