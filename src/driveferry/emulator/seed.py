@@ -129,3 +129,76 @@ def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str
             count += 1
         created[cloud] = count
     return created
+
+
+# --- binding to the emulator's models ---------------------------------------------------------------
+
+
+class _GraphTarget:
+    """Seeds the OneDrive (Graph) model: folders made as paths need them."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._folders: dict[str, str] = {"": model.root().id}
+
+    def seed_folder(self, path: str) -> str:
+        path = path.strip("/")
+        if path in self._folders:
+            return self._folders[path]
+        parent, _, name = path.rpartition("/")
+        folder, _created = self.model.create_folder(self.seed_folder(parent), name, conflict="replace")
+        self._folders[path] = folder.id
+        return str(folder.id)
+
+    def seed_file(self, path: str, blocks: Iterator[bytes], size: int, modified: datetime) -> str:
+        parent, _, name = path.strip("/").rpartition("/")
+        item = self.model.create_file(self.seed_folder(parent), name, blocks, modified=modified, conflict="replace")
+        return str(item.id)
+
+    def seed_special(self, path: str, kind: str) -> str:
+        parent, _, name = path.strip("/").rpartition("/")
+        return str(self.model.create_package(self.seed_folder(parent), name).id)
+
+
+class _DriveTarget:
+    """Seeds the Google Drive model (duplicate names are allowed there, so files are always added)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._folders: dict[str, str] = {"": "root"}
+
+    def seed_folder(self, path: str) -> str:
+        path = path.strip("/")
+        if path in self._folders:
+            return self._folders[path]
+        parent, _, name = path.rpartition("/")
+        pid = self.seed_folder(parent)
+        existing = [f for f in self.model.children(pid) if f.name == name and f.is_folder]
+        fid = existing[0].id if existing else self.model.create_folder(name, pid).id
+        self._folders[path] = fid
+        return str(fid)
+
+    def seed_file(self, path: str, blocks: Iterator[bytes], size: int, modified: datetime) -> str:
+        parent, _, name = path.strip("/").rpartition("/")
+        return str(self.model.create_file(name, blocks, self.seed_folder(parent), modified=modified).id)
+
+    def seed_special(self, path: str, kind: str) -> str:
+        parent, _, name = path.strip("/").rpartition("/")
+        return str(self.model.create_native(name, self.seed_folder(parent), text=f"{name}\n").id)
+
+
+def seed_targets(emu: Any) -> dict[str, SeedTarget]:
+    """The seed targets of a running emulator: "onedrive" (Graph model) and "gdrive" (Drive model)."""
+    targets: dict[str, SeedTarget] = {}
+    for module in emu.modules:
+        prefix = getattr(module, "route_prefix", "")
+        if prefix == "graph.":
+            targets["onedrive"] = _GraphTarget(module.model)
+        elif prefix == "drive.":
+            targets["gdrive"] = _DriveTarget(module.model)
+    return targets
+
+
+def seed_emulator(emu: Any, spec: dict[str, Any]) -> dict[str, int]:
+    """Apply a seed spec to a running (or constructed) emulator. Returns items created per cloud."""
+    return apply_spec(spec, seed_targets(emu))

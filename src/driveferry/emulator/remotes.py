@@ -1,0 +1,45 @@
+"""Remote config sections that point driveferry's own providers at an emulator.
+
+Plain data (the same shape as `[remotes.NAME]` in remotes.toml), so the demo, the tests and child
+processes build providers through the normal registry, and `emulator serve` can print a ready config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def remote_sections(describe: dict[str, Any], gdrive_root: str = "", onedrive_root: str = "") -> dict[str, dict[str, Any]]:
+    """Sections {"onedrive": {...}, "gdrive": {...}} for an emulator's `describe()` output.
+
+    OneDrive signs in with client credentials (app-only, addressing the drive by id); Drive uses the
+    emulator's OAuth client and refresh token, as a real installed-app setup would.
+    """
+    base, ca, creds = describe["base_url"], describe.get("ca_file"), describe["credentials"]
+    ms, graph, google = creds["microsoft"], creds["graph"], creds["google"]
+    common = {"endpoint": base, **({"ca_file": ca} if ca else {})}
+    onedrive = {"type": "onedrive", **common, "auth": "client_credentials", "tenant": ms["tenant_id"],
+                "client_id": ms["client_id"], "client_secret": ms["client_secret"], "drive_id": graph["drive_id"]}
+    gdrive = {"type": "gdrive", **common, "auth": "oauth", "client_id": google["client_id"],
+              "client_secret": google["client_secret"], "refresh_token": google["refresh_token"],
+              "token_uri": google["token_uri"]}
+    if onedrive_root:
+        onedrive["root"] = onedrive_root
+    if gdrive_root:
+        gdrive["root"], gdrive["create_root"] = gdrive_root, True
+    return {"onedrive": onedrive, "gdrive": gdrive}
+
+
+def remotes_toml(sections: dict[str, dict[str, Any]], prefix: str = "emu-") -> str:
+    """The sections as remotes.toml text (`[remotes.emu-onedrive]` ...)."""
+    lines = []
+    for name, section in sections.items():
+        lines.append(f"[remotes.{prefix}{name}]")
+        for key, value in section.items():
+            if isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            else:
+                text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+                lines.append(f'{key} = "{text}"')
+        lines.append("")
+    return "\n".join(lines)
