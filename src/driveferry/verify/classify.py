@@ -338,11 +338,12 @@ def _first(rules: tuple[Rule[F], ...], facts: F) -> Rule[F]:
 
 
 def classify(local: LocalFile | None, remote: Entry | None, *, now: datetime,
-             policy: Policy = Policy(), oracle: ZeroOracle = is_zero_content) -> Finding:
+             policy: Policy = Policy(), oracle: ZeroOracle = is_zero_content, path: str | None = None) -> Finding:
     """The status of one local file against the remote item at the same path (see the table above).
 
     `remote` must be a non-folder item or None; at least one side must be given. `now` is timezone-aware
-    UTC (the grace period is measured from it). Raises ValueError on a folder or on (None, None).
+    UTC (the grace period is measured from it). `path` names the finding (default: the local path, else
+    the remote's). Raises ValueError on a folder or on (None, None).
     """
     if local is None and remote is None:
         raise ValueError("classify needs a local file or a remote item")
@@ -353,7 +354,7 @@ def classify(local: LocalFile | None, remote: Entry | None, *, now: datetime,
     kind = next((k for k in facts.compared if local and remote and local.hashes[k] != remote.hashes[k]),
                 facts.compared[0] if facts.compared else None)
     return Finding(
-        path=local.path if local is not None else remote.path if remote is not None else "",
+        path=path if path is not None else local.path if local is not None else remote.path if remote else "",
         status=rule.status, reason=rule.reason,
         local_size=local.size if local is not None else None,
         remote_size=remote.size if remote is not None else None, hash_type=kind,
@@ -395,16 +396,24 @@ def classify_copy(source: Entry | None, dest: Entry | None, *,
         remote_id=dest.id if dest is not None else None)
 
 
-def pair(files: Iterable[LocalFile], entries: Iterable[Entry]) -> list[tuple[LocalFile | None, Entry | None]]:
+def _entry_path(e: Entry) -> str:
+    return e.path
+
+
+def pair(files: Iterable[LocalFile], entries: Iterable[Entry], *,
+         key: Callable[[Entry], str] = _entry_path) -> list[tuple[LocalFile | None, Entry | None]]:
     """Match local files and remote items by path. Folders are skipped.
 
-    Drive allows several items with one name: each duplicate is paired with the local file and gets its
-    own finding (one may be ok and another a zero-filled placeholder), so none goes unreported.
+    `key` gives a remote item's path relative to the same root as `LocalFile.path` (default
+    `Entry.path`, which is relative to the provider root; pass the walk's relative path when verifying
+    a sub-folder). Drive allows several items with one name: each duplicate is paired with the local
+    file and gets its own finding (one may be ok and another a zero-filled placeholder), so none goes
+    unreported.
     """
     by_path: dict[str, list[Entry]] = {}
     for e in entries:
         if e.kind is not Kind.FOLDER:
-            by_path.setdefault(e.path, []).append(e)
+            by_path.setdefault(key(e), []).append(e)
     out: list[tuple[LocalFile | None, Entry | None]] = []
     for f in files:
         candidates = by_path.pop(f.path, [])
@@ -417,7 +426,9 @@ def pair(files: Iterable[LocalFile], entries: Iterable[Entry]) -> list[tuple[Loc
 
 
 def classify_tree(files: Iterable[LocalFile], entries: Iterable[Entry], *, now: datetime,
-                  policy: Policy = Policy(), oracle: ZeroOracle = is_zero_content) -> list[Finding]:
-    """`classify` over `pair(files, entries)`, sorted by path: one finding per pair, none dropped."""
-    found = [classify(f, e, now=now, policy=policy, oracle=oracle) for f, e in pair(files, entries)]
+                  policy: Policy = Policy(), oracle: ZeroOracle = is_zero_content,
+                  key: Callable[[Entry], str] = _entry_path) -> list[Finding]:
+    """`classify` over `pair(files, entries, key=key)`, sorted by path: one finding per pair, none dropped."""
+    found = [classify(f, e, now=now, policy=policy, oracle=oracle, path=f.path if f else key(e) if e else None)
+             for f, e in pair(files, entries, key=key)]
     return sorted(found, key=lambda x: (x.path, x.remote_id or ""))
