@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urlencode, urljoin
 
 import requests
 
@@ -172,20 +172,21 @@ class GraphClient:
 
         On 410 resyncRequired we start again from the server's `Location` (a full enumeration).
         """
-        url = link or f"{self.drive_base}/root/delta"
+        start = f"{self.drive_base}/root/delta?" + urlencode({"$top": PAGE_SIZE, "$select": ITEM_FIELDS})
+        url = link or start
         for _ in range(3):
             items: list[dict[str, Any]] = []
             try:
                 next_url: str | None = url
                 while next_url:
-                    page = self.get_json(next_url)
+                    page = self.get_json(next_url)  # next/delta links keep $top and $select
                     items.extend(v for v in page.get("value", []) if isinstance(v, dict))
                     next_url = page.get("@odata.nextLink")
                     if not next_url:
                         return items, str(page.get("@odata.deltaLink") or url)
             except ResyncRequiredError as exc:
                 log.info("OneDrive delta token expired; enumerating again")
-                url = exc.location or f"{self.drive_base}/root/delta"
+                url = exc.location or start
         raise TransientError("OneDrive delta kept asking for a resync")
 
     # --- download -----------------------------------------------------------------------------------
