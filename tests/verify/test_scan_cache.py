@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,28 @@ def test_cache_persists_and_merges_hash_types(tree: Path, tmp_path: Path, counti
         counting.clear()
         both = scan(tree, {HashType.MD5, HashType.SHA256}, cache=cache)
         assert counting == [] and all(len(f.hashes) == 2 for f in both.files)
+
+
+def test_prune_drops_only_unused_rows(tree: Path, tmp_path: Path) -> None:
+    with HashCache(tmp_path / "c.sqlite3", racy_window_s=0) as cache:
+        scan(tree, SHA, cache=cache)
+        (tree / "a.bin").unlink()
+        time.sleep(0.05)
+        scan(tree, SHA, cache=cache)  # uses the four remaining rows
+        assert len(cache) == 5
+        assert cache.prune(unseen_for_s=0.02) == 1 and len(cache) == 4
+        assert scan(tree, SHA, cache=cache).cached_files == 4
+
+
+def test_cache_of_another_schema_version_is_rebuilt(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite3"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE files (junk TEXT)")
+    con.execute("PRAGMA user_version=99")
+    con.commit()
+    con.close()
+    with HashCache(db) as cache:
+        assert len(cache) == 0
 
 
 def test_racy_entries_are_not_trusted(tree: Path, tmp_path: Path, counting: list[str]) -> None:

@@ -11,6 +11,10 @@ rewritten again with identical size and times (git's "racy clean" problem; FAT/F
 A row is trusted only if the file's mtime/ctime were at least `racy_window_s` older than the moment
 hashing began; otherwise the file is hashed again next time (and then cached for good).
 
+Rows of deleted files are never looked up again; `prune(unseen_for_s)` drops rows no scan has used
+for that long. The schema carries a version (PRAGMA user_version); a cache written by another version
+is discarded and rebuilt, since everything in it can be recomputed.
+
 The cache only stores what we computed from local bytes; it never holds a remote's hash.
 """
 
@@ -20,6 +24,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +36,7 @@ __all__ = ["FileKey", "ZeroFacts", "HashCache", "default_cache_path", "DEFAULT_R
 
 DEFAULT_RACY_WINDOW_S = 2.0  # FAT and some FUSE mounts stamp mtimes with 2 s / 1 s resolution
 _COMMIT_EVERY = 512
+_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
   device INTEGER NOT NULL, inode INTEGER NOT NULL,
   size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
-  recorded_ns INTEGER NOT NULL,
+  recorded_ns INTEGER NOT NULL,  -- when hashing began (for the racy check)
+  seen_ns INTEGER NOT NULL,      -- last time a scan used this row (for prune)
   hashes TEXT NOT NULL,          -- JSON {hash type: lowercase hex}
   zero_tail INTEGER NOT NULL, all_zero INTEGER NOT NULL, hole_count INTEGER NOT NULL,
   hole_bytes INTEGER NOT NULL,
@@ -98,9 +105,13 @@ class HashCache:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         self._unsaved = 0
+        self._seen: list[tuple[int, int, int]] = []  # (seen_ns, device, inode) of hits, written at commit
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+                self._db.execute("DROP TABLE IF EXISTS files")
+                self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             self._db.execute(_SCHEMA)
             self._db.execute("BEGIN")
 
@@ -116,6 +127,8 @@ class HashCache:
         stored = {HashType(k): v for k, v in json.loads(row[4]).items()}
         if any(k not in stored for k in kinds):
             return None
+        with self._lock:
+            self._seen.append((time.time_ns(), key.device, key.inode))
         return {k: stored[k] for k in kinds}, ZeroFacts(row[5], bool(row[6]), row[7], row[8])
 
     def put(self, key: FileKey, hashes: Mapping[HashType, str], zeros: ZeroFacts, *, recorded_ns: int) -> None:
@@ -129,8 +142,8 @@ class HashCache:
                 merged.update(json.loads(row[3]))
             merged.update({k.value: v for k, v in hashes.items()})
             self._db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (key.device, key.inode, key.size, key.mtime_ns, key.ctime_ns, recorded_ns,
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (key.device, key.inode, key.size, key.mtime_ns, key.ctime_ns, recorded_ns, time.time_ns(),
                  json.dumps(merged, sort_keys=True), zeros.zero_tail_bytes, int(zeros.all_zero),
                  zeros.hole_count, zeros.hole_bytes))
             self._unsaved += 1
@@ -141,7 +154,19 @@ class HashCache:
         with self._lock:
             self._commit_locked()
 
+    def prune(self, unseen_for_s: float) -> int:
+        """Delete rows no scan has used (hit or stored) for `unseen_for_s` seconds. Returns rows deleted."""
+        cutoff = time.time_ns() - int(unseen_for_s * 1e9)
+        with self._lock:
+            self._commit_locked()
+            n = self._db.execute("DELETE FROM files WHERE seen_ns < ?", (cutoff,)).rowcount
+            self._commit_locked()
+        return int(n)
+
     def _commit_locked(self) -> None:
+        if self._seen:
+            self._db.executemany("UPDATE files SET seen_ns=? WHERE device=? AND inode=?", self._seen)
+            self._seen.clear()
         self._db.execute("COMMIT")
         self._db.execute("BEGIN")
         self._unsaved = 0
@@ -152,6 +177,7 @@ class HashCache:
 
     def close(self) -> None:
         with self._lock:
+            self._commit_locked()
             self._db.execute("COMMIT")
             self._db.close()
 
