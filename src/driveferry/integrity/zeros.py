@@ -119,10 +119,6 @@ def find_holes(fd: int, size: int) -> tuple[tuple[tuple[int, int], ...], bool]:
     return tuple(holes), True
 
 
-def _in_hole(holes: tuple[tuple[int, int], ...], start: int, end: int) -> bool:
-    return any(h_start <= start and end <= h_end for h_start, h_end in holes)
-
-
 def scan_zeros(path: str | os.PathLike[str], block_bytes: int = ZERO_BLOCK_BYTES) -> ZeroReport:
     """Scan a local file for all-zero blocks, its zero-filled tail and its sparse holes.
 
@@ -140,11 +136,13 @@ def scan_zeros(path: str | os.PathLike[str], block_bytes: int = ZERO_BLOCK_BYTES
         st = os.fstat(fh.fileno())
         size = st.st_size
         holes, supported = find_holes(fh.fileno(), size)
-        offset = 0
+        offset, h = 0, 0  # h: first hole that may still contain blocks (offsets only grow)
         while offset < size:
             end = min(size, offset + block_bytes)
             n = end - offset
-            if _in_hole(holes, offset, end):
+            while h < len(holes) and holes[h][1] <= offset:
+                h += 1
+            if h < len(holes) and holes[h][0] <= offset and end <= holes[h][1]:
                 is_zero = True
             else:
                 fh.seek(offset)

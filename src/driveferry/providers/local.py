@@ -22,6 +22,7 @@ import stat as stat_mod
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from driveferry.errors import (
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 XATTR_PREFIX = "user.driveferry."
 PARTIAL_MARK = ".driveferry-partial-"
 READ_BLOCK_BYTES = 1 << 20
+_NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
 
 
 def _utc(ts_ns: int) -> datetime:
@@ -129,14 +131,17 @@ class LocalProvider:
                      mime_type=None if is_dir else mimetypes.guess_type(name)[0],
                      properties=self._properties(full), parent_id=parent)
 
-    def _properties(self, full: Path) -> dict[str, str]:
+    def _properties(self, full: Path) -> Mapping[str, str]:
         if not self.xattrs:
-            return {}
+            return _NO_PROPERTIES
         try:
             names = [n for n in os.listxattr(full) if n.startswith(XATTR_PREFIX)]
-            return {n[len(XATTR_PREFIX):]: os.getxattr(full, n).decode("utf-8", "replace") for n in names}
+            if not names:
+                return _NO_PROPERTIES
+            return MappingProxyType({n[len(XATTR_PREFIX):]: os.getxattr(full, n).decode("utf-8", "replace")
+                                     for n in names})
         except OSError:
-            return {}
+            return _NO_PROPERTIES
 
     # --- the core --------------------------------------------------------------------------------------
 

@@ -65,8 +65,10 @@ def factory_for(kind: str) -> Factory:
 
 
 def build_provider(remote: RemoteConfig, state_dir: Path) -> Provider:
-    """A provider for one configured remote. The state dir is created (0700) on demand."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """A provider for one configured remote. The state dir is created (0700) for cloud remotes, whose
+    token caches live there; a local remote keeps no state."""
+    if remote.type != "local":
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return factory_for(remote.type)(remote.section, name=remote.name, state_dir=state_dir)
 
 
