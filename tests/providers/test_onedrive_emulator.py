@@ -3,6 +3,7 @@ paging, delta, packages, ranges, expired download URLs, uploads and their edge c
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import UTC, datetime
@@ -232,3 +233,30 @@ def test_create_root_and_oversized_chunk_split(emulator: Emulator, tmp_path: Pat
     after = requests.get(counters, verify=str(emulator.ca_file)).json()["requests"]["graph.upload.fragment"]
     assert entry is not None and after - before == 3
     assert b"".join(p.open_range(entry)) == data
+
+
+def test_final_fragment_whose_answer_was_lost(od: OneDriveProvider, emulator: Emulator) -> None:
+    data = os.urandom(2 * CHUNK_MULTIPLE)
+    when = datetime(2023, 3, 4, 5, 6, 7, tzinfo=UTC)
+    old = upload(od, od.root(), "final.bin", os.urandom(len(data)), meta=UploadMeta(modified=datetime(2001, 1, 1,
+                                                                                                     tzinfo=UTC)))
+    s = od.begin_upload(od.root(), "final.bin", len(data), UploadMeta(modified=when, replace=True))
+    s.send(0, data[:CHUNK_MULTIPLE], False)
+    stale = od.resume_upload(s.token)
+    url = json.loads(s.token)["upload_url"]
+    # the last fragment reaches the server, but its answer never reaches us
+    requests.put(url, data=data[CHUNK_MULTIPLE:], verify=str(emulator.ca_file),
+                 headers={"Content-Range": f"bytes {CHUNK_MULTIPLE}-{len(data) - 1}/{len(data)}"}).raise_for_status()
+    entry = s.send(CHUNK_MULTIPLE, data[CHUNK_MULTIPLE:], True)  # 404 now: the session finished
+    assert entry is not None and entry.id == old.id and entry.modified == when
+    assert stale.committed() == len(data) and stale.send(len(data), b"", True) == entry
+    assert b"".join(od.open_range(entry)) == data
+
+
+def test_an_older_file_of_the_same_size_is_not_taken_for_our_upload(od: OneDriveProvider) -> None:
+    upload(od, od.root(), "same.bin", b"a" * 10, meta=UploadMeta(modified=datetime(2001, 1, 1, tzinfo=UTC)))
+    s = od.begin_upload(od.root(), "same.bin", 10, UploadMeta(modified=datetime(2024, 1, 1, tzinfo=UTC),
+                                                              replace=True))
+    s.abort()
+    with pytest.raises(UploadSessionLostError):
+        od.resume_upload(s.token).committed()

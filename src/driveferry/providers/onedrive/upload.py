@@ -135,12 +135,20 @@ class GraphUploadSession:
         return result
 
     def _completed(self) -> Entry | None:
-        """The uploaded file if the session finished (we saw it, or the item has the expected size)."""
+        """The uploaded file if the session finished: we saw it, or the item at the path has our size and
+        the modified time the session set (so an older file we were to replace does not count). The relay
+        still compares hashes before it trusts the result."""
         if self._done is None:
             found = self._find(self._t.path)
-            if found is not None and found.size == self.size:
+            if found is not None and found.size == self.size and self._ours(found):
                 self._done = found
         return self._done
+
+    def _ours(self, found: Entry) -> bool:
+        if not self._t.modified or found.modified is None:
+            return True
+        wanted = datetime.fromisoformat(self._t.modified.replace("Z", "+00:00"))
+        return abs((found.modified - wanted).total_seconds()) < 1  # Graph keeps whole seconds
 
     # --- the contract -------------------------------------------------------------------------------
 
