@@ -128,7 +128,7 @@ def iter_tree(root: Path, errors: list[tuple[str, str]] | None = None) -> Iterat
         except OSError as exc:
             if errors is None:
                 raise
-            errors.append((prefix.rstrip("/") or ".", f"{type(exc).__name__}: {exc.strerror or exc}"))
+            errors.append((prefix.rstrip("/") or ".", _describe(exc)))
             continue
         for e in reversed(entries):
             if e.is_dir(follow_symlinks=False):
@@ -247,7 +247,7 @@ def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | No
             try:
                 st = os.stat(abs_path, follow_symlinks=False)
             except OSError as exc:
-                out.append(LocalFile(rel, 0, _utc(0), {}, ZeroFacts(), error=str(exc)))
+                out.append(LocalFile(rel, 0, _utc(0), {}, ZeroFacts(), error=_describe(exc)))
                 continue
             if not stat_mod.S_ISREG(st.st_mode):
                 continue
@@ -275,6 +275,10 @@ def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | No
                       tuple(unlisted))
 
 
+def _describe(exc: OSError) -> str:
+    # The class and the OS message, without the absolute path (reports show the relative one).
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
 def _unreadable(rel: str, st: os.stat_result, exc: OSError) -> LocalFile:
-    return LocalFile(rel, st.st_size, _utc(st.st_mtime_ns), {}, ZeroFacts(),
-                     error=f"{type(exc).__name__}: {exc.strerror or exc}")
+    return LocalFile(rel, st.st_size, _utc(st.st_mtime_ns), {}, ZeroFacts(), error=_describe(exc))
