@@ -33,7 +33,7 @@ the provenance the relay wrote (keys in `driveferry.integrity.provenance`), down
     #  status              when
     1  missing_local       the source item is gone (nothing to prove the copy against)
     2  missing_remote      the destination item is missing
-    3  unverifiable        the source has no bytes (native doc, package)
+    3  unverifiable        the source or the destination has no bytes (native doc, package)
     4  size_mismatch       both sizes are known and differ
     5  unverifiable        the destination carries no provenance
     6  unverifiable        no MD5/SHA-256 that the destination reports and the provenance records
@@ -111,7 +111,7 @@ STATUS_INFO: Mapping[Status, StatusInfo] = {
         "Likely an unfinished download (never-written ranges); resume it unless the file is sparse by design."),
     Status.STALE_REMOTE: StatusInfo(
         "error", "same file, older content on the remote",
-        "The sync missed a later rewrite: re-upload the local file (touching it is not enough on FUSE)."),
+        "The remote missed a later rewrite: copy the file again (on a FUSE mount, touching it is not enough)."),
     Status.CONTENT_MISMATCH: StatusInfo(
         "error", "content hashes differ", "Compare both copies; re-upload the one you trust."),
     Status.PENDING_SYNC: StatusInfo(
