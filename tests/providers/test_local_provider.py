@@ -158,3 +158,11 @@ def test_ops_walk_deep_tree_and_ensure_dirs(lp: LocalProvider) -> None:
     (lp.root_path / "file").write_bytes(b"")
     with pytest.raises(AlreadyExistsError):
         ensure_dirs(lp, "file/sub")
+
+
+def test_special_files_are_skipped_in_listings(lp: LocalProvider) -> None:
+    os.mkfifo(lp.root_path / "pipe")
+    (lp.root_path / "f").write_bytes(b"1")
+    assert [e.name for e in lp.list(lp.root())] == ["f"]
+    with pytest.raises(UnsupportedError):
+        lp.stat("pipe")

@@ -90,8 +90,8 @@ class LocalProvider:
 
     # --- paths ----------------------------------------------------------------------------------------
 
-    def _rel(self, path: str) -> str:
-        """Normalise a user path to 'a/b' form. Raises UserError for '..' or an absolute path."""
+    def relpath(self, path: str) -> str:
+        """Normalise a path to 'a/b' form (relative to the root). Raises UserError for '..' or NUL."""
         if "\0" in path:
             raise UserError(f"path {path!r} contains a NUL byte")
         # A leading slash means "from the provider root" (specs like `backup:/Documents`), so an
@@ -101,10 +101,10 @@ class LocalProvider:
             raise UserError(f"path {path!r} escapes the root {str(self.root_path)!r}")
         return "/".join(parts)
 
-    def local_path(self, rel: str, *, must_stay: bool = True) -> Path:
+    def local_path(self, rel: str) -> Path:
         """The filesystem path for `rel`. Raises PermissionDeniedError if symlinks lead outside the root."""
         full = self.root_path / rel if rel else self.root_path
-        if must_stay and rel:
+        if rel:
             real = os.path.realpath(full)
             if real != self._real_root and not real.startswith(self._real_root.rstrip("/") + "/"):
                 raise PermissionDeniedError(f"{rel!r} leads outside the root {str(self.root_path)!r}")
@@ -126,6 +126,9 @@ class LocalProvider:
                 return Entry(id=rel, path=rel, name=name, kind=Kind.SHORTCUT, parent_id=parent,
                              modified=_utc(st.st_mtime_ns))
         is_dir = stat_mod.S_ISDIR(st.st_mode)
+        if not is_dir and not stat_mod.S_ISREG(st.st_mode):
+            # FIFOs, sockets, devices: reading one could block forever or never end
+            raise UnsupportedError(f"{rel} is not a regular file or folder")
         return Entry(id=rel, path=rel, name=name, kind=Kind.FOLDER if is_dir else Kind.FILE,
                      size=None if is_dir else st.st_size, modified=_utc(st.st_mtime_ns),
                      mime_type=None if is_dir else mimetypes.guess_type(name)[0],
@@ -150,7 +153,7 @@ class LocalProvider:
 
     def stat(self, path: str) -> Entry:
         """The entry at `path`. Raises NotFoundError, UserError ('..'), PermissionDeniedError (escape)."""
-        rel = self._rel(path)
+        rel = self.relpath(path)
         full = self.root_path / rel if rel else self.root_path
         if not os.path.lexists(full):
             raise NotFoundError(f"{rel or '/'} not found in {self.name}")
@@ -176,6 +179,8 @@ class LocalProvider:
                     yield self._entry(rel, Path(d.path), d.stat(follow_symlinks=False))
                 except (FileNotFoundError, NotFoundError):
                     continue  # removed while we listed
+                except UnsupportedError:
+                    log.info("skipping %s: not a regular file or folder", rel)
 
     def open_range(self, entry: Entry, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes [start, end) in blocks of at most 1 MiB. Raises NotFoundError, UnsupportedError."""
@@ -226,7 +231,7 @@ class LocalProvider:
 
     def delete(self, entry: Entry) -> None:
         """Remove a file, or a folder with everything in it (symlinks inside are removed, not followed)."""
-        rel = self._rel(entry.path)
+        rel = self.relpath(entry.path)
         if not rel:
             raise PermissionDeniedError("refusing to delete the provider root")
         full = self.root_path / rel

@@ -113,7 +113,7 @@ class LocalUpload:
         if state["root"] != str(provider.root_path):
             raise PermanentError(f"upload token belongs to root {state['root']!r}, not {str(provider.root_path)!r}")
         for key in ("tmp", "final"):  # the token is data from the journal: keep it inside the root
-            if provider._rel(state[key]) != state[key]:
+            if provider.relpath(state[key]) != state[key]:
                 raise PermanentError(f"upload token has a bad {key} path")
             provider.local_path(state[key].rsplit("/", 1)[0] if "/" in state[key] else "")
         session = cls(provider, state)
