@@ -159,3 +159,14 @@ def test_manifest_skips_files_without_that_hash() -> None:
     buf = io.StringIO()
     assert write_manifest([local(D, "x"), local(D, "y", error="EACCES")], HashType.SHA1, buf) == 0
     assert write_manifest([local(D, "x"), local(D, "y", error="EACCES")], HashType.MD5, buf) == 1
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to parse the inline script")
+def test_html_inline_script_parses(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    write_html(findings(), buf, generated_at=NOW)
+    script = re.search(r"<script>(.*?)</script>", buf.getvalue(), re.S)
+    assert script is not None
+    (tmp_path / "report.js").write_text(script.group(1))
+    done = subprocess.run(["node", "--check", str(tmp_path / "report.js")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
