@@ -311,3 +311,28 @@ def test_unknown_endpoint_is_json_404(raw: requests.Session, shared_emu: Emulato
 def test_invalid_get_fields_is_400(raw: requests.Session, shared_emu: Emulator, params: dict[str, str]) -> None:
     r = raw.get(shared_emu.base_url + "/drive/v3/files/root", params=params)
     assert r.status_code == 400 and r.json()["error"]["errors"][0]["location"] == "fields"
+
+
+def test_copy_keeps_bytes_and_hashes(svc: Any, shared_emu: Emulator, folder: str) -> None:
+    src = model_of(shared_emu).create_file("src.bin", [b"copy me"], parent=folder, app_properties={"a": "1"})
+    dest = mkdir(svc, "dest", folder)
+    got = svc.files().copy(fileId=src.id, body={"parents": [dest], "appProperties": {"b": "2"}},
+                           fields="id,name,parents,md5Checksum,appProperties").execute()
+    assert got["id"] != src.id and got["name"] == "src.bin" and got["parents"] == [dest]
+    assert got["md5Checksum"] == src.md5 and got["appProperties"] == {"a": "1", "b": "2"}
+    assert svc.files().get_media(fileId=got["id"]).execute() == b"copy me"
+    with pytest.raises(HttpError) as exc:
+        svc.files().copy(fileId=folder, body={}).execute()
+    assert exc.value.status_code == 403
+
+
+def test_native_size_is_settable(svc: Any, shared_emu: Emulator, folder: str) -> None:
+    m = model_of(shared_emu)
+    doc = m.create_native("Sheet", folder, kind="spreadsheet", text="a,b\n1,2\n")
+    assert svc.files().get(fileId=doc.id, fields="size").execute() == {"size": "8"}
+    m.set_native_size(False)
+    try:
+        assert svc.files().get(fileId=doc.id, fields="size,md5Checksum").execute() == {}
+    finally:
+        m.set_native_size(True)
+    assert svc.files().export(fileId=doc.id, mimeType="text/csv").execute() == b"a,b\n1,2\n"

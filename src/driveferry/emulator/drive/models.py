@@ -16,6 +16,7 @@ Errors are `DriveError`s carrying the wire status and reason (404 notFound, 400 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import fields as dc_fields
@@ -321,6 +322,38 @@ class DriveModel:
                 f.md5, f.sha1, f.sha256 = content.md5, content.sha1, content.sha256
         self._insert(f)
         return self.get(f.id)
+
+    def copy(self, file_id: str, meta: dict[str, Any], owner: str, *, all_drives: bool = True) -> DriveFile:
+        """files.copy: a new file with the source's bytes and stored hashes; `meta` overrides name, parents,
+        properties. Copies count toward the daily upload cap [OBS: the cap covers uploads and copies]."""
+        src = self.get(file_id, all_drives=all_drives)
+        if src.is_folder:
+            raise DriveError(403, "cannotCopyFile", "This file cannot be copied by the user.", location="fileId")
+        self.check_upload_allowed(owner)
+        if not src.is_native:
+            self.check_storage(src.size or 0)
+        new_meta: dict[str, Any] = {"name": src.name, "mimeType": src.mime_type, "parents": [src.parent or "root"],
+                                    "properties": src.properties, "appProperties": src.app_properties,
+                                    "description": src.description}
+        for key, value in meta.items():
+            if key in ("properties", "appProperties") and isinstance(value, dict):
+                new_meta[key] = {**new_meta[key], **value}
+            else:
+                new_meta[key] = value
+        content = None
+        if src.blob:
+            dest = self.state.new_blob_path()
+            shutil.copyfile(self.state.blob_path(src.blob), dest)
+            content = StoredContent(dest.name, src.size or 0, src.md5 or "", src.sha1 or "", src.sha256 or "")
+        try:
+            f = self.insert(new_meta, content, owner, all_drives=all_drives)
+        except BaseException:
+            if content is not None:
+                self.state.remove_blob(content.blob)
+            raise
+        if not f.is_native:
+            self.record_upload(owner, f.size or 0)
+        return f
 
     def update(self, file_id: str, patch: dict[str, Any], *, add_parents: str = "", remove_parents: str = "",
                content: StoredContent | None = None, all_drives: bool = True) -> DriveFile:

@@ -124,6 +124,7 @@ class DriveApi:
         add("drive.files.emptyTrash", "DELETE", v3 + "/files/trash", self.empty_trash)
         add("drive.files.list", "GET", v3 + "/files", self.list)
         add("drive.files.create", "POST", v3 + "/files", self.create)
+        add("drive.files.copy", "POST", v3 + f"/files/{_ID}/copy", self.copy)
         add("drive.files.export", "GET", v3 + f"/files/{_ID}/export", media.export)
         add("drive.files.media", "GET", v3 + f"/files/{_ID}", media.download, query={"alt": "media"})
         add("drive.files.get", "GET", v3 + f"/files/{_ID}", self.get)
@@ -216,6 +217,11 @@ class DriveApi:
         if meta.get("mimeType") in EXPORTS:  # an empty native document exports as empty text
             content = write_blob(self.m.state.new_blob_path(), [])
         f = self.m.insert(meta, content, self._user(req), all_drives=req.flag("supportsAllDrives"))
+        return Response.json(fields.apply(self.m.resource(f), mask))
+
+    def copy(self, req: Request) -> Response:
+        mask = fields.file_mask(req.arg("fields"))
+        f = self.m.copy(req.params["id"], json_body(req), self._user(req), all_drives=req.flag("supportsAllDrives"))
         return Response.json(fields.apply(self.m.resource(f), mask))
 
     def update(self, req: Request) -> Response:

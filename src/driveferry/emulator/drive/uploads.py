@@ -100,6 +100,7 @@ class UploadSessions:
         self._mu = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._hashers: dict[str, ContentHasher] = {}
+        self.sweep()  # sessions that expired while the emulator was down
 
     def initiate(self, owner: str, meta: dict[str, Any], *, fields: str | None, target_id: str | None,
                  total: int | None, params: dict[str, Any]) -> Session:
@@ -146,6 +147,8 @@ class UploadSessions:
         if s.file_id is None:
             self.state.remove_blob(s.blob)
         self._hashers.pop(s.upload_id, None)
+        with self._mu:
+            self._locks.pop(s.upload_id, None)
 
     def _lock_for(self, upload_id: str) -> threading.Lock:
         with self._mu:
