@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from driveferry.errors import UserError
 from driveferry.providers.base import Entry, Kind, Provider
+from driveferry.providers.ops import walk_files
 
 _REASONS = {
     Kind.PACKAGE: "OneNote notebook (package): Graph cannot download it as a file; export it from OneNote",
@@ -61,32 +62,16 @@ class Planned:
     reason: str = ""
 
 
-def relative(root: Entry, entry: Entry) -> str:
-    base = root.path.strip("/")
-    path = entry.path.strip("/")
-    if base and path.startswith(base + "/"):
-        return path[len(base) + 1:]
-    return path if not base else path.removeprefix(base).lstrip("/")
-
-
 def plan(src: Provider, root: Entry, filters: Filters) -> Iterator[Planned]:
-    """Walk `root` depth-first (iteratively) and yield a decision per file-like item.
+    """Walk `root` (streamed, iterative) and yield a decision per file-like item.
 
     Folders are not yielded: the relay creates destination folders as files need them.
     """
     if root.kind is not Kind.FOLDER:
         yield _decide(root, root.name, filters)
         return
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        subfolders = []
-        for entry in src.list(folder):
-            if entry.kind is Kind.FOLDER:
-                subfolders.append(entry)
-                continue
-            yield _decide(entry, relative(root, entry), filters)
-        stack.extend(reversed(subfolders))
+    for found in walk_files(src, root):
+        yield _decide(found.entry, found.rel_path, filters)
 
 
 def _decide(entry: Entry, rel: str, filters: Filters) -> Planned:
