@@ -30,6 +30,7 @@ from driveferry.errors import (
     ThrottledError,
     TransientError,
     UnsupportedError,
+    UploadSessionLostError,
 )
 
 # The daily upload cap (~750 GB/day) is a 403 userRateLimitExceeded whose message is exactly this
@@ -50,18 +51,24 @@ _PERMISSION_REASONS = frozenset({"insufficientPermissions", "insufficientFilePer
 
 
 def translate(source: BaseException | httplib2.Response, content: bytes = b"", *,
-              what: str = "drive request") -> DriveferryError:
+              what: str = "drive request", upload_session: bool = False) -> DriveferryError:
     """Map one failure to the error that names the caller's next action.
 
     `source` is an exception, or a non-2xx `httplib2.Response` whose body is `content`. `what` names
-    the operation (e.g. "list folder 1AbC") for the message. Already-translated errors pass through.
+    the operation (e.g. "list folder 1AbC") for the message. With `upload_session` (a PUT to a session
+    URI), 404 and 410 mean the session expired: UploadSessionLostError. Translated errors pass through.
     """
     if isinstance(source, DriveferryError):
         return source
+    status = int(source.resp.status if isinstance(source, HttpError) else getattr(source, "status", 0))
+    if upload_session and status in (404, 410):
+        # Drive documents 404 for an expired session; GCS uses 410 for the same (api-notes 4.3)
+        return UploadSessionLostError(f"{what}: upload session expired or unknown (HTTP {status}); "
+                                      "restart the file", status=status)
     if isinstance(source, HttpError):
-        return _from_status(int(source.resp.status), source.resp, source.content or b"", what)
+        return _from_status(status, source.resp, source.content or b"", what)
     if isinstance(source, httplib2.Response):
-        return _from_status(int(source.status), source, content, what)
+        return _from_status(status, source, content, what)
     if isinstance(source, auth_exceptions.RefreshError):
         # google-auth already retried the retryable refresh failures (5xx, 429, temporarily_unavailable);
         # what is left means the refresh token or key was rejected: revoked, expired or wrong.

@@ -269,6 +269,8 @@ class GDriveProvider:
         creates, so a create whose reply was lost is not repeated.
         """
         head, _, rest = name.strip("/").partition("/")
+        if not head:
+            return parent
         if rest:
             return self.mkdir(self.mkdir(parent, head), rest)
         name = head

@@ -97,7 +97,8 @@ def status_call(size: int) -> HttpCall:
 
 
 def parse_reply(size: int, status: int, headers: dict[str, str], content: bytes, what: str) -> Reply:
-    """Interpret a chunk or status reply. Raises UploadSessionLostError (404/410) or a translated error."""
+    """Interpret a chunk or status reply; anything but 308/200/201 raises the translated error
+    (UploadSessionLostError for 404/410)."""
     if status == 308:
         rng = headers.get("range", "")
         if not rng:
@@ -108,10 +109,7 @@ def parse_reply(size: int, status: int, headers: dict[str, str], content: bytes,
             return Reply(size, json.loads(content.decode() or "{}"))
         except ValueError as exc:
             raise PermanentError(f"{what}: finished, but the reply is not a file resource") from exc
-    if status in (404, 410):
-        raise UploadSessionLostError(f"{what}: upload session expired or unknown (HTTP {status})",
-                                     status=status)
-    raise translate(_response(status, headers), content, what=what)
+    raise translate(_response(status, headers), content, what=what, upload_session=True)
 
 
 def _response(status: int, headers: dict[str, str]) -> httplib2.Response:
