@@ -177,8 +177,8 @@ class MediaHandlers:
         kind = req.arg("uploadType")
         mask = fields.file_mask(req.arg("fields"))
         user = self.user(req)
-        self.model.check_upload_allowed(user)
-        self.model.check_storage(req.content_length)
+        self.model.quotas.check_upload_allowed(user)
+        self.model.quotas.check_storage(req.content_length)
         ctype = req.headers.get("content-type") or OCTET_STREAM
         if kind == "media":
             meta: dict[str, Any] = {}
@@ -189,7 +189,7 @@ class MediaHandlers:
             content = write_blob(self.model.state.new_blob_path(), [data])
         else:
             raise bad_request(f"Invalid uploadType: {kind}", "uploadType")
-        self.model.record_upload(user, content.size)
+        self.model.quotas.record_upload(user, content.size)
         f = self._commit(req, meta, media_type, content, user)
         return Response.json(fields.apply(self.model.resource(f), mask))
 

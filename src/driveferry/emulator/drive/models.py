@@ -24,9 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from driveferry.emulator.drive import errors
 from driveferry.emulator.drive.errors import DriveError, bad_request, not_found
 from driveferry.emulator.drive.hashing import write_blob
+from driveferry.emulator.drive.quotas import Quotas
 from driveferry.emulator.drive.records import (
     EXPORT_LIMIT_BYTES,
     EXPORTS,
@@ -54,12 +54,8 @@ CREATE TABLE IF NOT EXISTS drive_files (
     shortcut_target TEXT, shortcut_target_mime TEXT
 );
 CREATE INDEX IF NOT EXISTS drive_files_parent ON drive_files(parent);
-CREATE TABLE IF NOT EXISTS drive_upload_log (ts REAL NOT NULL, user TEXT NOT NULL, nbytes INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS drive_upload_log_user ON drive_upload_log(user, ts);
 """
 
-DAY_S = 24 * 3600
-DEFAULT_DAILY_UPLOAD_BYTES = 750 * 10**9  # ~750 GB per user per rolling day [DOC Workspace admin help]
 SEED_OWNER = "user@example.com"
 _COLUMNS = [f.name for f in dc_fields(DriveFile)]
 
@@ -76,6 +72,7 @@ class DriveModel:
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self.quotas = Quotas(state)
         with state.lock:
             state.db.executescript(_SCHEMA)
         root = state.get_meta("drive.root_id", "")
@@ -92,17 +89,11 @@ class DriveModel:
     def set_limits(self, daily_upload_bytes: int | None = None, storage_limit_bytes: int | None = None,
                    *, clear_storage_limit: bool = False) -> dict[str, int | None]:
         """Set the per-user rolling-24-h upload cap and/or the storage limit (persisted); returns both."""
-        if daily_upload_bytes is not None:
-            self.state.set_meta("drive.daily_upload_bytes", str(int(daily_upload_bytes)))
-        if storage_limit_bytes is not None or clear_storage_limit:
-            self.state.set_meta("drive.storage_limit_bytes", "" if storage_limit_bytes is None
-                                else str(int(storage_limit_bytes)))
-        return self.limits()
+        return self.quotas.set_limits(daily_upload_bytes, storage_limit_bytes,
+                                      clear_storage_limit=clear_storage_limit)
 
     def limits(self) -> dict[str, int | None]:
-        cap = int(self.state.get_meta("drive.daily_upload_bytes", str(DEFAULT_DAILY_UPLOAD_BYTES)))
-        storage = self.state.get_meta("drive.storage_limit_bytes", "")
-        return {"daily_upload_bytes": cap, "storage_limit_bytes": int(storage) if storage else None}
+        return self.quotas.limits()
 
     @property
     def native_size(self) -> bool:
@@ -111,45 +102,6 @@ class DriveModel:
 
     def set_native_size(self, present: bool) -> None:
         self.state.set_meta("drive.native_size", "1" if present else "0")
-
-    # --- quotas ------------------------------------------------------------------------------------------
-
-    def uploaded_in_window(self, user: str) -> int:
-        """Bytes `user` uploaded in the last 24 h of the emulator clock."""
-        since = self.state.clock.timestamp() - DAY_S
-        rows = self.state.query("SELECT COALESCE(SUM(nbytes), 0) AS n FROM drive_upload_log WHERE user=? AND ts>?",
-                                (user, since))
-        return int(rows[0]["n"])
-
-    def check_upload_allowed(self, user: str) -> None:
-        """403 userRateLimitExceeded once the window holds the cap (the request that crosses it passes)."""
-        if self.uploaded_in_window(user) >= int(self.limits()["daily_upload_bytes"] or 0):
-            raise errors.daily_cap_exceeded()
-
-    def usage_by_user(self) -> dict[str, int]:
-        """Bytes uploaded per user in the current 24 h window."""
-        since = self.state.clock.timestamp() - DAY_S
-        rows = self.state.query("SELECT user, SUM(nbytes) AS n FROM drive_upload_log WHERE ts>? GROUP BY user",
-                                (since,))
-        return {str(r["user"]): int(r["n"]) for r in rows}
-
-    def record_upload(self, user: str, nbytes: int) -> None:
-        if nbytes > 0:
-            with self.state.tx() as db:
-                db.execute("INSERT INTO drive_upload_log(ts, user, nbytes) VALUES(?,?,?)",
-                           (self.state.clock.timestamp(), user, nbytes))
-
-    def storage_used(self) -> tuple[int, int]:
-        """(bytes in Drive, of which in trash) counting blob content only (native docs are free)."""
-        rows = self.state.query("SELECT COALESCE(SUM(size),0) AS n, COALESCE(SUM(CASE WHEN trashed THEN size END),0) "
-                                "AS t FROM drive_files WHERE blob IS NOT NULL AND mime_type NOT LIKE "
-                                "'application/vnd.google-apps.%'")
-        return int(rows[0]["n"]), int(rows[0]["t"])
-
-    def check_storage(self, incoming: int) -> None:
-        limit = self.limits()["storage_limit_bytes"]
-        if limit is not None and self.storage_used()[0] + incoming > limit:
-            raise errors.storage_quota_exceeded()
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -329,9 +281,9 @@ class DriveModel:
         src = self.get(file_id, all_drives=all_drives)
         if src.is_folder:
             raise DriveError(403, "cannotCopyFile", "This file cannot be copied by the user.", location="fileId")
-        self.check_upload_allowed(owner)
+        self.quotas.check_upload_allowed(owner)
         if not src.is_native:
-            self.check_storage(src.size or 0)
+            self.quotas.check_storage(src.size or 0)
         new_meta: dict[str, Any] = {"name": src.name, "mimeType": src.mime_type, "parents": [src.parent or "root"],
                                     "properties": src.properties, "appProperties": src.app_properties,
                                     "description": src.description}
@@ -352,7 +304,7 @@ class DriveModel:
                 self.state.remove_blob(content.blob)
             raise
         if not f.is_native:
-            self.record_upload(owner, f.size or 0)
+            self.quotas.record_upload(owner, f.size or 0)
         return f
 
     def update(self, file_id: str, patch: dict[str, Any], *, add_parents: str = "", remove_parents: str = "",

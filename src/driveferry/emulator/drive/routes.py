@@ -257,7 +257,7 @@ class DriveApi:
                              location="fields")
         mask = fields.about_mask(text)
         user = self._user(req)
-        used, trash = self.m.storage_used()
+        used, trash = self.m.quotas.storage_used()
         quota: dict[str, str] = {"usage": str(used), "usageInDrive": str(used), "usageInDriveTrash": str(trash)}
         limit = self.m.limits()["storage_limit_bytes"]
         if limit is not None:  # `limit` is absent when storage is unlimited [DISC]
@@ -291,8 +291,8 @@ class DriveApi:
 
     def control_usage(self, req: Request) -> Response:
         user = req.arg("user")
-        users = self.m.usage_by_user()
-        used, trash = self.m.storage_used()
+        users = self.m.quotas.usage_by_user()
+        used, trash = self.m.quotas.storage_used()
         return Response.json({"window_s": 86400, "uploaded_bytes": users.get(user, 0) if user else sum(users.values()),
                               "users": users, "storage_used_bytes": used, "storage_trash_bytes": trash,
                               **self.m.limits()})

@@ -105,7 +105,7 @@ class UploadSessions:
     def initiate(self, owner: str, meta: dict[str, Any], *, fields: str | None, target_id: str | None,
                  total: int | None, params: dict[str, Any]) -> Session:
         """Validate what can be checked up front (quota, parent, properties) and open a session."""
-        self.model.check_upload_allowed(owner)
+        self.model.quotas.check_upload_allowed(owner)
         all_drives = bool(params.get("all_drives"))
         if target_id is not None:
             target_id = self.model.get(target_id, all_drives=all_drives).id
@@ -116,7 +116,7 @@ class UploadSessions:
         merge_properties({}, meta.get("properties"), "properties", 0)
         merge_properties({}, meta.get("appProperties"), "appProperties", 0)
         if total is not None:
-            self.model.check_storage(total)
+            self.model.quotas.check_storage(total)
         path = self.state.new_blob_path()
         path.touch()
         uid = secrets.token_urlsafe(36)
@@ -176,14 +176,14 @@ class UploadSessions:
             final = total is not None and rng.last + 1 == total
             end = rng.last + 1 if final else max(s.received, (rng.last + 1) // CHUNK_MULTIPLE * CHUNK_MULTIPLE)
             if end > s.received:
-                self.model.check_upload_allowed(s.owner)
+                self.model.quotas.check_upload_allowed(s.owner)
             written = self._store(s, body, skip=s.received - rng.first, keep=end - s.received)
             received = s.received + written
             if written:
                 with self.state.tx() as db:
                     db.execute("UPDATE drive_sessions SET received=?, total=COALESCE(total, ?) WHERE upload_id=?",
                                (received, total, upload_id))
-                self.model.record_upload(s.owner, written)
+                self.model.quotas.record_upload(s.owner, written)
             s = self.load(upload_id)
             if final:
                 return self._complete(s, received)
@@ -239,7 +239,7 @@ class UploadSessions:
                                       all_drives=all_drives)
             else:
                 if s.total is None:
-                    self.model.check_storage(received)
+                    self.model.quotas.check_storage(received)
                 f = self.model.insert(s.meta, content, s.owner, all_drives=all_drives)
         except DriveError:
             # The file can't be created (e.g. its parent vanished): the session is dead, like on Drive.

@@ -1,0 +1,82 @@
+"""Drive's per-user daily upload cap and the storage quota, on the emulator clock.
+
+The cap is a rolling 24 h window of bytes received by uploads (and copies) per user, default 750 GB
+[DOC Workspace admin help]. Real Drive lets the request that crosses the cap finish and refuses the
+next ones with 403 userRateLimitExceeded "User rate limit exceeded." for up to a day; the emulator does
+the same: a request is refused once the window already holds the cap. The storage quota counts blob
+content (native Docs are free) and refuses any write that would go over it.
+"""
+
+from __future__ import annotations
+
+from driveferry.emulator.drive import errors
+from driveferry.emulator.state import State
+
+DAY_S = 24 * 3600
+DEFAULT_DAILY_UPLOAD_BYTES = 750 * 10**9
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS drive_upload_log (ts REAL NOT NULL, user TEXT NOT NULL, nbytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS drive_upload_log_user ON drive_upload_log(user, ts);
+"""
+
+
+class Quotas:
+    """Limits (persisted in emu_meta) and the upload log (table drive_upload_log)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        with state.lock:
+            state.db.executescript(_SCHEMA)
+
+    def set_limits(self, daily_upload_bytes: int | None = None, storage_limit_bytes: int | None = None,
+                   *, clear_storage_limit: bool = False) -> dict[str, int | None]:
+        """Set the cap and/or the storage limit (persisted; clear_storage_limit: unlimited); returns both."""
+        if daily_upload_bytes is not None:
+            self.state.set_meta("drive.daily_upload_bytes", str(int(daily_upload_bytes)))
+        if storage_limit_bytes is not None or clear_storage_limit:
+            self.state.set_meta("drive.storage_limit_bytes", "" if storage_limit_bytes is None
+                                else str(int(storage_limit_bytes)))
+        return self.limits()
+
+    def limits(self) -> dict[str, int | None]:
+        cap = int(self.state.get_meta("drive.daily_upload_bytes", str(DEFAULT_DAILY_UPLOAD_BYTES)))
+        storage = self.state.get_meta("drive.storage_limit_bytes", "")
+        return {"daily_upload_bytes": cap, "storage_limit_bytes": int(storage) if storage else None}
+
+    def uploaded_in_window(self, user: str) -> int:
+        """Bytes `user` uploaded in the last 24 h of the emulator clock."""
+        since = self.state.clock.timestamp() - DAY_S
+        rows = self.state.query("SELECT COALESCE(SUM(nbytes), 0) AS n FROM drive_upload_log WHERE user=? AND ts>?",
+                                (user, since))
+        return int(rows[0]["n"])
+
+    def check_upload_allowed(self, user: str) -> None:
+        """403 userRateLimitExceeded once the window holds the cap (the request that crosses it passes)."""
+        if self.uploaded_in_window(user) >= int(self.limits()["daily_upload_bytes"] or 0):
+            raise errors.daily_cap_exceeded()
+
+    def usage_by_user(self) -> dict[str, int]:
+        """Bytes uploaded per user in the current 24 h window."""
+        since = self.state.clock.timestamp() - DAY_S
+        rows = self.state.query("SELECT user, SUM(nbytes) AS n FROM drive_upload_log WHERE ts>? GROUP BY user",
+                                (since,))
+        return {str(r["user"]): int(r["n"]) for r in rows}
+
+    def record_upload(self, user: str, nbytes: int) -> None:
+        if nbytes > 0:
+            with self.state.tx() as db:
+                db.execute("INSERT INTO drive_upload_log(ts, user, nbytes) VALUES(?,?,?)",
+                           (self.state.clock.timestamp(), user, nbytes))
+
+    def storage_used(self) -> tuple[int, int]:
+        """(bytes in Drive, of which in trash) counting blob content only (native docs are free)."""
+        rows = self.state.query("SELECT COALESCE(SUM(size),0) AS n, COALESCE(SUM(CASE WHEN trashed THEN size END),0) "
+                                "AS t FROM drive_files WHERE blob IS NOT NULL AND mime_type NOT LIKE "
+                                "'application/vnd.google-apps.%'")
+        return int(rows[0]["n"]), int(rows[0]["t"])
+
+    def check_storage(self, incoming: int) -> None:
+        limit = self.limits()["storage_limit_bytes"]
+        if limit is not None and self.storage_used()[0] + incoming > limit:
+            raise errors.storage_quota_exceeded()
