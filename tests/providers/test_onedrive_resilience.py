@@ -123,3 +123,18 @@ def test_transfers_complete_through_throttling_resets_and_truncation(fresh_emula
     assert b"".join(p.open_range(entry, 1000, 3 * CHUNK_MULTIPLE)) == data[1000:3 * CHUNK_MULTIPLE]
     fired = {r["kind"]: r["fired"] for r in requests.get(faults, verify=str(fresh_emulator.ca_file)).json()["rules"]}
     assert fired["status"] > 0 and fired["reset"] + fired["truncate"] > 0
+
+
+def test_one_provider_shared_by_threads(emulator: Emulator, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    p = from_remote_config(ms_section(emulator), name="onedrive", state_dir=tmp_path)
+    folder = p.mkdir(p.root(), f"threads-{os.getpid()}-{time.monotonic_ns()}")
+    blobs = {f"f{i}.bin": os.urandom(CHUNK_MULTIPLE + i) for i in range(12)}
+
+    def round_trip(name: str) -> bool:
+        entry = relay_upload(p, folder, name, blobs[name], CHUNK_MULTIPLE)
+        return b"".join(p.open_range(entry)) == blobs[name]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert all(pool.map(round_trip, blobs))
+    assert sorted(e.name for e in p.list(folder)) == sorted(blobs)
