@@ -207,3 +207,16 @@ def test_send_behind_the_server_is_transient_and_a_lost_session_is_reported() ->
         s.send(CHUNK_MULTIPLE, b"x" * CHUNK_MULTIPLE, False)
     with pytest.raises(UploadSessionLostError):
         s.committed()
+
+
+def test_service_urls_for_google_and_for_an_emulator() -> None:
+    from google.auth.credentials import AnonymousCredentials
+
+    from driveferry.providers.gdrive.api import DriveApi
+    real = DriveApi(AnonymousCredentials())  # type: ignore[no-untyped-call]
+    assert real.service().files().list(q="x").uri.startswith("https://www.googleapis.com/drive/v3/files?")
+    assert real.upload_url == "https://www.googleapis.com/upload/drive/v3/files"
+    emu = DriveApi(AnonymousCredentials(), endpoint="https://127.0.0.1:8443/", ca_file="/ca.pem")  # type: ignore[no-untyped-call]
+    assert emu.service().files().get(fileId="a").uri.startswith("https://127.0.0.1:8443/drive/v3/files/a?")
+    assert emu.upload_url == "https://127.0.0.1:8443/upload/drive/v3/files"
+    assert emu.http().http.ca_certs == "/ca.pem"

@@ -3,7 +3,8 @@
 Drive addresses items by id and lets one folder hold several items of the same name. Paths are
 resolved one segment at a time (folder ids cached per path); among same-named items the oldest
 (createdTime, then id) wins, deterministically, and `duplicates()` shows the rest. Trashed items are
-invisible. The root is My Drive, a shared drive (`drive_id`), or a folder below either.
+invisible. The root is My Drive, a shared drive (`drive_id`), or a folder below either. Drive allows
+'/' inside a name; such an item is listed but cannot be reached by `stat` (paths split on '/').
 """
 
 from __future__ import annotations
