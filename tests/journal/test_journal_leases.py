@@ -195,3 +195,14 @@ def test_requeue_refuses_non_final_states(journal: Journal) -> None:
     job_id = _job(journal, 1)
     with pytest.raises(ValueError):
         journal.requeue(job_id, [ItemState.PENDING])
+
+
+def test_expired_items_are_resumed_before_pending_ones(journal: Journal, clock: FakeClock) -> None:
+    job_id = _job(journal, 3)
+    first, second, third = journal.claim(job_id, "w1", lease_s=60, limit=3)
+    for item in (first, second):
+        journal.fail(item.id, "TransientError", "retry later", retryable=True)
+    clock.advance(61)
+    [resumed] = journal.claim(job_id, "w2", lease_s=60)
+    assert resumed.id == third.id
+    assert [i.id for i in journal.claim(job_id, "w2", lease_s=60, limit=5)] == [first.id, second.id]
