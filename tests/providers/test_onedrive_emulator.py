@@ -77,6 +77,9 @@ def test_round_trip_hash_time_and_ranges(od: OneDriveProvider) -> None:
         assert b"".join(od.open_range(entry, start, end)) == data[start:end]
     assert b"".join(od.open_range(entry, len(data), None)) == b""
     assert b"".join(od.open_range(entry, 10, 10_000_000)) == data[10:]
+    unknown = Entry(entry.id, entry.path, entry.name, Kind.FILE)  # size not known: the server says where EOF is
+    assert b"".join(od.open_range(unknown, len(data) - 3, len(data) + 50)) == data[-3:]
+    assert b"".join(od.open_range(unknown, len(data) + 1)) == b""
 
 
 def test_zero_byte_file_and_replace(od: OneDriveProvider) -> None:

@@ -51,6 +51,7 @@ ITEM_FIELDS = ("id,name,size,file,folder,package,root,deleted,parentReference,fi
 PAGE_SIZE = 1000  # the largest $top known to work (rclone's default); Graph clamps silently above
 READ_BLOCK = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIABLE = re.compile(r"bytes \*/(\d+)")
 
 
 def path_segments(path: str) -> str:
@@ -274,7 +275,8 @@ class GraphClient:
             want = None if end is None else end - pos
             expect = want if total is None else (total if want is None else min(want, total))
             return pos, expect
-        if status == 416 and pos > 0:
+        eof = _UNSATISFIABLE.match(resp.headers.get("Content-Range", ""))
+        if status == 416 and eof and int(eof.group(1)) <= pos:
             return 0, 0  # at or past EOF: nothing left to read
         err = translate(resp, what=what)
         if status in (401, 403, 404, 410) and not fresh:
