@@ -11,7 +11,6 @@ from typing import Any
 
 from driveferry.commands.common import add_config_arg, open_remotes, write_private
 from driveferry.errors import UserError
-from driveferry.journal.store import Journal
 from driveferry.migrate.job import PlanProgress, Summary, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
 from driveferry.units import format_size
@@ -63,9 +62,10 @@ class TerminalProgress(PlanProgress):
     def __init__(self, enabled: bool) -> None:
         from tqdm import tqdm
         self._tqdm = tqdm
-        self.enabled = enabled
+        # bars only on a terminal: redirected output gets the summary, not thousands of \r updates
+        self.enabled = enabled and sys.stderr.isatty()
         self.total = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
-                          disable=not enabled, dynamic_ncols=True)
+                          disable=not self.enabled, dynamic_ncols=True)
         self._files: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -73,11 +73,13 @@ class TerminalProgress(PlanProgress):
         if self.enabled:
             self.total.set_postfix_str(f"{count} planned", refresh=True)
 
+    def remaining(self, files: int, nbytes: int) -> None:
+        self.total.total = nbytes
+        self.total.set_postfix_str(f"{files} files to copy", refresh=True)
+
     def file_started(self, path: str, size: int, resumed_from: int) -> None:
         with self._lock:
-            self.total.total = (self.total.total or 0) + size - resumed_from
-            self.total.refresh()
-            if self.enabled and sys.stderr.isatty() and size > 8 * 1024 * 1024:
+            if self.enabled and size > 8 * 1024 * 1024:
                 self._files[path] = self._tqdm(total=size, initial=resumed_from, unit="B", unit_scale=True,
                                                desc=path[-40:], leave=False, dynamic_ncols=True)
 
@@ -111,6 +113,9 @@ class JsonProgress(PlanProgress):
     def planned(self, count: int) -> None:
         self._emit(event="planned", count=count)
 
+    def remaining(self, files: int, nbytes: int) -> None:
+        self._emit(event="remaining", files=files, bytes=nbytes)
+
     def file_started(self, path: str, size: int, resumed_from: int) -> None:
         self._emit(event="start", path=path, size=size, resumed_from=resumed_from)
 
@@ -135,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--chunk-size {settings.chunk_size} is not a multiple of {multiple} bytes, which "
                         f"{dst.name} requires; try {max(1, settings.chunk_size // multiple) * multiple}")
     daily_cap = settings.daily_cap if settings.daily_cap is not None else dst.features.daily_upload_cap_bytes
+    from driveferry.journal.store import Journal
     journal = Journal.open(settings.journal)
     progress: PlanProgress = (JsonProgress() if args.json else TerminalProgress(not args.quiet))
     try:

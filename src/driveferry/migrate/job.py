@@ -11,10 +11,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from driveferry.journal.store import Journal
 
 from driveferry.errors import UserError
-from driveferry.journal.store import Journal
 from driveferry.migrate.destination import Destination
 from driveferry.migrate.journal_port import JobPort
 from driveferry.migrate.plan import Filters, Planned, plan
@@ -57,6 +59,9 @@ class Summary:
 
 class PlanProgress(Progress):
     def planned(self, count: int) -> None: ...
+
+    def remaining(self, files: int, nbytes: int) -> None:
+        """Called once after planning: what this run still has to send."""
 
 
 def _resolve_root(provider: Provider, path: str, create: bool) -> Entry:
@@ -104,6 +109,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
         return _dry_run(port, items, summary, started)
     port.plan(items)
     progress.planned(summary.planned)
+    progress.remaining(*port.remaining())
     dst_root = _resolve_root(dst, dst_path, create=True)
     user_key = f"{dst.name}:{dst_root.id}" if daily_cap is None else f"{dst.name}"
     budget = UploadBudget(

@@ -84,6 +84,14 @@ class JobPort:
             if item is not None and item.state is not ItemState.UNSUPPORTED:
                 self.journal.mark(item.id, ItemState.UNSUPPORTED, reason)
 
+    def remaining(self) -> tuple[int, int]:
+        """(files, bytes) still to send: unfinished items' sizes less what they already committed."""
+        totals = self.journal.counts(self.job_id)
+        open_states = (ItemState.PENDING, ItemState.IN_PROGRESS)
+        files = sum(totals[s].items for s in open_states)
+        nbytes = sum(totals[s].size_bytes - totals[s].bytes_done for s in open_states)
+        return files, max(0, nbytes)
+
     def would_copy(self, items: Iterable[Planned]) -> int:
         """For --dry-run: how many planned copies the journal does not already hold as done."""
         count = 0
