@@ -244,7 +244,7 @@ def test_client_request_id_is_echoed_in_errors(g: Graph) -> None:
 
 def test_throttling_fault_uses_graph_throttle_body_and_retry_after(g: Graph) -> None:
     ctl = g.emu.base_url + "/_emulator/faults"
-    plan = {"rules": [{"kind": "status", "route": "graph.item", "status": 429, "retry_after": "2.5", "count": 1}]}
+    plan: dict[str, Any] = {"rules": [{"kind": "status", "route": "graph.item", "status": 429, "retry_after": "2.5", "count": 1}]}
     assert g.s.put(ctl, json=plan).status_code == 200
     try:
         r = g.req("GET", "/root")
@@ -280,3 +280,44 @@ def test_model_api_by_path_children_and_create_file(g: Graph) -> None:
     got = g.req("GET", f"/items/{f.id}").json()
     assert got["fileSystemInfo"]["lastModifiedDateTime"] == "2021-03-11T18:49:47Z"
     assert got["file"]["hashes"]["quickXorHash"] == "aCgDG9jwBgAAAAAABQAAAAAAAAA="
+
+
+MALFORMED: list[tuple[str, str, Any]] = [
+    ("POST", "/items/root/children", {"name": "x", "folder": {}, "fileSystemInfo": "createdDateTime"}),
+    ("POST", "/items/root/children", {"name": 5, "folder": {}}),
+    ("POST", "/items/root/children", {"name": "f"}),  # no folder facet
+    ("POST", "/items/root/children", {"name": "y", "folder": {}, "@microsoft.graph.conflictBehavior": 3}),
+    ("PATCH", "/items/root", {"name": "renamed-root"}),
+    ("PATCH", "/items/01NOPE", {"name": "n"}),
+    ("PATCH", "/root:/nope:", {"name": "n"}),
+    ("PATCH", "/items/root", {"parentReference": "up"}),
+    ("PATCH", "/items/root", {"fileSystemInfo": ["x"]}),
+    ("DELETE", "/items/root", None),
+    ("POST", "/root:/x.bin:/createUploadSession", {"item": "x"}),
+    ("POST", "/root:/x.bin:/createUploadSession", {"item": {"fileSize": "big"}}),
+    ("POST", "/root:/x.bin:/createUploadSession", {"item": {"fileSize": -1}}),
+    ("POST", "/root:/x.bin:/createUploadSession", {"item": {"name": "other.bin"}}),
+    ("POST", "/root:/x.bin:/createUploadSession", {"item": {"fileSystemInfo": {"createdDateTime": 7}}}),
+    ("POST", "/items/root/createUploadSession", {}),  # root is not a file
+    ("GET", "/root/delta?$top=x", None),
+    ("GET", "/items/root/children?$top=-4", None),
+    ("GET", "/items/root/children?$skiptoken=W10", None),
+    ("PUT", "/items/root/content", b"data"),
+    ("PUT", "/root:/a%7Cb.txt:/content", b"data"),
+    ("PUT", "/root:/missing/x.txt:/content", b"data"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), MALFORMED)
+def test_malformed_requests_get_graph_4xx_never_500(g: Graph, method: str, path: str, body: Any) -> None:
+    kw: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body} if body is not None else {}
+    r = g.req(method, path, **kw)
+    assert 400 <= r.status_code < 500, r.text
+    err = r.json()["error"]
+    assert err["code"] and err["message"] and "request-id" in err["innerError"]
+
+
+def test_download_url_answers_head(g: Graph) -> None:
+    f = g.put(g.mkdir()["id"], "h.bin", b"12345")
+    r = requests.head(f["@microsoft.graph.downloadUrl"], verify=str(g.emu.ca_file))
+    assert r.status_code == 200 and r.headers["Content-Length"] == "5"

@@ -161,7 +161,7 @@ def test_unknown_device_code_and_grant_type_errors(emu: Emulator) -> None:
 def test_revoke_makes_api_calls_401_and_refresh_fail(own: Emulator) -> None:
     app, result = _device_login(own)
     creds = own.credentials()
-    gcreds = user_credentials.Credentials(None, refresh_token=creds["google"]["refresh_token"],
+    gcreds = user_credentials.Credentials(None, refresh_token=creds["google"]["refresh_token"],  # type: ignore[no-untyped-call]
                                           token_uri=creds["google"]["token_uri"],
                                           client_id=creds["google"]["client_id"],
                                           client_secret=creds["google"]["client_secret"])
@@ -172,7 +172,7 @@ def test_revoke_makes_api_calls_401_and_refresh_fail(own: Emulator) -> None:
     refreshed = app.acquire_token_silent_with_error(FILES_SCOPE, account=app.get_accounts()[0], force_refresh=True)
     assert refreshed is not None and refreshed.get("error") == "invalid_grant", refreshed
     with pytest.raises(RefreshError, match="invalid_grant"):
-        gcreds.refresh(GoogleRequest(_http(own)))
+        gcreds.refresh(GoogleRequest(_http(own)))  # type: ignore[no-untyped-call]
     fresh = own.credentials()  # a new sign-in yields working credentials again
     assert fresh["microsoft"]["access_token"] != creds["microsoft"]["access_token"]
     assert _graph_ok(own, fresh["microsoft"]["access_token"]) == 200
@@ -180,9 +180,9 @@ def test_revoke_makes_api_calls_401_and_refresh_fail(own: Emulator) -> None:
 
 def test_google_refresh_token_flow(emu: Emulator) -> None:
     g = emu.credentials()["google"]
-    c = user_credentials.Credentials(None, refresh_token=g["refresh_token"], token_uri=g["token_uri"],
+    c = user_credentials.Credentials(None, refresh_token=g["refresh_token"], token_uri=g["token_uri"],  # type: ignore[no-untyped-call]
                                      client_id=g["client_id"], client_secret=g["client_secret"], scopes=DRIVE_SCOPE)
-    c.refresh(GoogleRequest(_http(emu)))
+    c.refresh(GoogleRequest(_http(emu)))  # type: ignore[no-untyped-call]
     assert c.valid and c.token and emu.state.check_token(c.token, "google") is not None
     assert emu.state.check_token(c.token, "microsoft") is None  # audiences are separate
 
@@ -200,7 +200,7 @@ def test_google_unknown_refresh_token_is_invalid_grant(emu: Emulator) -> None:
 
 def test_google_service_account_jwt_bearer_with_subject(emu: Emulator) -> None:
     info = emu.credentials()["google"]["service_account_info"]
-    sa = service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPE)
+    sa = service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPE)  # type: ignore[no-untyped-call]
     sa.refresh(GoogleRequest(_http(emu)))
     assert emu.state.check_token(sa.token, "google") == info["client_email"]
     delegated = sa.with_subject("someone@example.com")
@@ -213,7 +213,7 @@ def test_google_jwt_signed_by_another_key_is_rejected(emu: Emulator) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     info["private_key"] = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption()).decode()
-    sa = service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPE)
+    sa = service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPE)  # type: ignore[no-untyped-call]
     with pytest.raises(RefreshError, match="invalid_grant"):
         sa.refresh(GoogleRequest(_http(emu)))
 

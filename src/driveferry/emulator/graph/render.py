@@ -94,8 +94,8 @@ class Renderer:
             "id": item.id, "name": item.name, "eTag": item.etag,
             "createdDateTime": item.created, "lastModifiedDateTime": item.modified,
             "size": self.model.folder_size(item.id) if item.is_folder else item.size,
-            "webUrl": "https://contoso-my.sharepoint.com/personal/alex/Documents"
-                      + quote(self.model.path_of(item) if not delta else "/" + item.name),
+            "webUrl": "https://contoso-my.sharepoint.com/personal/alex/Documents" + quote(
+                "" if item.parent_id is None else self._parent_path(item.parent_id) + "/" + item.name),
             "createdBy": {"user": USER}, "lastModifiedBy": {"user": USER},
             "parentReference": parent,
             "fileSystemInfo": {"createdDateTime": item.fs_created, "lastModifiedDateTime": item.fs_modified},

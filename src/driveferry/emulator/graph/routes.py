@@ -77,6 +77,17 @@ def json_body(req: Request) -> dict[str, Any]:
     return data
 
 
+def fs_times(obj: object) -> tuple[str | None, str | None]:
+    """(createdDateTime, lastModifiedDateTime) of a fileSystemInfo object, normalised; 400 if malformed."""
+    if obj is None:
+        return None, None
+    if not isinstance(obj, dict):
+        raise InvalidRequest("fileSystemInfo must be an object.")
+    created, modified = obj.get("createdDateTime"), obj.get("lastModifiedDateTime")
+    return (parse_time(created) if created is not None else None,
+            parse_time(modified) if modified is not None else None)
+
+
 class GraphApi:
     """The Graph module the server loads (see server.ApiModule)."""
 
@@ -117,6 +128,7 @@ class GraphApi:
         add("graph.item.update", "PATCH", _ITEM, self.update_item)
         add("graph.item.delete", "DELETE", _ITEM, self.delete_item)
         add("graph.download", "GET", r"/_graphdl/(?P<token>[^/]+)", self.download, auth=False)
+        add("graph.download", "HEAD", r"/_graphdl/(?P<token>[^/]+)", self.download, auth=False)
         add("graph.upload.fragment", "PUT", r"/_graphup/(?P<session>[^/]+)", self.put_fragment, auth=False)
         add("graph.upload.status", "GET", r"/_graphup/(?P<session>[^/]+)", self.session_status, auth=False)
         add("graph.upload.cancel", "DELETE", r"/_graphup/(?P<session>[^/]+)", self.cancel_session, auth=False)
@@ -309,11 +321,10 @@ class GraphApi:
         body = json_body(req)
         if "folder" not in body:
             raise InvalidRequest("Only folders can be created with POST /children; use an upload for files.")
-        fs = body.get("fileSystemInfo") or {}
+        fs_created, fs_modified = fs_times(body.get("fileSystemInfo"))
         item, created = self.model.create_folder(
             parent.id, body.get("name"), str(body.get(CONFLICT_KEY, "fail")),  # type: ignore[arg-type]
-            fs_created=parse_time(fs["createdDateTime"]) if "createdDateTime" in fs else None,
-            fs_modified=parse_time(fs["lastModifiedDateTime"]) if "lastModifiedDateTime" in fs else None)
+            fs_created=fs_created, fs_modified=fs_modified)
         return Response.json(self._renderer(req).item(item), 201 if created else 200)
 
     def update_item(self, req: Request) -> Response:
@@ -321,20 +332,17 @@ class GraphApi:
         body = json_body(req)
         parent_id: str | None = None
         ref = body.get("parentReference")
-        if isinstance(ref, dict):
+        if ref is not None and not isinstance(ref, dict):
+            raise InvalidRequest("parentReference must be an object.")
+        if ref:
             if "id" in ref:
                 parent_id = str(ref["id"])
             elif "path" in ref:
                 path = str(ref["path"]).split("root:", 1)[-1]
                 parent_id = self.model.by_path(path).id
-        fs = body.get("fileSystemInfo") or {}
-        if not isinstance(fs, dict):
-            raise InvalidRequest("fileSystemInfo must be an object.")
-        updated = self.model.update(
-            item.id, name=body.get("name"), parent_id=parent_id,
-            fs_created=parse_time(fs["createdDateTime"]) if "createdDateTime" in fs else None,
-            fs_modified=parse_time(fs["lastModifiedDateTime"]) if "lastModifiedDateTime" in fs else None,
-            if_match=req.headers.get("if-match"))
+        fs_created, fs_modified = fs_times(body.get("fileSystemInfo"))
+        updated = self.model.update(item.id, name=body.get("name"), parent_id=parent_id, fs_created=fs_created,
+                                    fs_modified=fs_modified, if_match=req.headers.get("if-match"))
         return Response.json(self._renderer(req).item(updated))
 
     def delete_item(self, req: Request) -> Response:
@@ -364,7 +372,7 @@ class GraphApi:
         spec = body.get("item") or {}
         if not isinstance(spec, dict):
             raise InvalidRequest("item must be an object.")
-        fs = spec.get("fileSystemInfo") or {}
+        fs_created, fs_modified = fs_times(spec.get("fileSystemInfo"))
         size = spec.get("fileSize")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
             raise InvalidRequest("fileSize must be an integer.")
@@ -378,11 +386,8 @@ class GraphApi:
             parent_id, name, target_id = target[0].id, target[1], None
             if "name" in spec and spec["name"] != name:
                 raise InvalidRequest("The name in the body must match the name in the path.")
-        s = self.sessions.create(
-            parent_id, name, conflict, size,
-            fs_created=parse_time(fs["createdDateTime"]) if "createdDateTime" in fs else None,
-            fs_modified=parse_time(fs["lastModifiedDateTime"]) if "lastModifiedDateTime" in fs else None,
-            target_id=target_id)
+        s = self.sessions.create(parent_id, name, conflict, size, fs_created=fs_created, fs_modified=fs_modified,
+                                 target_id=target_id)
         return Response.json({"uploadUrl": f"{req.base_url}/_graphup/{s.id}",
                               "expirationDateTime": self.sessions.expiration(s),
                               "nextExpectedRanges": s.next_expected_ranges()})

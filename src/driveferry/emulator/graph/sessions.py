@@ -139,6 +139,8 @@ class UploadSessions:
             self._drop(self.get(sid))
 
     def _drop(self, s: Session, keep_blob: bool = False) -> None:
+        with self._locks_guard:
+            self._locks.pop(s.id, None)
         with self.state.tx() as db:
             db.execute("DELETE FROM graph_sessions WHERE id=?", (s.id,))
         if not keep_blob:
