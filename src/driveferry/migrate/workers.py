@@ -92,6 +92,7 @@ class Workers:
         threads = [threading.Thread(target=self._loop, name=f"transfer-{i}", daemon=True)
                    for i in range(self.s.transfers)]
         renewer = threading.Thread(target=self._renew_leases, name="lease-renewer", daemon=True)
+        self.journal.heartbeat(0, 0.0, None)  # visible to `status` from the start
         renewer.start()
         for t in threads:
             t.start()
