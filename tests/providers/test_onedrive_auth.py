@@ -107,3 +107,14 @@ def test_login_entry_point_for_the_cli(emulator: Emulator, tmp_path: Path) -> No
     assert who == emulator.credentials()["microsoft"]["username"] and shown
     app = login(section(emulator, device=False), name="onedrive", state_dir=tmp_path / "app")
     assert app.startswith("app ")
+
+
+def test_untrusted_certificate_is_a_configuration_error(emulator: Emulator, tmp_path: Path) -> None:
+    other_ca = requests.certs.where()  # a CA bundle that did not sign the emulator's certificate
+    with pytest.raises(UserError, match="ca_file"):
+        from_remote_config(section(emulator, device=False, ca_file=other_ca), name="onedrive",
+                           state_dir=tmp_path).root()
+    static = {**section(emulator, device=False, ca_file=other_ca),
+              "access_token": emulator.credentials()["microsoft"]["access_token"]}
+    with pytest.raises(UserError, match="ca_file"):
+        from_remote_config(static, name="onedrive", state_dir=tmp_path).root()

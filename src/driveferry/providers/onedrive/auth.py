@@ -28,7 +28,8 @@ from typing import Any, Protocol
 import msal
 import requests
 
-from driveferry.errors import PermissionDeniedError, TransientError, UserError
+from driveferry.errors import PermissionDeniedError, UserError
+from driveferry.providers.onedrive.errors import translate
 
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 APP_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -129,7 +130,7 @@ class MsalTokens:
         self._cache = msal.SerializableTokenCache()
         if settings.cache_path.exists():
             self._cache.deserialize(settings.cache_path.read_text(encoding="utf-8"))
-        self._app = self._build_app()
+        self._app: msal.ClientApplication = self._guarded(self._build_app)
         self._current: str | None = None
         self._force = False
 
@@ -152,16 +153,18 @@ class MsalTokens:
             _write_private(self.settings.cache_path, self._cache.serialize())
             self._cache.has_state_changed = False
 
-    def _call(self, fn: Callable[[], Any]) -> dict[str, Any] | None:
+    def _guarded(self, fn: Callable[[], Any]) -> Any:
+        """Run an msal call (network inside), its failures translated."""
         try:
-            result = fn()
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"sign-in endpoint unreachable ({type(exc).__name__})") from exc
-        except requests.HTTPError as exc:  # msal raises for 5xx from the token endpoint
-            raise TransientError(f"sign-in endpoint failed ({type(exc).__name__})") from exc
+            return fn()
+        except requests.RequestException as exc:  # msal raises for 5xx from the token endpoint, too
+            raise translate(exc, what="OneDrive sign-in") from exc
         except ValueError as exc:  # authority discovery failed: wrong tenant or endpoint
             raise UserError(f"remote {self.settings.name!r}: cannot use authority "
                             f"{self.settings.authority}: {exc}") from exc
+
+    def _call(self, fn: Callable[[], Any]) -> dict[str, Any] | None:
+        result = self._guarded(fn)
         self._save()
         return result if isinstance(result, dict) else None
 

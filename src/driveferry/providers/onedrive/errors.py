@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ from driveferry.errors import (
     TransientError,
     UnsupportedError,
     UploadSessionLostError,
+    UserError,
 )
 
 DEFAULT_THROTTLE_S = 5.0  # a 429 without Retry-After (rare) still deserves a real pause
@@ -114,9 +116,28 @@ def translate(failure: requests.Response | BaseException, *, what: str | None = 
     return _translate_response(failure, what or describe(failure), upload_session)
 
 
+def _cert_rejected(exc: BaseException) -> bool:
+    """Whether a TLS certificate check failed somewhere in the exception chain (wrong or missing ca_file)."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return True
+        stack.extend([e.__cause__, e.__context__, *e.args, getattr(e, "reason", None)])
+    return False
+
+
 def _translate_exception(exc: BaseException, what: str) -> DriveferryError:
     # str(exc) of a requests error embeds the URL (with tempauth): report the type only.
     kind = type(exc).__name__
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return _translate_response(exc.response, what, False)
+    if _cert_rejected(exc):  # retrying cannot help; the configuration must change
+        return UserError(f"{what}: the server's TLS certificate is not trusted; check the remote's ca_file")
     if isinstance(exc, requests.Timeout | requests.ConnectionError | requests.exceptions.ChunkedEncodingError
                   | ConnectionError | TimeoutError):
         return TransientError(f"{what}: connection failed ({kind})")
