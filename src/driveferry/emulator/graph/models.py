@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-import re
 import secrets
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from driveferry.emulator.graph.errors import (
@@ -40,6 +38,16 @@ from driveferry.emulator.graph.errors import (
     NameAlreadyExists,
     QuotaLimitReached,
     ResourceModified,
+)
+from driveferry.emulator.graph.items import (
+    CONFLICT_BEHAVIOURS,
+    DEFAULT_QUOTA_BYTES,
+    Item,
+    check_name,
+    iso,
+    new_item_id,
+    parse_time,
+    row_to_item,
 )
 from driveferry.emulator.state import State
 from driveferry.integrity.hashes import QuickXor
@@ -57,81 +65,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS graph_items_name ON graph_items(parent_id, nam
 CREATE INDEX IF NOT EXISTS graph_items_seq ON graph_items(seq);
 """
 
-# Business-illegal characters (api-notes 8.1; docs "addressing-driveitems").
-_ILLEGAL = re.compile(r'[/\\*<>?:|#%"]')
-DEFAULT_QUOTA_BYTES = 1 << 40
-CONFLICT_BEHAVIOURS = ("fail", "replace", "rename")
-
-
-def iso(ts: datetime) -> str:
-    """Graph's DateTimeOffset form, whole seconds in UTC."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: object) -> str:
-    """Normalise a client-supplied DateTimeOffset to `iso`; 400 invalidRequest if unparseable."""
-    if not isinstance(text, str):
-        raise InvalidRequest(f"Invalid DateTimeOffset: {text!r}")
-    try:
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidRequest(f"Invalid DateTimeOffset: {text!r}") from exc
-    return iso(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
-
-
-def new_item_id() -> str:
-    """A Business-style id: 34 characters of upper-case base32 starting "01"."""
-    return "01" + base64.b32encode(secrets.token_bytes(20)).decode()
-
-
-def check_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest("The name must not be empty.", "invalidName")
-    if _ILLEGAL.search(name) or name.startswith("~") or name.endswith(".") or len(name) > 400:
-        raise InvalidRequest(f"The provided name contains invalid characters: {name!r}", "invalidName")
-    return name
-
-
-@dataclass(frozen=True)
-class Item:
-    """One driveItem row. `kind` is root | folder | file | package."""
-
-    id: str
-    parent_id: str | None
-    name: str
-    kind: str
-    size: int
-    blob: str | None
-    qxh: str | None  # base64 quickXorHash; None for folders, packages and zero-byte files
-    mime: str | None
-    package_type: str | None
-    created: str
-    modified: str
-    fs_created: str
-    fs_modified: str
-    guid: str
-    version: int
-    cversion: int
-    deleted: bool
-    seq: int
-
-    @property
-    def is_folder(self) -> bool:
-        return self.kind in ("root", "folder")
-
-    @property
-    def etag(self) -> str:
-        return f'"{{{self.guid}}},{self.version}"'
-
-    @property
-    def ctag(self) -> str:
-        return f'"c:{{{self.guid}}},{self.cversion}"'
-
-
-def _row(r: object) -> Item:
-    d = dict(r)  # type: ignore[call-overload]
-    d["deleted"] = bool(d["deleted"])
-    return Item(**d)
+__all__ = ["CONFLICT_BEHAVIOURS", "GraphModel", "Item", "check_name", "iso", "new_item_id", "parse_time"]
 
 
 class GraphModel:
@@ -172,12 +106,12 @@ class GraphModel:
         rows = self.state.query("SELECT * FROM graph_items WHERE id=? AND deleted=0", (item_id,))
         if not rows:
             raise ItemNotFound("The resource could not be found.")
-        return _row(rows[0])
+        return row_to_item(rows[0])
 
     def child(self, parent_id: str, name: str) -> Item | None:
         rows = self.state.query("SELECT * FROM graph_items WHERE parent_id=? AND name=? COLLATE NOCASE"
                                 " AND deleted=0", (parent_id, name))
-        return _row(rows[0]) if rows else None
+        return row_to_item(rows[0]) if rows else None
 
     def resolve(self, base_id: str, path: str) -> Item:
         """The item at `path` (slash-separated, already percent-decoded) relative to `base_id`."""
@@ -203,7 +137,7 @@ class GraphModel:
             sql += " AND (lower(name) > ? OR (lower(name) = ? AND id > ?))"
             args += [after[0], after[0], after[1]]
         sql += " ORDER BY lower(name), id LIMIT ?"
-        return [_row(r) for r in self.state.query(sql, [*args, limit])]
+        return [row_to_item(r) for r in self.state.query(sql, [*args, limit])]
 
     def child_count(self, folder_id: str) -> int:
         rows = self.state.query("SELECT COUNT(*) AS n FROM graph_items WHERE parent_id=? AND deleted=0",
@@ -232,7 +166,7 @@ class GraphModel:
         while cur.parent_id is not None:
             parts.append(cur.name)
             rows = self.state.query("SELECT * FROM graph_items WHERE id=?", (cur.parent_id,))
-            cur = _row(rows[0])
+            cur = row_to_item(rows[0])
         return "".join("/" + p for p in reversed(parts))
 
     def content_path(self, item: Item) -> Path | None:
@@ -452,7 +386,7 @@ class GraphModel:
         for r in rows:
             d = dict(r)
             depth = int(d.pop("depth"))
-            out.append((depth, _row(d)))
+            out.append((depth, row_to_item(d)))
         return out
 
     def changes(self, scope_id: str, since: int, after: tuple[int, str], upto: int, limit: int) -> list[Item]:
@@ -468,7 +402,7 @@ class GraphModel:
             if not rows:
                 break
             for r in rows:
-                item = _row(r)
+                item = row_to_item(r)
                 cursor = (item.seq, item.id)
                 if scope is None or item.id in scope:
                     out.append(item)
