@@ -8,7 +8,7 @@ import pytest
 
 from driveferry.errors import UserError
 from driveferry.integrity.hashes import HashType
-from driveferry.integrity.provenance import MD5, SHA256, SRC_ID, SRC_QXH, Provenance, provenance_properties
+from driveferry.integrity.provenance import MD5, SRC_ID, SRC_QXH, Provenance, provenance_properties
 from driveferry.migrate.destination import _proven_copy
 from driveferry.migrate.plan import Filters
 from driveferry.migrate.quota import WINDOW, QuotaStop, UploadBudget, Usage
@@ -76,7 +76,7 @@ def test_budget_rolls_over_24h() -> None:
         inside = [(n, t) for n, t in records if t >= since]
         return Usage(sum(n for n, _ in inside), min((t for _, t in inside), default=None))
 
-    b = UploadBudget(usage, lambda n, t: records.append((n, t)), lambda: now[0], limit_bytes=1000)
+    b = UploadBudget(usage, lambda n, t: records.append((n, t)), lambda: now[0], limit_bytes=1000, flush_s=0)
     b.reserve(600)
     now[0] += timedelta(hours=1)
     b.reserve(400)
@@ -86,6 +86,20 @@ def test_budget_rolls_over_24h() -> None:
     now[0] = datetime(2026, 1, 2, 0, 0, 1, tzinfo=UTC)  # the first 600 bytes left the window
     b.reserve(600)
     assert sum(n for n, _ in records) == 1600
+
+
+def test_budget_batches_records_but_never_undercounts() -> None:
+    records: list[tuple[int, datetime]] = []
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    usage = lambda since: Usage(sum(n for n, t in records if t >= since), min((t for _, t in records), default=None))  # noqa: E731
+    b = UploadBudget(usage, lambda n, t: records.append((n, t)), lambda: now[0], limit_bytes=1000, flush_s=60)
+    for _ in range(9):
+        b.reserve(100)
+    assert sum(n for n, _ in records) < 900  # batched: not every reservation was a journal write
+    with pytest.raises(QuotaStop):
+        b.reserve(101)  # unflushed bytes still count against the cap
+    b.flush()
+    assert sum(n for n, _ in records) == 900
 
 
 def test_max_transfer_per_run() -> None:

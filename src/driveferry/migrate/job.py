@@ -122,6 +122,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     try:
         tally = workers.run()
     finally:
+        budget.flush()
         summary.seconds = time.monotonic() - started
     summary.copied, summary.skipped, summary.failed = tally.copied, tally.skipped, tally.failed
     summary.bytes_uploaded, summary.resumed = tally.bytes_uploaded, tally.resumed

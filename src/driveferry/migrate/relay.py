@@ -91,7 +91,9 @@ class Relay:
     def __init__(self, src: Provider, dst: Provider) -> None:
         self.src = src
         self.dst = dst
-        self.kinds = frozenset(ALWAYS | ((src.hash_types | dst.hash_types) & _CHECKABLE))
+        # what the source reports is checked before commit; MD5/SHA-256 cover every destination
+        # (Drive reports both, local computes them) and quickXor covers OneDrive
+        self.kinds = frozenset(ALWAYS | (src.hash_types & _CHECKABLE))
 
     def _session(self, job: RelayJob, meta: UploadMeta, size: int) -> tuple[UploadSession, int]:
         if job.resume_token:

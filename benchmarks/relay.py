@@ -1,0 +1,140 @@
+"""Relay benchmark: `driveferry migrate` against a bare download-and-upload loop, same run, same emulator.
+
+    python benchmarks/relay.py                 # 2 GiB of large files, 2,000 x 64 KiB, 4 transfers
+    python benchmarks/relay.py --large 512M --small 500
+
+Prints, for each set: the bare loop (same providers, same concurrency, no hashing, no journal, no
+provenance) and migrate, as MB/s and files/s, the ratio migrate/bare, and migrate's peak RSS against
+100 MB + transfers x chunk size. Goals (issue 4): large >= 0.85, small >= 0.8, RSS within the bound.
+Both sides run as child processes against one in-process emulator (TLS), one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from driveferry.emulator.remotes import remote_sections, remotes_toml
+from driveferry.emulator.seed import seed_emulator
+from driveferry.emulator.server import Emulator
+from driveferry.providers.base import Entry, Kind, UploadMeta
+from driveferry.units import parse_size
+
+CHUNK = 10 * 1024 * 1024
+
+
+def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int) -> None:
+    """The baseline: walk, then Range download -> resumable upload per file; nothing else."""
+    from driveferry import config as cfg
+    from driveferry.providers.ops import walk_files
+    from driveferry.providers.registry import open_remote
+    conf = cfg.load_config(config)
+    src, sp = open_remote(src_path, conf)
+    dst, dp = open_remote(dst_path, conf)
+    root = src.stat(sp)
+    parent = dst.root()
+    for part in [p for p in dp.split("/") if p]:
+        parent = dst.mkdir(parent, part)
+    files = [w.entry for w in walk_files(src, root) if w.entry.kind is Kind.FILE]
+
+    def copy(entry: Entry) -> None:
+        size = entry.size or 0
+        session = dst.begin_upload(parent, entry.name, size, UploadMeta())
+        buf = bytearray()
+        offset = 0
+        for block in src.open_range(entry, 0, size):
+            buf += block
+            while len(buf) >= chunk and offset + len(buf) > chunk:
+                if offset + chunk >= size:
+                    break
+                session.send(offset, bytes(buf[:chunk]), False)
+                del buf[:chunk]
+                offset += chunk
+        session.send(offset, bytes(buf), True)
+
+    with ThreadPoolExecutor(transfers) as pool:
+        list(pool.map(copy, files))
+
+
+_PEAK = ("import resource, runpy, sys\n"
+         "sys.argv = sys.argv[1:]\n"
+         "try:\n    runpy.run_path(sys.argv[0], run_name='__main__') if sys.argv[0].endswith('.py') else "
+         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+         "finally:\n    print('PEAK_RSS_KB=%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+
+
+def _child(args: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Run `python <script|-m module> ...` as a child; (seconds, that child's own peak RSS in bytes)."""
+    target = args[2] if args[1] == "-m" else args[1]
+    rest = args[3:] if args[1] == "-m" else args[2:]
+    start = time.monotonic()
+    proc = subprocess.run([args[0], "-c", _PEAK, target, *rest], env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    peak = [int(line.split("=")[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
+    if proc.returncode != 0 or not peak:
+        raise SystemExit(f"{args[1:4]} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return elapsed, peak[0] * 1024
+
+
+def run_set(name: str, spec: dict[str, Any], transfers: int, workdir: Path) -> dict[str, Any]:
+    with Emulator(workdir / name / "emu", tls=True) as emu:
+        seed_emulator(emu, spec)
+        graph: Any = next(m for m in emu.modules if getattr(m, "route_prefix", "") == "graph.")
+        total = int(graph.model.folder_size(graph.model.root().id))
+        nfiles = sum(1 for _ in graph.model.descendant_ids(graph.model.root().id)) - 1
+        config = workdir / name / "remotes.toml"
+        config.write_text(remotes_toml(remote_sections(emu.describe())))
+        env = {**os.environ, "DRIVEFERRY_CONFIG": str(config)}
+        base = [sys.executable, __file__, "--bare-child", str(config), str(transfers)]
+        t_bare, _ = _child([*base, "emu-onedrive:/Set", "emu-gdrive:Bare"], env)
+        mig = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set", "emu-gdrive:Migrated",
+               "--journal", str(workdir / name / "journal.sqlite3"), "--transfers", str(transfers), "-q"]
+        t_mig, rss = _child(mig, env)
+    return {"set": name, "files": nfiles, "bytes": total, "bare_s": t_bare, "migrate_s": t_mig,
+            "bare_MBps": total / t_bare / 1e6, "migrate_MBps": total / t_mig / 1e6,
+            "bare_files_per_s": nfiles / t_bare, "migrate_files_per_s": nfiles / t_mig,
+            "ratio": t_bare / t_mig, "migrate_peak_rss_MB": rss / 1e6,
+            "rss_bound_MB": (100e6 + transfers * CHUNK) / 1e6}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", default="2G", help="bytes of large files (256 MiB each; default 2G)")
+    ap.add_argument("--small", type=int, default=2000, help="number of 64 KiB files (default 2000)")
+    ap.add_argument("--transfers", type=int, default=4)
+    ap.add_argument("--bare-child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare_child:
+        config, transfers, src, dst = args.bare_child
+        bare(config, src, dst, int(transfers), CHUNK)
+        return
+    large = parse_size(args.large)
+    each = min(large, 256 * 1024 * 1024)
+    large_spec = {"seed": 1, "onedrive": {"files": [{"path": f"Set/big-{i}.bin", "size": each}
+                                                     for i in range(max(1, large // each))]}}
+    small_spec = {"seed": 2, "onedrive": {"bulk": [{"dir": "Set/small", "count": args.small, "size": "64K"}]}}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="driveferry-bench-") as tmp:
+        for name, spec in (("large", large_spec), ("small", small_spec)):
+            r = run_set(name, spec, args.transfers, Path(tmp))
+            results.append(r)
+            goal = 0.85 if name == "large" else 0.8
+            print(f"{name}: {r['files']} files, {r['bytes'] / 2**20:.0f} MiB, {args.transfers} transfers")
+            print(f"  bare loop : {r['bare_s']:7.2f} s  {r['bare_MBps']:7.1f} MB/s  {r['bare_files_per_s']:7.1f} files/s")
+            print(f"  migrate   : {r['migrate_s']:7.2f} s  {r['migrate_MBps']:7.1f} MB/s  "
+                  f"{r['migrate_files_per_s']:7.1f} files/s")
+            print(f"  ratio migrate/bare = {r['ratio']:.2f} (goal >= {goal})   peak RSS {r['migrate_peak_rss_MB']:.0f} MB "
+                  f"(bound {r['rss_bound_MB']:.0f} MB)")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
