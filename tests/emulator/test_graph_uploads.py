@@ -231,3 +231,45 @@ def test_fragment_cut_short_is_discarded_whole(env: Env) -> None:
         env.s.put(ctl, json={"rules": []})
     assert env.anon.get(url).json()["nextExpectedRanges"] == ["0-"]
     assert env.frag(url, bytes(KIB320), 0, total).status_code == 202
+
+
+def test_parallel_sessions_and_racing_duplicate_fragments(env: Env) -> None:
+    """Eight uploads at once each commit their own bytes; two copies of one fragment racing on the same
+    session give one 202 and one 416 (the session serialises fragments)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    parent = env.folder()
+    blobs = {f"p{i}.bin": os.urandom(2 * KIB320 + i + 1) for i in range(8)}
+
+    def upload(name: str) -> dict[str, Any]:
+        data = blobs[name]
+        url = _upload_url(env, parent, name)
+        assert env.frag(url, data[:2 * KIB320], 0, len(data)).status_code == 202
+        r = env.frag(url, data[2 * KIB320:], 2 * KIB320, len(data))
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    with ThreadPoolExecutor(8) as pool:
+        items = list(pool.map(upload, blobs))
+    for item in items:
+        data = blobs[item["name"]]
+        assert item["file"]["hashes"]["quickXorHash"] == hex_to_b64(
+            hash_bytes(data, [HashType.QUICKXOR])[HashType.QUICKXOR])
+    url = _upload_url(env, parent, "race.bin")
+    with ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(lambda _: env.frag(url, bytes(KIB320), 0, 2 * KIB320).status_code, range(2)))
+    assert codes == [202, 416]
+
+
+def test_defer_commit_waits_for_post_to_upload_url(env: Env) -> None:
+    parent = env.folder()
+    r = env.s.post(f"{env.drive}/items/{parent}:/later.bin:/createUploadSession",
+                   json={"item": {"@microsoft.graph.conflictBehavior": "fail"}, "deferCommit": True})
+    url = r.json()["uploadUrl"]
+    assert_err(env.anon.post(url), 400, "invalidRequest", "uploadSessionIncomplete")
+    done = env.frag(url, b"all of it", 0, 9)
+    assert done.status_code == 202 and done.json()["nextExpectedRanges"] == []
+    assert_err(env.s.get(f"{env.drive}/items/{parent}:/later.bin:"), 404, "itemNotFound")
+    r = env.anon.post(url)
+    assert r.status_code == 201 and r.json()["size"] == 9
+    assert env.s.get(f"{env.drive}/items/{parent}:/later.bin:").status_code == 200

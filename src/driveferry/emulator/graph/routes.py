@@ -7,7 +7,8 @@ arrives percent-decoded; the trailing colon is optional when nothing follows), t
 (client-credentials) token it is 400 BadRequest, as real Graph answers.
 
 Pre-authenticated URLs live under the same base URL and take no Authorization header:
-`/_graphdl/{token}` (downloads, 1 hour) and `/_graphup/{session}` (upload sessions, 24 hours).
+`/_graphdl/{token}` (downloads, 1 hour; GET and HEAD) and `/_graphup/{session}` (upload sessions,
+24 hours: PUT fragment, GET status, DELETE cancel, POST commit for `deferCommit` sessions).
 
 Documented emulator choices where Graph is unconfirmed (api-notes 17.4):
 - simple upload (PUT .../content) accepts up to `simple_upload_limit` bytes (default 4 MiB, the
@@ -132,6 +133,7 @@ class GraphApi:
         add("graph.upload.fragment", "PUT", r"/_graphup/(?P<session>[^/]+)", self.put_fragment, auth=False)
         add("graph.upload.status", "GET", r"/_graphup/(?P<session>[^/]+)", self.session_status, auth=False)
         add("graph.upload.cancel", "DELETE", r"/_graphup/(?P<session>[^/]+)", self.cancel_session, auth=False)
+        add("graph.upload.commit", "POST", r"/_graphup/(?P<session>[^/]+)", self.commit_session, auth=False)
         from driveferry.emulator.graph.control import register_graph_control
         register_graph_control(router, self)
 
@@ -387,7 +389,7 @@ class GraphApi:
             if "name" in spec and spec["name"] != name:
                 raise InvalidRequest("The name in the body must match the name in the path.")
         s = self.sessions.create(parent_id, name, conflict, size, fs_created=fs_created, fs_modified=fs_modified,
-                                 target_id=target_id)
+                                 target_id=target_id, defer_commit=body.get("deferCommit") is True)
         return Response.json({"uploadUrl": f"{req.base_url}/_graphup/{s.id}",
                               "expirationDateTime": self.sessions.expiration(s),
                               "nextExpectedRanges": s.next_expected_ranges()})
@@ -415,6 +417,11 @@ class GraphApi:
         s = self.sessions.get(req.params["session"])
         return Response.json({"expirationDateTime": self.sessions.expiration(s),
                               "nextExpectedRanges": s.next_expected_ranges()})
+
+    def commit_session(self, req: Request) -> Response:
+        """POST <uploadUrl> with an empty body commits a deferCommit session (api-notes 11.2)."""
+        item = self.sessions.commit(req.params["session"])
+        return Response.json(self._renderer(req).item(item), 201 if item.cversion == 1 else 200)
 
     def cancel_session(self, req: Request) -> Response:
         self.sessions.cancel(req.params["session"])

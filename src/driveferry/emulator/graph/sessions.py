@@ -16,6 +16,9 @@ same session. Rules (api-notes 11.2):
   fragment boundary (real Graph may keep part of it; clients re-base on `nextExpectedRanges` anyway);
 - when the last byte arrives the file is committed under the session's conflict behaviour; a name
   conflict with `fail` is 409 nameAlreadyExists and the session stays until it expires;
+- with `deferCommit` the last fragment answers 202 with no ranges left, and `commit` (POST to the
+  uploadUrl with an empty body, Business only) creates the file; before all bytes arrived it is 400
+  invalidRequest/uploadSessionIncomplete;
 - sessions expire 24 hours after their last fragment (emulator clock); unknown or expired: 404.
   Zero-byte files cannot be uploaded through a session (as on Business): use simple upload.
 """
@@ -36,7 +39,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS graph_sessions (
     id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, name TEXT NOT NULL, target_id TEXT, conflict TEXT NOT NULL,
     total INTEGER, received INTEGER NOT NULL DEFAULT 0, qx TEXT NOT NULL, blob TEXT NOT NULL,
-    fs_created TEXT, fs_modified TEXT, expires REAL NOT NULL
+    fs_created TEXT, fs_modified TEXT, expires REAL NOT NULL, defer INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -59,6 +62,7 @@ class Session:
     fs_created: str | None
     fs_modified: str | None
     expires: float
+    defer: int = 0
 
     def next_expected_ranges(self) -> list[str]:
         if self.total is not None and self.received >= self.total:
@@ -74,6 +78,9 @@ class UploadSessions:
         self.state = model.state
         with self.state.lock:
             self.state.db.executescript(_SCHEMA)
+            cols = {r["name"] for r in self.state.db.execute("PRAGMA table_info(graph_sessions)")}
+            if "defer" not in cols:  # a data directory from before deferCommit was supported
+                self.state.db.execute("ALTER TABLE graph_sessions ADD COLUMN defer INTEGER NOT NULL DEFAULT 0")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -87,7 +94,7 @@ class UploadSessions:
 
     def create(self, parent_id: str, name: str, conflict: str = "fail", file_size: int | None = None,
                fs_created: str | None = None, fs_modified: str | None = None,
-               target_id: str | None = None) -> Session:
+               target_id: str | None = None, defer_commit: bool = False) -> Session:
         """Open a session for a new file `name` under `parent_id`, or for replacing `target_id`.
 
         Name rules and (for `fail`) a present conflict are checked now as well as at commit; a declared
@@ -120,9 +127,9 @@ class UploadSessions:
         expires = self.state.clock.timestamp() + SESSION_LIFETIME_S
         with self.state.tx() as db:
             db.execute("INSERT INTO graph_sessions(id, parent_id, name, target_id, conflict, total, qx, blob,"
-                       " fs_created, fs_modified, expires) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                       " fs_created, fs_modified, expires, defer) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                        (sid, parent_id, name, target_id, conflict, file_size, qx, blob.name, fs_created,
-                        fs_modified, expires))
+                        fs_modified, expires, int(defer_commit)))
         return self.get(sid)
 
     def get(self, sid: str) -> Session:
@@ -190,9 +197,22 @@ class UploadSessions:
                 db.execute("UPDATE graph_sessions SET received=?, total=?, qx=?, expires=? WHERE id=?",
                            (received, total, json.dumps(qx.state().to_json()), expires, s.id))
             s = self.get(sid)
-            if received < total:
+            if received < total or s.defer:
                 return s
-            item = self.model.commit_content(s.parent_id, s.name, s.conflict, s.blob, received, qx,
-                                             s.fs_created, s.fs_modified, target_id=s.target_id)
-            self._drop(s, keep_blob=True)
-            return item
+            return self._commit(s)
+
+    def commit(self, sid: str) -> Item:
+        """Commit a deferCommit session whose bytes have all arrived."""
+        with self._lock(sid):
+            s = self.get(sid)
+            if s.total is None or s.received < s.total:
+                raise InvalidRequest("Not all bytes of the upload session have been received.",
+                                     "uploadSessionIncomplete")
+            return self._commit(s)
+
+    def _commit(self, s: Session) -> Item:
+        qx = QuickXor(QuickXorState.from_json(json.loads(s.qx)))
+        item = self.model.commit_content(s.parent_id, s.name, s.conflict, s.blob, s.received, qx,
+                                         s.fs_created, s.fs_modified, target_id=s.target_id)
+        self._drop(s, keep_blob=True)
+        return item
