@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Callable
+import time
+from typing import Any
 
 from journal_helpers import FakeClock, files
 
@@ -14,24 +15,26 @@ N_ITEMS = 60
 WORKERS = ("w1", "w2", "w3")
 
 
-def _work(url: str, job_id: int, worker_id: str, clock: Callable[[], object] | None = None) -> list[int]:
-    """Claim and finish items until none is left; returns the ids this worker finished.
+def _work(url: str, job_id: int, worker_id: str, start: Any) -> list[int]:
+    """Open a journal, wait for the others, then claim and finish items until none is left.
 
-    The checkpoint would raise LeaseLostError if another worker had claimed the item meanwhile.
+    Returns the ids this worker finished. The checkpoint would raise LeaseLostError if another
+    worker had claimed the item meanwhile.
     """
     done: list[int] = []
     with Journal.open(url) as journal:
+        start.wait()
         while batch := journal.claim(job_id, worker_id, lease_s=300, limit=2):
             for item in batch:
                 journal.checkpoint(item.id, worker_id, f"tok-{worker_id}", 1)
+                time.sleep(0.002)  # the "upload": lets the other workers interleave
                 journal.complete(item.id, f"dest-{item.id}", {"md5": "00"}, 100)
                 done.append(item.id)
     return done
 
 
-def _process_main(url: str, job_id: int, worker_id: str, start: object, out: object) -> None:
-    start.wait()  # type: ignore[attr-defined]
-    out.put((worker_id, _work(url, job_id, worker_id)))  # type: ignore[attr-defined]
+def _process_main(url: str, job_id: int, worker_id: str, start: Any, out: Any) -> None:
+    out.put((worker_id, _work(url, job_id, worker_id, start)))
 
 
 def _check(journal: Journal, job_id: int, finished: dict[str, list[int]]) -> None:
@@ -49,8 +52,7 @@ def test_threads_never_claim_the_same_item(journal_url: str, journal: Journal) -
     start = threading.Barrier(len(WORKERS))
 
     def run(worker_id: str) -> None:
-        start.wait()
-        finished[worker_id] = _work(journal_url, job.id, worker_id)
+        finished[worker_id] = _work(journal_url, job.id, worker_id, start)
 
     threads = [threading.Thread(target=run, args=(w,)) for w in WORKERS]
     for th in threads:

@@ -8,10 +8,11 @@ import pytest
 from journal_helpers import T0, FakeClock, files
 
 from driveferry.errors import JournalError
+from driveferry.integrity.hashes import QuickXorState
 from driveferry.journal import ItemState, Journal, LeaseLostError
 from driveferry.journal.records import PlannedItem
 
-QXH_STATE = {"register": "0" * 39 + "1", "length": 4096}
+QXH_STATE = QuickXorState(register=1, length=4096).to_json()
 
 
 def _job(journal: Journal, n: int = 5) -> int:
@@ -54,6 +55,7 @@ def test_expired_lease_is_reclaimed_with_its_session(journal: Journal, clock: Fa
     assert taken.session_token == '{"upload_url": "https://x/1"}'
     assert taken.committed_offset == 8 * 2**20 and taken.bytes_done == 8 * 2**20
     assert taken.hash_state == QXH_STATE
+    assert QuickXorState.from_json(taken.hash_state) == QuickXorState(1, 4096)
     assert taken.session_started_at == started == T0
     # w1 comes back: every write about the item is refused, nothing changes.
     with pytest.raises(LeaseLostError) as lost:

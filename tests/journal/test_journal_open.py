@@ -29,6 +29,9 @@ def test_locations_map_to_urls(tmp_path: Path) -> None:
     assert to_url("sqlite:////tmp/x.db").database == "/tmp/x.db"
     with pytest.raises(UserError, match="unsupported journal URL scheme 'mysql'"):
         to_url("mysql://u@h/db")
+    for memory in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(UserError, match="in-memory journal"):
+            to_url(memory)
 
 
 def test_open_creates_parent_folders_in_wal_mode(tmp_path: Path) -> None:
@@ -111,6 +114,9 @@ def test_unopenable_path_is_a_journal_error(tmp_path: Path) -> None:
     with pytest.raises(JournalError) as err:
         Journal.open(str(tmp_path / "dir.db"))
     _one_line(err.value)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JournalError, match="cannot create its folder"):
+        Journal.open(str(tmp_path / "file" / "journal.db"))
 
 
 def test_unreachable_server_hides_the_password() -> None:

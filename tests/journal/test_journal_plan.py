@@ -165,3 +165,26 @@ def test_runs_record_options_and_summary(journal: Journal, clock: FakeClock) -> 
     assert stored.options == {"transfers": 4, "dry_run": False}
     assert stored.summary == {"done": 3, "failed": 1}
     assert stored.finished_at is not None and stored.finished_at - stored.started_at == timedelta(seconds=30)
+
+
+def test_two_planners_of_one_job_at_once(journal_url: str, journal: Journal, clock: FakeClock) -> None:
+    """Workers started together may both plan: every path ends up once, and nobody errors."""
+    import threading
+
+    job = journal.get_or_create_job("src", "dst")
+    results: list[PlanResult] = []
+    start = threading.Barrier(2)
+
+    def plan() -> None:
+        with Journal.open(journal_url, clock=clock) as mine:
+            start.wait()
+            results.append(mine.plan_items(job.id, files(200), batch_size=50))
+
+    threads = [threading.Thread(target=plan) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert len(results) == 2
+    assert journal.counts(job.id)[ItemState.PENDING].items == 200
+    assert sum(1 for _ in journal.iter_items(job.id)) == 200

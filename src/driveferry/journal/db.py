@@ -41,6 +41,9 @@ def to_url(url_or_path: str) -> sa.URL:
     if backend == "postgresql":
         return url.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            # Nothing could resume from it, and its connections would not share one database.
+            raise UserError("an in-memory journal cannot be resumed: give --journal a file path")
         return url.set(drivername="sqlite")
     raise UserError(f"unsupported journal URL scheme {url.drivername!r}: use a file path, "
                     "sqlite:///PATH or postgresql://USER@HOST/DB")
@@ -49,7 +52,7 @@ def to_url(url_or_path: str) -> sa.URL:
 def safe_label(url: sa.URL) -> str:
     """The location for messages: the file path, or the URL without its password."""
     if url.get_backend_name() == "sqlite":
-        return url.database or ":memory:"
+        return url.database or ""
     return url.render_as_string(hide_password=True)
 
 
@@ -77,8 +80,11 @@ class Database:
         self.url = url
         self.label = safe_label(url)
         self.dialect = url.get_backend_name()
-        if self.dialect == "sqlite" and url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.dialect == "sqlite" and url.database:
+            try:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise JournalError(f"journal {self.label}: cannot create its folder: {e}") from e
         kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 2 * pool_size}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
