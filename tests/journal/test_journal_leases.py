@@ -106,6 +106,17 @@ def test_complete_clears_session_and_lease(journal: Journal) -> None:
     assert journal.claim(job_id, "w2", lease_s=60) == []
 
 
+def test_second_completion_is_logged(journal: Journal, caplog: pytest.LogCaptureFixture) -> None:
+    job_id = _job(journal, 1)
+    [item] = journal.claim(job_id, "w1", lease_s=60)
+    journal.complete(item.id, "copy-1", {}, 100)
+    journal.complete(item.id, "copy-1", {}, 100)  # the same copy again: nothing to say
+    assert caplog.records == []
+    journal.complete(item.id, "copy-2", {}, 100)
+    assert "may hold two copies" in caplog.text
+    assert journal.get_item(item.id).dest_id == "copy-2"
+
+
 def test_retryable_failures_until_max_attempts(journal: Journal) -> None:
     job_id = _job(journal, 1)
     for attempt in (1, 2):

@@ -105,7 +105,7 @@ class StoreBase:
         """The item's lease columns, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE already holds
         the write lock). Raises JournalError when there is no such item."""
         query = (sa.select(t.items.c.id, t.items.c.state, t.items.c.lease_owner, t.items.c.attempts,
-                           t.items.c.session_token)
+                           t.items.c.session_token, t.items.c.dest_id)
                  .where(t.items.c.id == item_id).with_for_update())
         row = conn.execute(query).first()
         if row is None:

@@ -9,6 +9,7 @@ and leases far longer than any clock skew (minutes, not seconds).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,8 @@ import sqlalchemy as sa
 from driveferry.journal import schema as t
 from driveferry.journal.convert import StoreBase, dump_json, to_item
 from driveferry.journal.records import FINAL_STATES, ItemRecord, ItemState
+
+log = logging.getLogger(__name__)
 
 _NO_SESSION: dict[str, Any] = {"session_token": None, "committed_offset": None, "hash_state": None,
                                "session_started_at": None}
@@ -108,7 +111,11 @@ class LeaseOps(StoreBase):
         """
         now = self._now()
         with self._db.write() as conn:
-            self._lock_item(conn, item_id)
+            row = self._lock_item(conn, item_id)
+            if row.state == ItemState.DONE and row.dest_id not in (None, dest_id):
+                # Two workers finished the same item (one had lost its lease): keep evidence of both.
+                log.warning("item %s was already done as %s and is now done as %s: the destination may "
+                            "hold two copies", item_id, row.dest_id, dest_id)
             conn.execute(sa.update(t.items).where(t.items.c.id == item_id).values(
                 state=ItemState.DONE.value, reason=None, dest_id=dest_id, dest_hashes=dump_json(dest_hashes),
                 bytes_done=size_bytes, updated_at=now, **_NO_SESSION, **_NO_LEASE))
