@@ -140,3 +140,18 @@ def test_writer_busy_past_the_timeout_is_a_journal_error(tmp_path: Path,
             blocker.execute("ROLLBACK")
             blocker.close()
         assert j.get_or_create_job("src", "dst").id == 1  # fine once the other writer is gone
+
+
+def test_missing_driver_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_psycopg(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("psycopg"):
+            raise ModuleNotFoundError("No module named 'psycopg'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_psycopg)
+    with pytest.raises(UserError, match=r"pip install 'driveferry\[postgres\]'"):
+        Journal.open("postgresql://u@127.0.0.1:1/db")

@@ -92,7 +92,10 @@ class Database:
             # Relay VMs lose their network now and then: test pooled connections before use.
             kwargs["pool_pre_ping"] = True
             kwargs["connect_args"] = {"connect_timeout": 10}
-        self.engine: Engine = sa.create_engine(url, **kwargs)
+        try:
+            self.engine: Engine = sa.create_engine(url, **kwargs)
+        except ImportError as e:  # psycopg is an optional dependency
+            raise UserError(f"a PostgreSQL journal needs psycopg ({e}): pip install 'driveferry[postgres]'") from e
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
