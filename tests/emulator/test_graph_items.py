@@ -204,7 +204,7 @@ def test_drive_item_field_shapes(g: Graph) -> None:
     empty = g.put(d["id"], "empty.txt", b"")
     assert ID_RE.match(f["id"]) and ID_RE.match(d["id"])
     assert ETAG_RE.match(f["eTag"]) and ETAG_RE.match(d["eTag"]) and CTAG_RE.match(f["cTag"])
-    assert "cTag" not in d  # Business: no cTag on folders
+    assert "cTag" not in d and "@microsoft.graph.downloadUrl" not in d  # Business: no cTag on folders
     assert isinstance(f["size"], int) and f["size"] == 5
     assert f["file"]["hashes"] == {"quickXorHash": "aCgDG9jwBgAAAAAABQAAAAAAAAA="}  # quickXorHash only
     assert f["file"]["mimeType"] == "text/plain" and "hashes" not in empty["file"]
@@ -242,14 +242,18 @@ def test_client_request_id_is_echoed_in_errors(g: Graph) -> None:
     assert r.json()["error"]["innerError"]["client-request-id"] == "abc-123"
 
 
-def test_throttling_fault_uses_graph_throttle_body_and_retry_after(g: Graph) -> None:
+@pytest.mark.parametrize(("status", "retry_after"), [(429, "2.5"), (503, "7")])
+def test_throttling_fault_uses_graph_throttle_body_and_retry_after(g: Graph, status: int, retry_after: str) -> None:
     ctl = g.emu.base_url + "/_emulator/faults"
-    plan: dict[str, Any] = {"rules": [{"kind": "status", "route": "graph.item", "status": 429, "retry_after": "2.5", "count": 1}]}
+    plan: dict[str, Any] = {"rules": [{"kind": "status", "route": "graph.item", "status": status,
+                                       "retry_after": retry_after, "count": 1}]}
     assert g.s.put(ctl, json=plan).status_code == 200
     try:
         r = g.req("GET", "/root")
-        assert_graph_error(r, 429, "activityLimitReached", "throttledRequest")
-        assert r.headers["Retry-After"] == "2.5" and r.headers["RateLimit-Remaining"] == "0"
+        assert_graph_error(r, status, "activityLimitReached", "throttledRequest")
+        assert r.headers["Retry-After"] == retry_after
+        if status == 429:
+            assert r.headers["RateLimit-Remaining"] == "0"
         assert g.req("GET", "/root").status_code == 200
     finally:
         g.s.put(ctl, json={"rules": []})
@@ -321,3 +325,16 @@ def test_download_url_answers_head(g: Graph) -> None:
     f = g.put(g.mkdir()["id"], "h.bin", b"12345")
     r = requests.head(f["@microsoft.graph.downloadUrl"], verify=str(g.emu.ca_file))
     assert r.status_code == 200 and r.headers["Content-Length"] == "5"
+
+
+def test_children_paging_is_stable_with_non_ascii_and_mixed_case_names(g: Graph) -> None:
+    folder = g.mkdir()
+    names = ["Éclair", "éclair2", "apple", "Banana", "ÄPFEL", "zebra", "Ärger", "émile", "Zoo"]
+    for n in names:
+        g.api.model.create_folder(folder["id"], n)
+    seen, url = [], g.url(f"/items/{folder['id']}/children?$top=2")
+    while url:
+        page = g.s.get(url).json()
+        seen += [i["name"] for i in page["value"]]
+        url = page.get("@odata.nextLink")
+    assert sorted(seen) == sorted(names) and len(seen) == len(names)

@@ -17,8 +17,11 @@ Python API for seeding and tests (all raise `errors.GraphError` subclasses on ru
     folder, created = m.create_folder(root.id, "Docs")
     f = m.create_file(folder.id, "a.txt", [b"hello"], modified=datetime(...))
     nb = m.create_package(root.id, "Notebook")                # OneNote package, no file/folder facet
-    m.get(f.id); m.by_path("/Docs/a.txt"); m.children(folder.id)
+    m.get(f.id); m.by_path("/Docs/a.txt"); m.resolve(folder.id, "a.txt"); m.children(folder.id)
+    m.update(f.id, name="b.txt", parent_id=root.id); m.delete(f.id)
     m.corrupt(f.id)                                           # flip a stored byte, keep the metadata hash
+    m.set_quota(10 * 2**30); m.quota(); m.expire_delta_tokens()
+    m.drive_id, m.root_id                                     # what credentials()["graph"] reports
 """
 
 from __future__ import annotations
@@ -127,14 +130,15 @@ class GraphModel:
         return self.resolve(self.root_id, path)
 
     def children(self, folder_id: str, after: tuple[str, str] | None = None, limit: int = 1000) -> list[Item]:
-        """Live children ordered by (lower(name), id); `after` is the last key of the previous page."""
+        """Live children ordered by (lower(name), id); `after` is the (name, id) of the previous page's last
+        item. Both sides go through SQLite's lower() (ASCII-only) so the cursor and the order agree."""
         folder = self.get(folder_id)
         if not folder.is_folder:
             raise ItemNotFound("The item is not a folder.")
         sql = "SELECT * FROM graph_items WHERE parent_id=? AND deleted=0"
         args: list[object] = [folder.id]
         if after:
-            sql += " AND (lower(name) > ? OR (lower(name) = ? AND id > ?))"
+            sql += " AND (lower(name) > lower(?) OR (lower(name) = lower(?) AND id > ?))"
             args += [after[0], after[0], after[1]]
         sql += " ORDER BY lower(name), id LIMIT ?"
         return [row_to_item(r) for r in self.state.query(sql, [*args, limit])]
@@ -174,11 +178,16 @@ class GraphModel:
 
     # --- quota -----------------------------------------------------------------------------------------
 
-    def quota(self) -> dict[str, object]:
+    def _quota_numbers(self) -> tuple[int, int, int]:
+        """(total, used, remaining) bytes; used counts live files only (no recycle bin is emulated)."""
         total = int(self.state.get_meta("graph.quota_total", str(DEFAULT_QUOTA_BYTES)))
         used = int(self.state.query("SELECT COALESCE(SUM(size),0) AS n FROM graph_items"
                                     " WHERE kind='file' AND deleted=0")[0]["n"])
-        remaining = max(0, total - used)
+        return total, used, max(0, total - used)
+
+    def quota(self) -> dict[str, object]:
+        """The drive resource's `quota` facet (api-notes 8.2)."""
+        total, used, remaining = self._quota_numbers()
         frac = used / total if total else 1.0
         state = "exceeded" if remaining == 0 else "critical" if frac >= 0.99 else "nearing" if frac >= 0.9 \
             else "normal"
@@ -188,7 +197,8 @@ class GraphModel:
         self.state.set_meta("graph.quota_total", str(int(total_bytes)))
 
     def check_quota(self, extra_bytes: int) -> None:
-        if extra_bytes > int(str(self.quota()["remaining"])):
+        """507 quotaLimitReached if `extra_bytes` more would not fit."""
+        if extra_bytes > self._quota_numbers()[2]:
             raise QuotaLimitReached("Insufficient Space Available", "quotaLimitReached")
 
     # --- writing ---------------------------------------------------------------------------------------

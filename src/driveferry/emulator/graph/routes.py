@@ -224,7 +224,7 @@ class GraphApi:
         body: dict[str, Any] = {"value": [r.item(i, select=select) for i in page]}
         if more:
             last = page[-1]
-            body["@odata.nextLink"] = self._link(req, **{"$skiptoken": _b64([last.name.lower(), last.id])})
+            body["@odata.nextLink"] = self._link(req, **{"$skiptoken": _b64([last.name, last.id])})
         return Response.json(body)
 
     def delta(self, req: Request) -> Response:
