@@ -10,11 +10,10 @@ import sys
 import time
 
 import pytest
+from world import World, drive_tree, read_all, summary_of
 
 from driveferry.integrity.hashes import HashType, hash_bytes
-from driveferry.integrity.provenance import MD5, SHA256, SRC_ID, SRC_QXH, RUN
-
-from world import World, drive_tree, read_all, summary_of
+from driveferry.integrity.provenance import MD5, RUN, SHA256, SRC_ID, SRC_QXH
 
 CHUNK = 1280 * 1024  # the smallest chunk that is a multiple of both clouds' rules
 

@@ -35,7 +35,7 @@ class RetryPolicy:
     def delay_s(self, attempt: int, error: TransientError) -> float:
         """Seconds to wait before attempt `attempt + 1` (attempt counts from 1)."""
         if isinstance(error, ThrottledError):
-            return error.retry_after_s
+            return float(error.retry_after_s)
         backoff = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
         return backoff * (1 + self.jitter * random.random())
 
