@@ -36,7 +36,7 @@ class RetryPolicy:
         """Seconds to wait before attempt `attempt + 1` (attempt counts from 1)."""
         if isinstance(error, ThrottledError):
             return float(error.retry_after_s)
-        backoff = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        backoff = min(self.max_delay_s, self.base_delay_s * (2.0 ** (attempt - 1)))
         return backoff * (1 + self.jitter * random.random())
 
 
