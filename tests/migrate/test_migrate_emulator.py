@@ -140,3 +140,59 @@ def test_daily_cap_stops_cleanly_and_resumes_next_day(world: World) -> None:
     second = world.cli(*world.migrate_args("--json"), check=True)
     assert summary_of(second)["failed"] == 0
     _assert_identical(world)
+
+
+def test_incremental_rerun_copies_only_new_and_changed(world: World) -> None:
+    world.cli(*world.migrate_args(), check=True)
+    graph = next(m for m in world.emu.modules if getattr(m, "route_prefix", "") == "graph.").model
+    projects = graph.by_path("Projects")
+    data = graph.resolve(projects.id, "data")
+    new_a = b"changed content " * 1000
+    graph.create_file(data.id, "a.bin", [new_a], conflict="replace")
+    graph.create_file(projects.id, "new.txt", [b"brand new"], conflict="replace")
+    before = world.upload_bytes()
+    summary = summary_of(world.cli(*world.migrate_args("--json"), check=True))
+    assert summary["copied"] == 2 and summary["failed"] == 0
+    assert world.upload_bytes() - before == len(new_a) + len(b"brand new")
+    tree = drive_tree(world)
+    assert len(tree["data/a.bin"]) == 1  # the outdated copy was replaced, not kept beside the new one
+    gd = world.provider("gdrive")
+    assert read_all(gd, tree["data/a.bin"][0]) == new_a
+    assert read_all(gd, tree["new.txt"][0]) == b"brand new"
+
+
+LARGE_TREE = {
+    "seed": 11,
+    "onedrive": {
+        "files": [
+            {"path": "Projects/video/big-256M.mp4", "size": "256M"},
+            {"path": "Projects/video/odd-10000001.bin", "size": 10000001},
+            {"path": "Projects/disk/zeros-16M.img", "size": "16M", "content": "zeros"},
+            {"path": "Projects/empty/empty.txt", "size": 0},
+            {"path": "Projects/Ünïcødé/résumé.pdf", "size": "700K"},
+            {"path": "Projects/Ünïcødé/e\u0301te\u0301.txt", "size": "1K"},
+            {"path": "Projects/a/b/c/d/e/f/g/h/i/j/k/l/deep.bin", "size": "2M"},
+        ],
+        "bulk": [{"dir": "Projects/docs", "count": 300, "size": "0", "max_size": "1M"}],
+        "notebooks": ["Projects/Notebooks/Team notes", "Projects/Notebooks/Research"],
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", [LARGE_TREE], indirect=True)
+def test_large_seeded_tree_byte_identical(world: World) -> None:
+    summary = summary_of(world.cli(*world.migrate_args("--json", "--transfers", "4"), check=True))
+    assert summary["copied"] == 307 and summary["failed"] == 0 and summary["unsupported"] == 2
+    tree = drive_tree(world)
+    assert len(tree) == 307 and all(len(v) == 1 for v in tree.values())
+    src = world.provider("onedrive")
+    gd = world.provider("gdrive")
+    for path, entries in tree.items():
+        dest = entries[0]
+        source = src.stat("Projects/" + path)
+        assert dest.size == source.size, path
+        data = read_all(gd, dest)
+        assert hashlib.md5(data).hexdigest() == dest.hashes[HashType.MD5], path
+        if source.hashes.get(HashType.QUICKXOR):  # OneDrive's own hash of the source equals our copy's bytes
+            assert hash_bytes(data, [HashType.QUICKXOR])[HashType.QUICKXOR] == source.hashes[HashType.QUICKXOR], path

@@ -44,8 +44,9 @@ class World:
         return dict(self.control("GET", "/counters"))
 
     def upload_bytes(self) -> int:
+        """Content bytes Drive received (session PUTs and one-shot uploads; not the JSON metadata)."""
         c = self.counters()["bytes_in"]
-        return sum(v for k, v in c.items() if k.startswith("drive.upload"))
+        return sum(v for k, v in c.items() if k in ("drive.upload.chunk", "drive.upload.simple"))
 
     def provider(self, cloud: str) -> Any:
         sections = remote_sections(self.emu.describe())

@@ -87,6 +87,9 @@ class _CutReader(_CountingReader):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and a small body go out in separate writes; with Nagle on, the second write waits for
+    # the client's delayed ACK (~40 ms per request)
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
