@@ -338,3 +338,12 @@ def test_children_paging_is_stable_with_non_ascii_and_mixed_case_names(g: Graph)
         seen += [i["name"] for i in page["value"]]
         url = page.get("@odata.nextLink")
     assert sorted(seen) == sorted(names) and len(seen) == len(names)
+
+
+def test_if_none_match_gives_304_until_the_item_changes(g: Graph) -> None:
+    f = g.put(g.mkdir()["id"], "etag.txt", b"v1")
+    assert g.req("GET", f"/items/{f['id']}", headers={"If-None-Match": f["eTag"]}).status_code == 304
+    r = g.req("GET", f"/items/{f['id']}/content", headers={"If-None-Match": f["cTag"]}, allow_redirects=False)
+    assert r.status_code == 304
+    g.put(f["parentReference"]["id"], "etag.txt", b"v2")
+    assert g.req("GET", f"/items/{f['id']}", headers={"If-None-Match": f["eTag"]}).status_code == 200

@@ -204,8 +204,19 @@ class GraphApi:
         self._check_drive(req)
         return Response.json(self._renderer(req).drive())
 
+    @staticmethod
+    def _not_modified(req: Request, item: Item) -> bool:
+        """`If-None-Match` naming the item's eTag or cTag (or *) answers 304 (api-notes 9.1, 10)."""
+        # Graph's tags contain a comma ("{GUID},1"), so take whole quoted strings, not comma-split parts.
+        raw = req.headers.get("if-none-match") or ""
+        tags = set(re.findall(r'(?:W/)?"[^"]*"|\*', raw)) | {raw.strip()}
+        return bool(tags & {"*", item.etag, item.ctag})
+
     def get_item(self, req: Request) -> Response:
-        return Response.json(self._renderer(req).item(self._item(req), select=self._select(req)))
+        item = self._item(req)
+        if self._not_modified(req, item):
+            return Response.empty(304, [("ETag", item.etag)])
+        return Response.json(self._renderer(req).item(item, select=self._select(req)))
 
     def list_children(self, req: Request) -> Response:
         folder = self._item(req)
@@ -282,6 +293,8 @@ class GraphApi:
 
     def content(self, req: Request) -> Response:
         item = self._item(req)
+        if self._not_modified(req, item):
+            return Response.empty(304, [("ETag", item.etag)])
         if item.kind != "file":
             raise NotSupported("Only files can be downloaded; folders and packages such as OneNote notebooks"
                                " have no content stream.")
