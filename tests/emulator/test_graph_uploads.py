@@ -182,8 +182,17 @@ def test_expired_session_is_404(tmp_path: Path) -> None:
         url = _upload_url(e, "root")
         e.s.post(e.emu.base_url + "/_emulator/clock", json={"advance_s": 25 * 3600})
         assert_err(e.frag(url, b"abc", 0, 3), 404, "itemNotFound")
+        url2 = _upload_url(e, "root", "abandoned.bin")
+        e.s.post(e.emu.base_url + "/_emulator/clock", json={"advance_s": 25 * 3600})
     finally:
         e.emu.stop()
+    blobs_before = sum(1 for p in (tmp_path / "x" / "blobs").rglob("*") if p.is_file())
+    e2 = Env(tmp_path / "x")  # the restart sweeps the abandoned session and its blob
+    try:
+        assert sum(1 for p in (tmp_path / "x" / "blobs").rglob("*") if p.is_file()) == blobs_before - 1
+        assert_err(e2.anon.get(e2.emu.base_url + "/_graphup/" + url2.split("/_graphup/")[1]), 404, "itemNotFound")
+    finally:
+        e2.emu.stop()
 
 
 def test_bad_session_requests_get_graph_errors(env: Env) -> None:

@@ -83,6 +83,14 @@ class UploadSessions:
                 self.state.db.execute("ALTER TABLE graph_sessions ADD COLUMN defer INTEGER NOT NULL DEFAULT 0")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.sweep()
+
+    def sweep(self) -> int:
+        """Drop expired sessions and their partial blobs (run at start-up; `get` also drops on sight)."""
+        rows = self.state.query("SELECT * FROM graph_sessions WHERE expires < ?", (self.state.clock.timestamp(),))
+        for r in rows:
+            self._drop(Session(**dict(r)))
+        return len(rows)
 
     def _lock(self, sid: str) -> threading.Lock:
         with self._locks_guard:
