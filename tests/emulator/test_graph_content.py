@@ -168,3 +168,13 @@ def test_folder_content_is_not_downloadable(env: Any) -> None:
     _, _, s, drive = env
     r = s.get(f"{drive}/items/{_folder(s, drive)}/content", allow_redirects=False)
     assert r.status_code == 406 and r.json()["error"]["code"] == "notSupported"
+
+
+def test_drop_hash_control_makes_the_file_report_no_hash(env: Any) -> None:
+    emu, _, s, drive = env
+    item = _put(s, drive, _folder(s, drive), "nohash.bin", b"abc").json()
+    assert s.post(emu.base_url + "/_emulator/graph/drop-hash", json={"item_id": item["id"]}).status_code == 200
+    again = s.get(f"{drive}/items/{item['id']}").json()
+    assert "hashes" not in again["file"] and again["size"] == 3
+    r = s.post(emu.base_url + "/_emulator/graph/drop-hash", json={"item_id": _folder(s, drive)})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalidRequest"

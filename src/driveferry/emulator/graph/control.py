@@ -3,6 +3,7 @@
     POST /_emulator/graph/corrupt       <- {"item_id": "01…", "offset": 123?}  -> {"item_id", "offset"}
          flip one stored byte of a file; size and quickXorHash metadata stay, so a download no longer
          matches the hash Graph reports (silent corruption for verify tests)
+    POST /_emulator/graph/drop-hash     <- {"item_id": "01…"}: the file reports no quickXorHash from now on
     POST /_emulator/graph/quota         <- {"total": bytes}                    -> the drive's quota
     POST /_emulator/graph/delta/expire  -> {} ; every delta token issued so far answers 410 resyncRequired
 """
@@ -31,6 +32,14 @@ def register_graph_control(router: Router, api: GraphApi) -> None:
             raise WireError(to_response(err)) from err
         return Response.json({"item_id": item_id, "offset": pos})
 
+    def drop_hash(req: Request) -> Response:
+        try:
+            item_id = str(json_body(req).get("item_id", ""))
+            api.model.drop_hash(item_id)
+        except GraphError as err:
+            raise WireError(to_response(err)) from err
+        return Response.json({"item_id": item_id})
+
     def quota(req: Request) -> Response:
         try:
             body = json_body(req)
@@ -48,5 +57,6 @@ def register_graph_control(router: Router, api: GraphApi) -> None:
 
     p = "/_emulator/graph"
     router.add("control.graph.corrupt", "POST", p + "/corrupt", corrupt, graph_errors, auth=False)
+    router.add("control.graph.drop_hash", "POST", p + "/drop-hash", drop_hash, graph_errors, auth=False)
     router.add("control.graph.quota", "POST", p + "/quota", quota, graph_errors, auth=False)
     router.add("control.graph.delta.expire", "POST", p + "/delta/expire", expire_delta, graph_errors, auth=False)

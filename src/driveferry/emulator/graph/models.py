@@ -20,6 +20,7 @@ Python API for seeding and tests (all raise `errors.GraphError` subclasses on ru
     m.get(f.id); m.by_path("/Docs/a.txt"); m.resolve(folder.id, "a.txt"); m.children(folder.id)
     m.update(f.id, name="b.txt", parent_id=root.id); m.delete(f.id)
     m.corrupt(f.id)                                           # flip a stored byte, keep the metadata hash
+    m.drop_hash(f.id)                                         # report no quickXorHash (as right after upload)
     m.set_quota(10 * 2**30); m.quota(); m.expire_delta_tokens()
     m.drive_id, m.root_id                                     # what credentials()["graph"] reports
 """
@@ -381,6 +382,15 @@ class GraphModel:
             fh.seek(pos)
             fh.write(bytes([b[0] ^ 0xFF]))
         return pos
+
+    def drop_hash(self, item_id: str) -> None:
+        """Forget a file's quickXorHash, as Business sometimes reports none right after an upload
+        (api-notes 8.1): clients must then say "unverified", never "ok"."""
+        item = self.get(item_id)
+        if item.kind != "file":
+            raise InvalidRequest("Only files have hashes.")
+        with self.state.tx() as db:
+            db.execute("UPDATE graph_items SET qxh=NULL WHERE id=?", (item.id,))
 
     # --- delta -----------------------------------------------------------------------------------------
 
