@@ -154,18 +154,21 @@ def main() -> None:
     ap.add_argument("--chunk-mib", type=int, default=64, help="upload chunk (a multiple of 256 KiB)")
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--client", action="store_true", help="also measure google-api-python-client")
+    ap.add_argument("--data-dir", default=None, help="parent of the emulator's data directory (e.g. /dev/shm "
+                    "to take the disk out of the figures)")
     args = ap.parse_args()
     size, n = args.size_mib * MiB, args.streams
     chunk = os.urandom(min(size, args.chunk_mib * MiB))
-    with tempfile.TemporaryDirectory(prefix="driveferry-bench-") as tmp, \
+    with tempfile.TemporaryDirectory(prefix="driveferry-bench-", dir=args.data_dir) as tmp, \
             Emulator(tmp, tls=args.tls, modules=[DriveApi()]) as emu:
         api = emu.modules[0]
         assert isinstance(api, DriveApi) and api.model is not None
         token = emu.state.issue_token("google", "bench@example.com", lifetime_s=86400)
         seed = os.urandom(4 * MiB)
         f = api.model.create_file("seed.bin", (seed for _ in range(size // len(seed))))
-        print(f"emulator {emu.base_url} ({'TLS' if args.tls else 'plain HTTP'}), file {size / MiB:.0f} MiB, "
-              f"upload chunk {len(chunk) / MiB:.0f} MiB, {os.cpu_count()} CPUs")
+        print(f"emulator {emu.base_url} ({'TLS' if args.tls else 'plain HTTP'}), data in {tmp}, file "
+              f"{size / MiB:.0f} MiB, upload chunk {len(chunk) / MiB:.0f} MiB, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f}")
         timed("download (requests)", 1, lambda: download(emu, token, f.id))
         timed("download (requests)", n, lambda: download(emu, token, f.id))
         timed("resumable upload + md5/sha1/sha256", 1, lambda: upload(emu, token, size, chunk))
