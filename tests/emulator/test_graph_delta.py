@@ -126,3 +126,15 @@ def test_delta_reports_changes_made_while_paging(env: Env) -> None:
     seen = {i["id"] for i in first["value"] + rest}
     if late.id not in seen:  # may or may not be in this run, but must come with the deltaLink
         assert late.id in {i["id"] for i in env.drain(link)[0]}
+
+
+def test_timestamp_token_reports_changes_after_that_time(env: Env) -> None:
+    m = env.api.model
+    old = m.create_file(m.root_id, "old.txt", [b"1"])
+    now = env.s.get(env.emu.base_url + "/_emulator/clock").json()["now"]
+    env.s.post(env.emu.base_url + "/_emulator/clock", json={"advance_s": 10})
+    new = m.create_file(m.root_id, "new.txt", [b"2"])
+    m.delete(old.id)
+    stamp = now[:19] + "Z"
+    changes = env.drain(env.drive + "/root/delta?token=" + stamp)[0]
+    assert {(i["id"], "deleted" in i) for i in changes} == {(new.id, False), (old.id, True)}

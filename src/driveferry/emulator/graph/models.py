@@ -358,9 +358,12 @@ class GraphModel:
             ids = self.descendant_ids(item.id)
             blobs = [r["blob"] for r in self.state.query(
                 f"SELECT blob FROM graph_items WHERE id IN ({','.join('?' * len(ids))})", ids)]
+            now = self._now()
             with self.state.tx() as db:
                 for i in ids:
-                    db.execute("UPDATE graph_items SET deleted=1, blob=NULL, seq=? WHERE id=?", (self._next_seq(), i))
+                    # modified doubles as the change time, which timestamp delta tokens rely on
+                    db.execute("UPDATE graph_items SET deleted=1, blob=NULL, modified=?, seq=? WHERE id=?",
+                               (now, self._next_seq(), i))
                 self._touch(db, item.parent_id)
             for b in blobs:
                 self.state.remove_blob(b)
@@ -429,6 +432,12 @@ class GraphModel:
                     if len(out) == limit:
                         break
         return out
+
+    def seq_at(self, when: str) -> int:
+        """The change sequence as it stood at `when` (an `iso` time): every change is stamped with the
+        emulator clock in `modified` as it takes its seq, so the two orders agree."""
+        rows = self.state.query("SELECT COALESCE(MAX(seq),0) AS n FROM graph_items WHERE modified <= ?", (when,))
+        return int(rows[0]["n"])
 
     def delta_epoch(self) -> int:
         """Delta tokens carry the epoch they were issued in; a token from an older epoch is too old."""

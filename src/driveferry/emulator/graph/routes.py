@@ -16,6 +16,7 @@ Documented emulator choices where Graph is unconfirmed (api-notes 17.4):
 - `/content` of a folder or a OneNote package (not downloadable as a file) is 406 notSupported;
 - an expired or forged download URL is 401 unauthenticated with a Graph error body;
 - `$top` defaults to 200, is clamped at 1000, and below 1 is 400 invalidRequest;
+- a delta token may be a timestamp (`token=2021-09-29T20:00:00Z`, Business only): changes after it;
 - a delta token that is malformed or issued before `GraphModel.expire_delta_tokens()` is 410
   resyncRequired with a `Location` header holding a fresh delta URL.
 """
@@ -254,8 +255,13 @@ class GraphApi:
             if token == "latest":
                 return Response.json({"value": [], "@odata.deltaLink": self._delta_link(req, {"s": upto})})
             try:
-                tok: dict[str, Any] = {"e": 1, "b": upto, "d": 0, "i": "", "g": epoch} if token is None \
-                    else _unb64(token)
+                if token is None:
+                    tok: dict[str, Any] = {"e": 1, "b": upto, "d": 0, "i": "", "g": epoch}
+                elif re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?", token):
+                    # Business accepts a timestamp as the token: changes since then (api-notes 9.4)
+                    tok = {"s": self.model.seq_at(parse_time(token)), "g": epoch}
+                else:
+                    tok = _unb64(token)
                 if int(tok["g"]) != epoch:
                     raise self._resync(req)
                 if "e" in tok:  # initial enumeration
