@@ -65,6 +65,7 @@ class Renderer:
         self._paths: dict[str, str] = {}
 
     def _parent_path(self, parent_id: str) -> str:
+        """"/a/b" of a folder, cached for the request (a page of children shares one parent)."""
         if parent_id not in self._paths:
             self._paths[parent_id] = self.model.path_of(self.model.get(parent_id))
         return self._paths[parent_id]
@@ -109,10 +110,9 @@ class Renderer:
         else:
             if not delta:
                 out["cTag"] = item.ctag  # Business omits cTag on folders and in delta
-            out["file"] = {"mimeType": item.mime or "application/octet-stream",
-                           "hashes": {"quickXorHash": item.qxh} if item.qxh else {}}
-            if not item.qxh:
-                del out["file"]["hashes"]  # zero-byte files carry no hash
+            out["file"] = {"mimeType": item.mime or "application/octet-stream"}
+            if item.qxh:  # quickXorHash only, as on Business; none for zero-byte files (or after drop_hash)
+                out["file"]["hashes"] = {"quickXorHash": item.qxh}
             out[DOWNLOAD_URL] = self.download_url(item)
         if select is not None:
             want = set(select)

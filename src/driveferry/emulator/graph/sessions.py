@@ -30,8 +30,15 @@ import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from driveferry.emulator.graph.errors import GraphError, InvalidRange, InvalidRequest, ItemNotFound
+from driveferry.emulator.graph.errors import (
+    GraphError,
+    InvalidRange,
+    InvalidRequest,
+    ItemNotFound,
+    NameAlreadyExists,
+)
 from driveferry.emulator.graph.models import CONFLICT_BEHAVIOURS, GraphModel, Item, check_name, iso
 from driveferry.integrity.hashes import QuickXor, QuickXorState
 
@@ -97,7 +104,7 @@ class UploadSessions:
             return self._locks.setdefault(sid, threading.Lock())
 
     def expiration(self, session: Session) -> str:
-        from datetime import UTC, datetime
+        """The session's expirationDateTime as Graph writes it."""
         return iso(datetime.fromtimestamp(session.expires, UTC))
 
     def create(self, parent_id: str, name: str, conflict: str = "fail", file_size: int | None = None,
@@ -117,7 +124,6 @@ class UploadSessions:
                 raise InvalidRequest("The parent item is not a folder.", "invalidParent")
             existing = self.model.child(parent.id, name)
             if existing is not None and conflict == "fail":
-                from driveferry.emulator.graph.errors import NameAlreadyExists
                 raise NameAlreadyExists("The specified item name already exists.")
         else:
             target = self.model.get(target_id)
