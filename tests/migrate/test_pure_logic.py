@@ -127,3 +127,14 @@ def test_provenance_and_proven_copy() -> None:
     changed = _entry("SRC1", 5, {HashType.QUICKXOR: "cd" * 20})
     assert not _proven_copy(good, changed)  # the source changed since the copy
     assert not _proven_copy(_entry("D3", 5, content), src)  # no provenance: not ours
+
+
+def test_rechunk_exact_sizes_and_bytes() -> None:
+    from driveferry.migrate.relay import _rechunk
+    data = bytes(range(256)) * 40  # 10,240 bytes in uneven blocks
+    blocks = [data[i:j] for i, j in zip([0, 1, 700, 701, 5000, 9999], [1, 700, 701, 5000, 9999, 10240], strict=True)]
+    chunks = list(_rechunk(iter(blocks), 1024))
+    assert [len(c) for c in chunks] == [1024] * 10
+    assert b"".join(chunks) == data and all(type(c) is bytes for c in chunks)
+    assert [len(c) for c in _rechunk(iter([data[:1500]]), 1024)] == [1024, 476]
+    assert list(_rechunk(iter([]), 1024)) == []

@@ -35,6 +35,16 @@ def _hashes(raw: Mapping[str, str]) -> Mapping[HashType, str]:
     return MappingProxyType(out)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class JobPort:
     """The JournalPort of one run (see migrate/port.py), plus planning and run bookkeeping."""
 
@@ -51,16 +61,23 @@ class JobPort:
         job = journal.get_or_create_job(settings.source, settings.destination)
         run = journal.start_run(job.id, settings.worker_id, settings.redacted())
         port = cls(journal, job.id, run.id, settings.worker_id, src_root_path)
-        if journal.dialect == "sqlite":
-            # A SQLite journal has one worker at a time: leases left by a process that died are
-            # taken back at once instead of waiting for them to expire.
-            port._release_others()
+        port._release_dead()
         return port
 
-    def _release_others(self) -> None:
+    def _release_dead(self) -> None:
+        """Take back at once the leases of workers that provably died on this machine (a killed relay
+        run again in the same place), instead of waiting for their leases to expire. Workers elsewhere,
+        or still running here, keep theirs."""
         owners = {item.lease_owner for item in self.journal.iter_items(self.job_id, ItemState.IN_PROGRESS)}
-        for owner in owners - {None, self.worker_id}:
-            self.journal.release(str(owner))
+        owners -= {None, self.worker_id}
+        if not owners:
+            return
+        here = socket.gethostname()
+        known = {w.worker_id: w for w in self.journal.workers(self.job_id)}
+        for owner in owners:
+            w = known.get(str(owner))
+            if w is not None and w.host == here and not _pid_alive(w.pid):
+                self.journal.release(str(owner))
 
     # --- planning ------------------------------------------------------------------------------------
 

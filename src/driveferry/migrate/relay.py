@@ -55,15 +55,26 @@ class RelayResult:
 
 
 def _rechunk(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """Regroup a stream of arbitrary blocks into chunks of exactly `size` bytes (the last may be short)."""
-    buf = bytearray()
+    """Regroup a stream of arbitrary blocks into chunks of exactly `size` bytes (the last may be short).
+
+    Each chunk is built by one join of the blocks that make it up: one copy per byte, and no more than
+    one chunk (plus the block in hand) held at a time. Chunks are `bytes` because the adapters slice
+    them (free for bytes) and quickxorhash takes nothing else.
+    """
+    parts: list[bytes] = []
+    held = 0
     for block in blocks:
-        buf += block
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf:
-        yield bytes(buf)
+        while block:
+            take = min(len(block), size - held)
+            parts.append(block if take == len(block) else block[:take])
+            held += take
+            block = block[take:] if take < len(block) else b""
+            if held == size:
+                chunk = parts[0] if len(parts) == 1 else b"".join(parts)
+                parts, held = [], 0
+                yield chunk
+    if parts:
+        yield b"".join(parts)
 
 
 def _check_source(job: RelayJob, hashes: Mapping[HashType, str]) -> None:
