@@ -150,9 +150,16 @@ def test_device_flow_without_auto_approve_waits_for_control(tmp_path: Path) -> N
 
 def test_unknown_device_code_and_grant_type_errors(emu: Emulator) -> None:
     token_url = emu.credentials()["microsoft"]["authority"] + "/oauth2/v2.0/token"
-    r = _http(emu).post(token_url, data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-                                         "device_code": "nope", "client_id": "x"})
+    ms = emu.credentials()["microsoft"]
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    r = _http(emu).post(token_url, data={"grant_type": device, "device_code": "nope",
+                                         "client_id": ms["public_client_id"]})
     assert r.status_code == 400 and r.json()["error"] == "bad_verification_code"
+    r = _http(emu).post(token_url, data={"grant_type": device, "device_code": "nope", "client_id": "unknown"})
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+    r = _http(emu).post(token_url, data={"grant_type": "refresh_token", "refresh_token": "0.nope",
+                                         "client_id": ms["public_client_id"]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     body = _http(emu).post(token_url, data={"grant_type": "password"}).json()
     assert body["error"] == "unsupported_grant_type"
     assert {"error_description", "error_codes", "timestamp", "trace_id", "correlation_id"} <= set(body)

@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from driveferry.emulator.http import Request, Response, Router, WireError
 from driveferry.emulator.identity import (
     ACCESS_TOKEN_S,
-    LONG_LIVED_S,
     b64url_decode,
     form,
     meta_value,
@@ -154,5 +153,3 @@ class GoogleIdentity:
             raise bad("Token must be a short-lived token (60 minutes) and in a reasonable timeframe.")
         return claims
 
-
-__all__ = ["GoogleIdentity", "LONG_LIVED_S"]

@@ -171,13 +171,17 @@ class MicrosoftIdentity:
             token = self.state.issue_token("microsoft", f"app:{self.client_id}", ACCESS_TOKEN_S)
             return Response.json({"token_type": "Bearer", "expires_in": ACCESS_TOKEN_S - 1,
                                   "ext_expires_in": ACCESS_TOKEN_S - 1, "access_token": token})
+        if grant in (DEVICE_GRANT, "refresh_token") and f.get("client_id") not in (self.public_client_id,
+                                                                                  self.client_id):
+            raise WireError(aad_error(400, "unauthorized_client", f"Application with identifier"
+                                      f" '{f.get('client_id')}' was not found in the directory.", 700016, cid))
         if grant == DEVICE_GRANT:
             return self._device_grant(req, f, cid)
         if grant == "refresh_token":
             if self.state.check_token(f.get("refresh_token", ""), REFRESH_AUDIENCE) is None:
                 raise WireError(aad_error(400, "invalid_grant", "The refresh token has expired or been revoked.",
                                           50173, cid))
-            return self._user_tokens(req, f.get("client_id", self.public_client_id), f.get("scope", ""))
+            return self._user_tokens(req, f["client_id"], f.get("scope", ""))
         raise WireError(aad_error(400, "unsupported_grant_type", f"The grant type {grant!r} is not supported.",
                                   70003, cid))
 
@@ -188,6 +192,9 @@ class MicrosoftIdentity:
             if not rows:
                 raise WireError(aad_error(400, "bad_verification_code", "Device code not recognised.", 70019, cid))
             row = rows[0]
+            if row["client_id"] != f.get("client_id"):
+                raise WireError(aad_error(400, "invalid_grant", "The device code was issued to another client.",
+                                          70000, cid))
             if row["expires"] < self.state.clock.timestamp() or row["status"] == "revoked":
                 raise WireError(aad_error(400, "expired_token", "The device code has expired.", 70020, cid))
             if row["status"] == "denied":
