@@ -157,6 +157,8 @@ def test_patch_renames_moves_and_sets_file_system_info(g: Graph) -> None:
     assert moved["fileSystemInfo"]["lastModifiedDateTime"] == when and moved["eTag"] != f["eTag"]
     assert moved["parentReference"]["path"].endswith(f"root:/{b['name']}")
     assert g.req("GET", f"/items/{a['id']}/children").json()["value"] == []
+    back = g.req("PATCH", f"/items/{f['id']}", json={"parentReference": {"path": f"/drives/{g.drive_id}/root:/{a['name']}"}})
+    assert back.status_code == 200 and back.json()["parentReference"]["id"] == a["id"]
 
 
 def test_patch_conflict_409_and_move_into_itself_400(g: Graph) -> None:

@@ -13,6 +13,7 @@ Pre-authenticated URLs live under the same base URL and take no Authorization he
 Documented emulator choices where Graph is unconfirmed (api-notes 17.4):
 - simple upload (PUT .../content) accepts up to `simple_upload_limit` bytes (default 4 MiB, the
   historical Business limit); larger is 413 requestTooLarge before the body is read;
+- uploads by path (simple or session) need the parent folders to exist (404 itemNotFound otherwise);
 - `/content` of a folder or a OneNote package (not downloadable as a file) is 406 notSupported;
 - an expired or forged download URL is 401 unauthenticated with a Graph error body;
 - `$top` defaults to 200, is clamped at 1000, and below 1 is 400 invalidRequest;
