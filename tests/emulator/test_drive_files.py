@@ -336,3 +336,37 @@ def test_native_size_is_settable(svc: Any, shared_emu: Emulator, folder: str) ->
     finally:
         m.set_native_size(True)
     assert svc.files().export(fileId=doc.id, mimeType="text/csv").execute() == b"a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("method, path, kwargs, status", [
+    ("POST", "/drive/v3/files", {"json": {"name": 123}}, 400),
+    ("POST", "/drive/v3/files", {"json": {"parents": "x"}}, 400),
+    ("POST", "/drive/v3/files", {"json": {"properties": {"a": {"b": 1}}}}, 400),
+    ("POST", "/drive/v3/files", {"json": {"modifiedTime": "yesterday"}}, 400),
+    ("POST", "/drive/v3/files", {"json": {"id": "bad id!"}}, 400),
+    ("POST", "/drive/v3/files", {"json": {"mimeType": "application/vnd.google-apps.shortcut", "shortcutDetails": "x"}},
+     400),
+    ("POST", "/drive/v3/files", {"json": ["not", "an", "object"]}, 400),
+    ("PATCH", "/drive/v3/files/root", {"json": {"parents": ["x"]}}, 403),
+    ("PATCH", "/drive/v3/files/root", {"data": b"\xff\xfe", "headers": {"Content-Type": "application/json"}}, 400),
+    ("GET", "/drive/v3/files", {"params": {"pageSize": "abc"}}, 400),
+    ("GET", "/drive/v3/files", {"params": {"orderBy": "name sideways"}}, 400),
+    ("GET", "/drive/v3/files", {"params": {"corpora": "drive"}}, 400),
+    ("GET", "/drive/v3/files", {"params": {"q": "modifiedTime > 'notadate'"}}, 400),
+    ("GET", "/drive/v3/files/generateIds", {"params": {"count": "x"}}, 400),
+    ("GET", "/drive/v3/files/root", {"params": {"alt": "media"}}, 403),
+    ("GET", "/drive/v3/files/root/export", {}, 400),
+    ("DELETE", "/drive/v3/files/root", {}, 403),
+    ("POST", "/upload/drive/v3/files", {"params": {"uploadType": "resumable"},
+                                        "headers": {"X-Upload-Content-Length": "abc"}, "json": {}}, 400),
+    ("POST", "/upload/drive/v3/files", {"params": {"uploadType": "multipart"}, "data": b"x",
+                                        "headers": {"Content-Type": "text/plain"}}, 400),
+    ("PATCH", "/upload/drive/v3/files/missing-file-id", {"params": {"uploadType": "resumable"}, "json": {}}, 404),
+    ("POST", "/_emulator/drive/corrupt", {"data": b"nope"}, 400),
+])
+def test_bad_input_gets_google_error_never_500(raw: requests.Session, shared_emu: Emulator, method: str, path: str,
+                                               kwargs: dict[str, Any], status: int) -> None:
+    r = raw.request(method, shared_emu.base_url + path, **kwargs)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == status and err["errors"][0]["reason"] and err["errors"][0]["message"] == err["message"]

@@ -264,7 +264,8 @@ class DriveModel:
             f.modified = parse_time(meta["modifiedTime"], "modifiedTime")
         self._apply_simple(f, meta)
         if mime == SHORTCUT_MIME:
-            target = (meta.get("shortcutDetails") or {}).get("targetId")
+            details = meta.get("shortcutDetails")
+            target = details.get("targetId") if isinstance(details, dict) else None
             if not isinstance(target, str):
                 raise bad_request("A shortcut needs shortcutDetails.targetId.", "shortcutDetails.targetId")
             f.shortcut_target, f.shortcut_target_mime = target, self.get(target).mime_type
