@@ -269,3 +269,28 @@ def test_upload_errors_are_google_json(raw: requests.Session, shared_emu: Emulat
     r = raw.post(shared_emu.base_url + "/upload/drive/v3/files", params={"uploadType": "multipart"},
                  data=b"no parts", headers={"Content-Type": "multipart/related; boundary=b"})
     assert r.status_code == 400 and reason(r) == "badRequest"
+
+
+def test_cancel_session_with_delete(raw: requests.Session, shared_emu: Emulator, folder: str) -> None:
+    uri = initiate(raw, shared_emu, folder, total=2 * CH)
+    put(uri, shared_emu, os.urandom(CH), 0, 2 * CH)
+    r = requests.delete(uri, verify=str(shared_emu.ca_file))
+    assert r.status_code == 204
+    assert put(uri, shared_emu, os.urandom(CH), CH, 2 * CH).status_code == 404
+    assert raw.get(shared_emu.base_url + "/drive/v3/files", params={"q": f"'{folder}' in parents"}).json()["files"] == []
+
+
+def test_parallel_client_uploads(shared_emu: Emulator, folder: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_drive_support import build_service
+
+    blobs = [os.urandom(CH * 2 + i) for i in range(4)]
+
+    def one(data: bytes) -> dict[str, Any]:
+        return upload(build_service(shared_emu), data, folder, name=f"p{len(data)}")  # httplib2 isn't thread-safe
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, blobs))
+    for data, got in zip(blobs, results, strict=True):
+        assert {k: got[k] for k in digests(data)} == digests(data)

@@ -172,6 +172,15 @@ class MediaHandlers:
         headers.append(("X-GUploader-UploadID", uid))
         return Response.empty(308, headers)
 
+    def cancel(self, req: Request) -> Response:
+        """DELETE on a session URI: drop the session and its bytes; later PUTs get 404.
+
+        Drive documents no cancel (sessions just expire); GCS answers 499 to this. The emulator answers
+        204 [UNC] so a best-effort abort is cheap, and a cancelled upload never becomes a file.
+        """
+        self.sessions.cancel(req.arg("upload_id") or "")
+        return Response.empty(204)
+
     def simple(self, req: Request) -> Response:
         """uploadType=media (raw body) or multipart (metadata + media in one request)."""
         kind = req.arg("uploadType")

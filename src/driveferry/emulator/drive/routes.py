@@ -133,6 +133,7 @@ class DriveApi:
         # The session URI is the credential: no Authorization needed (api-notes 4.6.2).
         for path in (up + "/files", up + f"/files/{_ID}"):
             add("drive.upload.chunk", "PUT", path, media.chunk, auth=False, query={"upload_id": None})
+            add("drive.upload.cancel", "DELETE", path, media.cancel, auth=False, query={"upload_id": None})
             for method in ("POST", "PATCH", "PUT"):
                 add("drive.upload.initiate", method, path, media.initiate, query={"uploadType": "resumable"})
             for method in ("POST", "PATCH", "PUT"):

@@ -150,6 +150,13 @@ class UploadSessions:
         with self._mu:
             self._locks.pop(s.upload_id, None)
 
+    def cancel(self, upload_id: str) -> None:
+        """Discard an unfinished session (404 if unknown; a finished one stays, its file is untouched)."""
+        with self._lock_for(upload_id):
+            s = self.load(upload_id)
+            if s.file_id is None:
+                self.discard(s)
+
     def _lock_for(self, upload_id: str) -> threading.Lock:
         with self._mu:
             return self._locks.setdefault(upload_id, threading.Lock())
