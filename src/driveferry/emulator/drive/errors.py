@@ -92,6 +92,11 @@ def storage_quota_exceeded() -> DriveError:
     return DriveError(403, "storageQuotaExceeded", STORAGE_QUOTA_MESSAGE)
 
 
+def field_not_writable(field: str) -> DriveError:
+    return DriveError(403, "fieldNotWritable", "The resource body includes fields which are not directly writable.",
+                      location=field)
+
+
 def not_downloadable() -> DriveError:
     return DriveError(403, "fileNotDownloadable", "Only files with binary content can be downloaded. "
                       "Use Export with Docs Editors files.", location="alt")

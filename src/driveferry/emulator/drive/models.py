@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from driveferry.emulator.drive.errors import DriveError, bad_request, not_found
+from driveferry.emulator.drive.errors import DriveError, bad_request, field_not_writable, not_found
 from driveferry.emulator.drive.hashing import write_blob
 from driveferry.emulator.drive.quotas import Quotas
 from driveferry.emulator.drive.records import (
@@ -313,8 +313,7 @@ class DriveModel:
         """files.update: patch semantics; parents change only through add/removeParents (comma lists)."""
         f = self.get(file_id, all_drives=all_drives)
         if "parents" in patch:
-            raise DriveError(403, "fieldNotWritable", "The resource body includes fields which are not directly "
-                             "writable.", location="parents")
+            raise field_not_writable("parents")  # parents change through add/removeParents
         if "name" in patch:
             if not isinstance(patch["name"], str):
                 raise bad_request("Invalid value for name.", "name")

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from driveferry.emulator.drive.errors import DriveError, bad_request, session_not_found
+from driveferry.emulator.drive.errors import DriveError, bad_request, field_not_writable, session_not_found
 from driveferry.emulator.drive.hashing import ContentHasher, content_of, rehash
 from driveferry.emulator.drive.models import DriveModel
 from driveferry.emulator.drive.records import DriveFile, merge_properties
@@ -109,6 +109,8 @@ class UploadSessions:
         all_drives = bool(params.get("all_drives"))
         if target_id is not None:
             target_id = self.model.get(target_id, all_drives=all_drives).id
+            if "parents" in meta:
+                raise field_not_writable("parents")
         else:
             for pid in meta.get("parents") or []:
                 if isinstance(pid, str):
