@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from driveferry.emulator.drive import fields
@@ -18,11 +19,29 @@ from driveferry.emulator.drive.models import DriveModel
 from driveferry.emulator.drive.records import OCTET_STREAM, DriveFile, StoredContent
 from driveferry.emulator.drive.uploads import ContentRange, UploadSessions
 from driveferry.emulator.http import Request, Response
-from driveferry.emulator.server import iter_file
 
 _BLOCK = 1 << 20  # upload read size: fewer, larger hand-offs to the hashing lanes
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
+
+
+def open_range(path: Path, start: int, end: int, block: int = 1 << 20) -> Iterator[bytes]:
+    """Bytes [start, end) of a blob. The file is opened now, not on first iteration (as
+    server.iter_file does), so a concurrent update or delete of the file can't fail a response whose
+    headers are already sent: the open handle keeps the old blob readable."""
+    fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below (the server closes it)
+    fh.seek(start)
+
+    def gen() -> Iterator[bytes]:
+        with fh:
+            left = end - start
+            while left > 0:
+                data = fh.read(min(block, left))
+                if not data:
+                    return
+                left -= len(data)
+                yield data
+    return gen()
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -120,10 +139,11 @@ class MediaHandlers:
         rng = parse_range(req.headers.get("range"), size)
         headers = [("Content-Type", f.mime_type), ("Accept-Ranges", "bytes")]
         if rng is None:
-            return Response(200, headers, iter_file(path, 0, size), length=size, download=True)
+            body = open_range(path, 0, size) if size else b""  # the server never iterates an empty body
+            return Response(200, headers, body, length=size, download=True)
         start, end = rng
         headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
-        return Response(206, headers, iter_file(path, start, end), length=end - start, download=True)
+        return Response(206, headers, open_range(path, start, end), length=end - start, download=True)
 
     def export(self, req: Request) -> Response:
         f = self.model.get(req.params["id"], all_drives=req.flag("supportsAllDrives"))
