@@ -20,7 +20,7 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.http import build_http
 
 from driveferry.emulator.drive.models import DriveModel
-from driveferry.emulator.drive.routes import DriveApi
+from driveferry.emulator.drive.routes import DriveApi, drive_model
 from driveferry.emulator.server import Emulator
 
 USER = "user@example.com"
@@ -32,9 +32,7 @@ def start(data_dir: Path) -> Emulator:
 
 
 def model_of(emu: Emulator) -> DriveModel:
-    api = emu.modules[0]
-    assert isinstance(api, DriveApi) and api.model is not None
-    return api.model
+    return drive_model(emu)
 
 
 def build_service(emu: Emulator, token: str | None = None, timeout_s: float | None = None) -> Any:

@@ -3,7 +3,7 @@
 State lives in the emulator's shared SQLite database (tables `drive_*`) and blob files, so it survives
 a restart. Seeding, tests and the lazy-sync simulator use this API directly:
 
-    model = DriveModel(emulator.state)            # or emulator's DriveApi().model after start
+    model = drive_model(emulator)                  # routes.drive_model; or DriveModel(emulator.state)
     folder = model.create_folder("a")              # under My Drive ("root")
     f = model.create_file("x.bin", [b"data"], parent=folder.id, app_properties={"k": "v"})
     model.get(f.id); model.children(folder.id); model.find_by_path("a/x.bin")  # -> [DriveFile]

@@ -91,6 +91,14 @@ def order(resources: list[dict[str, Any]], order_by: str | None) -> list[dict[st
     return out
 
 
+def drive_model(emulator: Emulator) -> DriveModel:
+    """The Drive model of a constructed emulator (for seeding and tests); LookupError if Drive isn't served."""
+    for module in emulator.modules:
+        if isinstance(module, DriveApi) and module.model is not None:
+            return module.model
+    raise LookupError("this emulator does not serve Google Drive")
+
+
 class DriveApi:
     """The Drive v3 module of the emulator (see server.ApiModule)."""
 
