@@ -403,9 +403,12 @@ class DriveModel:
 
     def _insert(self, f: DriveFile) -> None:
         cols = [k for k in _COLUMNS if k != "seq"]
-        with self.state.tx() as db:
-            db.execute(f"INSERT INTO drive_files({','.join(cols)}) VALUES({','.join('?' * len(cols))})",
-                       self._values(f))
+        try:
+            with self.state.tx() as db:
+                db.execute(f"INSERT INTO drive_files({','.join(cols)}) VALUES({','.join('?' * len(cols))})",
+                           self._values(f))
+        except sqlite3.IntegrityError:  # two creates racing with the same pre-generated id
+            raise DriveError(409, "duplicate", "A file already exists with the provided ID.", location="id") from None
 
     def _save(self, f: DriveFile) -> None:
         cols = [k for k in _COLUMNS if k != "seq"]
