@@ -259,3 +259,24 @@ def test_credentials_carry_the_documented_keys(emu: Emulator) -> None:
     assert set(c["microsoft"]) >= {"access_token", "authority", "tenant_id", "client_id", "client_secret",
                                    "public_client_id", "username"}
     assert c["microsoft"]["authority"] == f"{emu.base_url}/{c['microsoft']['tenant_id']}"
+
+
+@pytest.mark.parametrize(("route", "status", "error"), [
+    ("identity.google.token", 503, "temporarily_unavailable"),  # google-auth retries these (api-notes 1.4)
+    ("identity.google.token", 500, "server_error"),
+    ("identity.ms.token", 503, "temporarily_unavailable"),
+])
+def test_token_endpoint_faults_use_oauth_error_shapes(emu: Emulator, route: str, status: int, error: str) -> None:
+    http = _http(emu)
+    ctl = emu.base_url + "/_emulator/faults"
+    http.put(ctl, json={"rules": [{"kind": "status", "route": route, "status": status, "count": 1,
+                                   "retry_after": "1"}]})
+    try:
+        url = emu.credentials()["google"]["token_uri"] if route.startswith("identity.google") \
+            else emu.credentials()["microsoft"]["authority"] + "/oauth2/v2.0/token"
+        r = http.post(url, data={"grant_type": "refresh_token", "refresh_token": "x"})
+        assert r.status_code == status and r.json()["error"] == error and r.headers["Retry-After"] == "1"
+        if route.startswith("identity.ms"):
+            assert r.json()["error_description"].startswith("AADSTS")
+    finally:
+        http.put(ctl, json={"rules": []})
