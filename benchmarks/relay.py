@@ -25,10 +25,9 @@ from typing import Any
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import seed_emulator
 from driveferry.emulator.server import Emulator
+from driveferry.migrate.settings import DEFAULT_CHUNK as CHUNK  # the same chunk for both sides
 from driveferry.providers.base import Entry, Kind, UploadMeta
 from driveferry.units import parse_size
-
-CHUNK = 10 * 1024 * 1024
 
 
 def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int) -> None:

@@ -70,11 +70,15 @@ def _rechunk(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:
             held += take
             block = block[take:] if take < len(block) else b""
             if held == size:
-                chunk = parts[0] if len(parts) == 1 else b"".join(parts)
+                # hand the chunk over without keeping a reference here: while the consumer sends it,
+                # this generator must not also pin it (or the blocks it was made of)
+                box = [parts[0] if len(parts) == 1 else b"".join(parts)]
                 parts, held = [], 0
-                yield chunk
+                yield box.pop()
     if parts:
-        yield b"".join(parts)
+        box = [b"".join(parts)]
+        parts = []
+        yield box.pop()
 
 
 def _check_source(job: RelayJob, hashes: Mapping[HashType, str]) -> None:
@@ -148,9 +152,11 @@ class Relay:
                     session.abort()
                     raise
             result = session.send(offset, chunk, last)
-            offset += len(chunk)
+            sent = len(chunk)
+            del chunk  # not pinned while the next chunk is assembled: memory stays ~1 chunk per transfer
+            offset += sent
             if progress:
-                progress(len(chunk))
+                progress(sent)
             if not last:
                 checkpoint(session.token, offset)
         if result is None:  # the server may have finished the file on a status query
