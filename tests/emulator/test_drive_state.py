@@ -253,3 +253,24 @@ def test_model_api(own_emu: Emulator) -> None:
     assert m.get(f.id).md5 == hashlib.md5(b"hello").hexdigest()
     m.set_limits(daily_upload_bytes=5, storage_limit_bytes=10)
     assert m.limits() == {"daily_upload_bytes": 5, "storage_limit_bytes": 10}
+
+
+def test_route_names_for_faults_and_counters(own_emu: Emulator) -> None:
+    svc, m = build_service(own_emu), model_of(own_emu)
+    doc = m.create_native("d", text="x")
+    f = svc.files().create(body={"name": "f"}, media_body=MediaIoBaseUpload(
+        io.BytesIO(b"abc"), "text/plain", chunksize=CH, resumable=True)).execute()
+    svc.files().create(body={"name": "g"}, media_body=MediaIoBaseUpload(io.BytesIO(b"abc"), "text/plain")).execute()
+    svc.files().create(body={"name": "h"}).execute()
+    svc.files().list().execute()
+    svc.files().get(fileId=f["id"]).execute()
+    svc.files().get_media(fileId=f["id"]).execute()
+    svc.files().update(fileId=f["id"], body={"name": "f2"}).execute()
+    svc.files().generateIds(count=1).execute()
+    svc.files().export(fileId=doc.id, mimeType="text/plain").execute()
+    svc.about().get(fields="user").execute()
+    svc.files().delete(fileId=f["id"]).execute()
+    names = set(own_emu.state.counters.snapshot()["requests"])
+    assert {"drive.files.list", "drive.files.get", "drive.files.media", "drive.files.create", "drive.files.update",
+            "drive.files.delete", "drive.files.generateIds", "drive.files.export", "drive.about",
+            "drive.upload.initiate", "drive.upload.chunk", "drive.upload.simple"} <= names
