@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,7 @@ class MsalTokens:
             self._cache.deserialize(settings.cache_path.read_text(encoding="utf-8"))
         self._app: msal.ClientApplication = self._guarded(self._build_app)
         self._current: str | None = None
+        self._valid_until = 0.0  # monotonic time until which _current is used without asking msal
         self._force = False
 
     def _build_app(self) -> msal.ClientApplication:
@@ -182,6 +184,10 @@ class MsalTokens:
 
     def get_token(self) -> str:
         with self._lock:
+            # msal's cache lookup costs a telemetry id, cache scans and file checks per call; a token
+            # with minutes left is reused as is (a 401 invalidates it and forces a new one)
+            if self._current and not self._force and time.monotonic() < self._valid_until:
+                return self._current
             result = self._acquire()
             if not result or "access_token" not in result:
                 err = (result or {}).get("error", "not signed in")
@@ -189,6 +195,8 @@ class MsalTokens:
                                             status=401, code=str(err))
             self._force = False
             self._current = str(result["access_token"])
+            lifetime = float(result.get("expires_in") or 0)
+            self._valid_until = time.monotonic() + max(0.0, lifetime - 300)
             return self._current
 
     def invalidate(self, token: str) -> None:
