@@ -181,6 +181,19 @@ class LeaseOps(StoreBase):
                                   .values(state=ItemState.PENDING.value, updated_at=self._now(), **_NO_LEASE))
         return int(result.rowcount)
 
+    def release_items(self, worker_id: str, item_ids: Collection[int]) -> int:
+        """Return the given items `worker_id` holds to pending (claimed in a batch, not to be worked
+        on by it), keeping their sessions. Returns how many were released. Raises JournalError."""
+        if not item_ids:
+            return 0
+        c = t.items.c
+        with self._db.write() as conn:
+            result = conn.execute(sa.update(t.items)
+                                  .where(c.id.in_(list(item_ids)), c.lease_owner == worker_id,
+                                         c.state == ItemState.IN_PROGRESS.value)
+                                  .values(state=ItemState.PENDING.value, updated_at=self._now(), **_NO_LEASE))
+        return int(result.rowcount)
+
     def requeue(self, job_id: int, states: Collection[ItemState] = (ItemState.FAILED,)) -> int:
         """Give items in final `states` (failed by default) a fresh start: pending, attempts 0.
 

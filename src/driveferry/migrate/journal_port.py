@@ -159,6 +159,9 @@ class JobPort:
     def release(self, worker_id: str) -> None:
         self.journal.release(worker_id)
 
+    def release_items(self, worker_id: str, item_ids: Sequence[int]) -> None:
+        self.journal.release_items(worker_id, item_ids)
+
     def unfinished_elsewhere(self, worker_id: str) -> bool:
         return any(i.lease_owner not in (None, worker_id)
                    for i in self.journal.iter_items(self.job_id, ItemState.IN_PROGRESS))
