@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
+from dataclasses import replace
+from types import MappingProxyType
 
 from driveferry.integrity.hashes import HashType
 from driveferry.integrity.provenance import Provenance
@@ -81,9 +83,18 @@ class Destination:
         parent = self.folder(rel_dir)
         same_name = self._listing(rel_dir, parent).get(name, [])
         for candidate in same_name:
+            candidate = self._with_hashes(candidate)
             if _proven_copy(candidate, source):
                 return parent, name, candidate, True
         return parent, name, None, bool(same_name)
+
+    def _with_hashes(self, entry: Entry) -> Entry:
+        """A destination that reports no hashes (the local filesystem) computes them, so a copy is proven
+        by its bytes, not by its provenance alone. Only done for same-named files with provenance."""
+        hasher = self.provider.features.content_hasher
+        if entry.hashes or hasher is None or Provenance.read(entry.properties) is None:
+            return entry
+        return replace(entry, hashes=MappingProxyType(hasher.hash_file(entry, (HashType.MD5, HashType.SHA256))))
 
     def replaced(self, parent: Entry, name: str, source: Entry, new: Entry) -> None:
         """Delete older copies of `source` under `parent` now that `new` holds its current content."""
