@@ -40,3 +40,18 @@ def test_local_tree_copied_and_lost_journal_proven_by_bytes(tmp_path: Path) -> N
     assert third["copied"] == 1 and third["skipped"] == 2
     assert (dst / "a" / "one.bin").read_bytes() == files["a/one.bin"]
     assert sorted(p.name for p in (dst / "a").iterdir() if p.is_file()) == ["one.bin"]
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    for i in range(5):
+        (src / "d" / f"f{i}.txt").write_bytes(b"x" * (i + 1))
+    journal = tmp_path / "j.sqlite3"
+    dry = _migrate(src, dst, journal, "--dry-run", "--exclude", "f4.txt")
+    assert dry["copied"] == 4 and dry["filtered"] == 1 and dry["dry_run"] is True
+    assert not dst.exists() and not journal.exists()
+    _migrate(src, dst, journal, "--include", "f0.txt")
+    again = _migrate(src, dst, journal, "--dry-run")
+    assert again["copied"] == 4  # f0 is done in the journal; the other four would be copied
+    assert sorted(p.name for p in (dst / "d").iterdir()) == ["f0.txt"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -141,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
                         f"{dst.name} requires; try {max(1, settings.chunk_size // multiple) * multiple}")
     daily_cap = settings.daily_cap if settings.daily_cap is not None else dst.features.daily_upload_cap_bytes
     from driveferry.journal.store import Journal
-    journal = Journal.open(settings.journal)
+    # a dry run writes nothing: it reads an existing journal and never creates one
+    exists = "://" in settings.journal or os.path.exists(settings.journal)
+    journal = Journal.open(settings.journal) if (exists or not settings.dry_run) else None
     progress: PlanProgress = (JsonProgress() if args.json else TerminalProgress(not args.quiet))
     try:
         while True:
@@ -152,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if isinstance(progress, TerminalProgress):
             progress.close()
-        journal.close()
+        if journal is not None:
+            journal.close()
     report = {"settings": settings.redacted(), "summary": summary.to_json()}
     if args.report:
         write_private(Path(args.report), json.dumps(report, indent=2, default=str))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -83,11 +84,19 @@ def _resolve_root(provider: Provider, path: str, create: bool) -> Entry:
 
 
 def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: Provider, dst_path: str,
-                  journal: Journal, progress: PlanProgress, daily_cap: int | None) -> Summary:
-    """Plan and transfer. Returns the summary; quota stops are reported in it, not raised."""
+                  journal: Journal | None, progress: PlanProgress, daily_cap: int | None) -> Summary:
+    """Plan and transfer. Returns the summary; quota stops are reported in it, not raised.
+
+    With settings.dry_run nothing is written anywhere: the plan is compared with the journal (None
+    when there is none yet) and the copies it would make are counted.
+    """
     started = time.monotonic()
     src_root = _resolve_root(src, src_path, create=False)
     filters = Filters(settings.include, settings.exclude, settings.min_size, settings.max_size)
+    if settings.dry_run:
+        return _dry_run(journal, settings, _counted(plan(src, src_root, filters), Summary(run_id="dry-run",
+                                                                                           dry_run=True)), started)
+    assert journal is not None
     port = JobPort.open(journal, settings, src_root.path)
     run_id = port.run_id
     summary = Summary(run_id=run_id, dry_run=settings.dry_run)
@@ -105,8 +114,6 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
             yield item
 
     items: Any = stream()
-    if settings.dry_run:
-        return _dry_run(port, items, summary, started)
     port.plan(items)
     progress.planned(summary.planned)
     progress.remaining(*port.remaining())
@@ -135,9 +142,40 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     return summary
 
 
-def _dry_run(port: JobPort, items: Any, summary: Summary, started: float) -> Summary:
-    """Count what would be copied without writing anything anywhere."""
-    pending = port.would_copy(i for i in items if isinstance(i, Planned))
-    summary.copied = pending
+class _Counted:
+    """Planned items passed through while the summary counts them (for --dry-run)."""
+
+    def __init__(self, items: Iterator[Planned], summary: Summary) -> None:
+        self.items = items
+        self.summary = summary
+
+    def __iter__(self) -> Iterator[Planned]:
+        for item in self.items:
+            self.summary.planned += 1
+            if item.action == "unsupported":
+                self.summary.unsupported += 1
+                self.summary.unsupported_items.append({"path": item.rel_path, "reason": item.reason})
+            elif item.action == "filtered":
+                self.summary.filtered += 1
+            yield item
+
+
+def _counted(items: Iterator[Planned], summary: Summary) -> _Counted:
+    return _Counted(items, summary)
+
+
+def _dry_run(journal: Journal | None, settings: MigrateSettings, items: _Counted, started: float) -> Summary:
+    """Count what would be copied: planned copies the journal does not already hold as finished."""
+    from driveferry.journal.records import ItemState
+    job = journal.find_job(settings.source, settings.destination) if journal is not None else None
+    count = 0
+    for item in items:
+        if item.action != "copy":
+            continue
+        known = journal.find_item(job.id, item.rel_path) if (journal is not None and job is not None) else None
+        if known is None or known.state not in (ItemState.DONE, ItemState.SKIPPED):
+            count += 1
+    summary = items.summary
+    summary.copied = count
     summary.seconds = time.monotonic() - started
     return summary

@@ -109,17 +109,6 @@ class JobPort:
         nbytes = sum(totals[s].size_bytes - totals[s].bytes_done for s in open_states)
         return files, max(0, nbytes)
 
-    def would_copy(self, items: Iterable[Planned]) -> int:
-        """For --dry-run: how many planned copies the journal does not already hold as done."""
-        count = 0
-        for p in items:
-            if p.action != "copy":
-                continue
-            known = self.journal.find_item(self.job_id, p.rel_path)
-            if known is None or known.state not in (ItemState.DONE, ItemState.SKIPPED):
-                count += 1
-        return count
-
     # --- the JournalPort -----------------------------------------------------------------------------
 
     def _claimed(self, rec: ItemRecord) -> ClaimedItem:
