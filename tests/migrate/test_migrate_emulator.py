@@ -196,3 +196,25 @@ def test_large_seeded_tree_byte_identical(world: World) -> None:
         assert hashlib.md5(data).hexdigest() == dest.hashes[HashType.MD5], path
         if source.hashes.get(HashType.QUICKXOR):  # OneDrive's own hash of the source equals our copy's bytes
             assert hash_bytes(data, [HashType.QUICKXOR])[HashType.QUICKXOR] == source.hashes[HashType.QUICKXOR], path
+
+
+@pytest.mark.parametrize("world", [BIG], indirect=True)
+def test_expired_drive_session_restarts_the_file_cleanly(world: World) -> None:
+    total = sum(len(d) for d in world.expected().values())
+    args = [sys.executable, "-m", "driveferry.cli", *world.migrate_args("--chunk-size", str(CHUNK),
+                                                                          "--transfers", "1")]
+    env = {**os.environ, "DRIVEFERRY_CONFIG": str(world.config)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and world.upload_bytes() < 0.2 * total and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    world.control("POST", "/clock", {"advance_s": 8 * 24 * 3600})  # Drive sessions live 7 days
+    world.cli(*world.migrate_args("--chunk-size", str(CHUNK)), check=True)
+    tree = drive_tree(world)
+    gd = world.provider("gdrive")
+    assert sorted(tree) == ["big-0.bin", "big-1.bin", "big-2.bin", "small.txt"]
+    for path, data in world.expected().items():
+        entries = tree[path.removeprefix("Projects/")]
+        assert len(entries) == 1 and read_all(gd, entries[0]) == data
