@@ -1,7 +1,7 @@
 """Transfer workers: a bounded thread pool that claims files from the journal and relays them.
 
-One concurrency model (sync code, bounded threads): `transfers` threads each claim one item at a time
-with a lease, renewed in the background while the file moves. Throttling is handled per call inside
+One concurrency model (sync code, bounded threads): `transfers` threads claim items with a lease
+(small files a batch at a time), renewed in the background while the files move. Throttling is handled per call inside
 each provider, so a throttled request sleeps in its own thread without stalling the others. A quota
 stop (daily cap, --max-transfer) sets a shared event: every worker checkpoints and returns.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from driveferry.errors import (
     DriveferryError,
     IntegrityError,
+    PermanentError,
     QuotaExceededError,
     TransientError,
     UploadSessionLostError,
@@ -27,8 +27,6 @@ from driveferry.migrate.quota import QuotaStop, UploadBudget
 from driveferry.migrate.relay import Relay, RelayJob
 
 log = logging.getLogger(__name__)
-
-
 
 CLAIM_BATCH = 8
 
@@ -192,6 +190,9 @@ class Workers:
             self._failed(item, exc, retryable=True, reset_session=True)
         except DriveferryError as exc:
             self._failed(item, exc, retryable=isinstance(exc, TransientError))
+        except Exception as exc:  # a bug or an untranslated library error: fail this file, keep the run
+            log.exception("%s: unexpected error", path)
+            self._failed(item, PermanentError(f"unexpected {type(exc).__name__}: {exc}"), retryable=True)
 
     def _failed(self, item: ClaimedItem, exc: DriveferryError, retryable: bool, reset_session: bool = False) -> None:
         final = self.journal.fail(item.item_id, type(exc).__name__, str(exc), getattr(exc, "expected", None),
@@ -207,5 +208,3 @@ class Workers:
             # another worker took the item over (our lease expired): stop sending its bytes
             raise LeaseLost(item.rel_path)
 
-
-Clock = Callable[[], float]
