@@ -1,0 +1,145 @@
+"""`verify --fix`: re-upload bad remote copies from the local files, through the API, verified.
+
+Only remote-side damage is fixed (`FIXABLE`): the local file is the good copy. Local problems
+(zero_filled_local, zero_tail, holes), pending_sync and unverifiable are reported, never "fixed": a
+re-upload would copy the damage, or race a download that is still running.
+
+One fix, `apply_fix`: a resumable upload (`begin_upload` + `send` in chunks of the destination's chunk
+multiple) that hashes the bytes as it streams them and withholds the final chunk unless they hash to
+what the scan found (a file that changed since the scan is not uploaded), then compares the hash the
+remote reports for the new file with the local hash. Only then is the bad copy removed: on a remote
+with duplicate names (Drive) the new file is uploaded beside it and the old one deleted; elsewhere
+the upload replaces it in place. A failed check deletes the new upload and leaves the old one.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from driveferry.errors import DriveferryError, TransientError
+from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.providers.base import Entry, Provider, UploadMeta, UploadSession
+from driveferry.providers.ops import DirCache
+from driveferry.verify.classify import Finding, Status
+from driveferry.verify.scan import LocalFile
+
+__all__ = ["FIXABLE", "FixAction", "FixResult", "plan_fixes", "apply_fix", "chunk_bytes_for"]
+
+FIXABLE = frozenset({Status.ZERO_FILLED_REMOTE, Status.STALE_REMOTE, Status.CONTENT_MISMATCH,
+                     Status.SIZE_MISMATCH, Status.MISSING_REMOTE})
+_SEND_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class FixAction:
+    """Upload `path` (relative) and then remove the remote copies `old_ids` (empty: missing_remote)."""
+
+    path: str
+    status: Status
+    size: int
+    old_ids: tuple[str, ...]
+
+    def describe(self) -> str:
+        verb = "upload" if not self.old_ids else f"replace {len(self.old_ids)} remote cop{'y' if len(self.old_ids) == 1 else 'ies'}"
+        return f"{verb} ({self.status.value}, {self.size} bytes): {self.path}"
+
+
+@dataclass(frozen=True)
+class FixResult:
+    path: str
+    ok: bool
+    message: str
+    new_id: str | None = None
+
+
+def plan_fixes(findings: Iterable[Finding], local: Mapping[str, LocalFile]) -> list[FixAction]:
+    """One action per path with a fixable finding and a readable local file, sorted by path."""
+    bad: dict[str, list[Finding]] = {}
+    for f in findings:
+        lf = local.get(f.path)
+        if f.status in FIXABLE and lf is not None and lf.error is None:
+            bad.setdefault(f.path, []).append(f)
+    return [FixAction(path, group[0].status, local[path].size,
+                      tuple(f.remote_id for f in group if f.remote_id and f.status is not Status.MISSING_REMOTE))
+            for path, group in sorted(bad.items())]
+
+
+def chunk_bytes_for(provider: Provider, target: int = 8 << 20) -> int:
+    """The largest multiple of the provider's chunk multiple not above `target` (at least one multiple)."""
+    multiple = max(1, provider.features.chunk_multiple)
+    return max(multiple, target // multiple * multiple)
+
+
+def apply_fix(action: FixAction, root: Path, provider: Provider, dirs: DirCache, kind: HashType,
+              expected: str, entries: Mapping[str, Entry], chunk_bytes: int) -> FixResult:
+    """Carry out one action (see module doc). Never raises for a provider error: returns ok=False."""
+    local = root / action.path
+    folder, name = posixpath.split(action.path)
+    try:
+        st = os.stat(local)
+        if st.st_size != action.size:
+            return FixResult(action.path, False, "local file changed size since the scan; not uploaded")
+        in_place = bool(action.old_ids) and not provider.features.duplicate_names
+        parent = dirs.ensure(folder)
+        meta = UploadMeta(modified=_mtime(st), replace=in_place)
+        session = provider.begin_upload(parent, name, st.st_size, meta)
+        new = _stream(session, local, st.st_size, kind, expected, chunk_bytes)
+        if new is None:
+            return FixResult(action.path, False, "local bytes no longer hash to the scanned value; not uploaded")
+        reported = new.hashes.get(kind)
+        if reported is not None and reported != expected:
+            if not in_place:
+                provider.delete(new)
+            return FixResult(action.path, False, f"remote reports {kind.value} {reported} after upload, "
+                             f"expected {expected}; the new copy was removed", new.id)
+        for old_id in action.old_ids:
+            old = entries.get(old_id)
+            if old is not None and old.id != new.id:
+                provider.delete(old)
+        note = "verified" if reported is not None else f"uploaded; the remote reports no {kind.value} to check"
+        return FixResult(action.path, reported is not None, note, new.id)
+    except (OSError, DriveferryError) as exc:
+        return FixResult(action.path, False, f"{type(exc).__name__}: {exc}")
+
+
+def _stream(session: UploadSession, path: Path, size: int, kind: HashType, expected: str,
+            chunk_bytes: int) -> Entry | None:
+    """Send the file; None (and the session aborted) when the bytes do not hash to `expected`."""
+    hasher = MultiHasher([kind])
+    offset = 0
+    with open(path, "rb") as fh:
+        chunk = fh.read(chunk_bytes)
+        while True:
+            nxt = fh.read(chunk_bytes) if offset + len(chunk) < size else b""
+            last = not nxt
+            hasher.update(chunk)
+            if last and (offset + len(chunk) != size or fh.read(1) or hasher.hexdigests()[kind] != expected):
+                session.abort()  # the file changed under us: withhold the last chunk, commit nothing
+                return None
+            done = _send(session, offset, chunk, last)
+            if last:
+                return done if done is not None else _send(session, size, b"", True)
+            offset += len(chunk)
+            chunk = nxt
+
+
+def _send(session: UploadSession, offset: int, chunk: bytes, last: bool) -> Entry | None:
+    # send() is idempotent per offset and asks the server after a failed request, so a retry is safe.
+    for attempt in range(_SEND_ATTEMPTS):
+        try:
+            return session.send(offset, chunk, last)
+        except TransientError:
+            if attempt == _SEND_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * 2 ** attempt)
+    return None
+
+
+def _mtime(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
