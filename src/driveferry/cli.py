@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from driveferry import __version__
 from driveferry.errors import DriveferryError, UserError
+from driveferry.memory import tune_allocator
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_QUOTA, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_allocator()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

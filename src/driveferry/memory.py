@@ -1,0 +1,33 @@
+"""Process memory tuning for the relay: keep RSS close to transfers x chunk size.
+
+glibc serves allocations above its mmap threshold (128 KiB) with mmap and returns them to the OS on
+free, but it raises that threshold (up to 32 MiB) each time such a block is freed. Every 10 MiB chunk
+then comes from a heap arena, and with several transfer threads, several arenas fragment: a run's RSS
+grew to well over transfers x chunk although Python held about one chunk per transfer (measured with
+tracemalloc). Pinning the threshold and capping the arena count keeps RSS tracking live data.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def tune_allocator(mmap_threshold: int = 1 << 20, arena_max: int = 2) -> bool:
+    """Apply the settings above on Linux with glibc; returns whether they were applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_ARENA_MAX, arena_max))
