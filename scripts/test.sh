@@ -2,7 +2,8 @@
 # The project's test command (README "Run the tests"; .ci/run runs exactly this).
 # Creates .venv if needed, installs driveferry with its test extras, makes sure a PostgreSQL server
 # binary is available for the multi-worker journal tests (Debian package `postgresql`; the tests
-# start their own throwaway cluster), then runs ruff, mypy --strict and pytest.
+# start their own throwaway cluster) and Chromium for the HTML report test (Debian package `chromium`),
+# then runs ruff, mypy --strict and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,20 @@ if ! have_pg; then
       || echo "warning: could not install PostgreSQL; its tests will skip (they fail under CI=true)"
   else
     echo "note: no PostgreSQL server binaries; PostgreSQL journal tests will skip (they fail under CI=true)"
+  fi
+fi
+
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+    || command -v google-chrome >/dev/null 2>&1
+}
+if ! have_chromium; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Chromium (Debian package) for the HTML report test..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: could not install Chromium; the HTML report test will skip (it fails under CI=true)"
+  else
+    echo "note: no chromium binary; the HTML report test will skip (it fails under CI=true)"
   fi
 fi
 
