@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     for f in findings:
         print(f"{_MARK.get(f.level, f.level)} {f.topic:<8} {f.message}")
         if f.fix and f.level != "ok":
-            print(f"{'':6} {'':<8} fix: {f.fix}")
+            print(f"{'':5} {'':<8} fix: {f.fix}")
     print()
     print(SAFE_SETTINGS)
     sys.stdout.flush()
