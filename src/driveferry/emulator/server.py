@@ -208,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 sent += len(chunk)
                 emu.state.counters.add("bytes_out", route, len(chunk))
-        except (BrokenPipeError, ConnectionResetError):
+        except (OSError, ssl.SSLError):  # the client went away mid-body (killed relay, reset): normal here
             self.close_connection = True
         finally:
             close = getattr(chunks, "close", None)
@@ -225,6 +225,15 @@ class _Server(ThreadingHTTPServer):
         self.address_family = family
         self.emulator = emulator
         super().__init__(addr, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a vanished client (TLS EOF, reset) is routine here
+        import sys
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError | ssl.SSLError):
+            log.debug("connection from %s ended: %s", client_address, exc)
+            return
+        log.exception("emulator connection from %s failed", client_address)
 
 
 def iter_file(path: Path, start: int = 0, end: int | None = None, block: int = _BLOCK) -> Iterator[bytes]:
