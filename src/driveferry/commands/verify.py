@@ -172,7 +172,7 @@ def _fix(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, com
     step = chunk_bytes_for(dst)
     for a in actions:
         res = apply_fix(a, root, dst, dirs, kind, comp.local[a.path].hashes[kind], comp.entries, step)
-        print(f"{'fixed' if res.ok else 'FAILED'}: {a.path}: {res.message}")
+        print(f"{'fixed' if res.ok else 'uploaded' if res.uploaded else 'FAILED'}: {a.path}: {res.message}")
     again = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
                           workers=args.workers, only=[a.path for a in actions])
     fixed = {a.path for a in actions}

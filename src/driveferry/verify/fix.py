@@ -56,6 +56,7 @@ class FixResult:
     ok: bool
     message: str
     new_id: str | None = None
+    uploaded: bool = False  # the new copy is on the remote (and the bad one removed)
 
 
 def plan_fixes(findings: Iterable[Finding], local: Mapping[str, LocalFile]) -> list[FixAction]:
@@ -93,6 +94,9 @@ def apply_fix(action: FixAction, root: Path, provider: Provider, dirs: DirCache,
         if new is None:
             return FixResult(action.path, False, "local bytes no longer hash to the scanned value; not uploaded")
         reported = new.hashes.get(kind)
+        hasher = provider.features.content_hasher
+        if reported is None and hasher is not None:  # a remote that computes rather than reports (local)
+            reported = hasher.hash_file(new, [kind]).get(kind)
         if reported is not None and reported != expected:
             if not in_place:
                 provider.delete(new)
@@ -102,8 +106,10 @@ def apply_fix(action: FixAction, root: Path, provider: Provider, dirs: DirCache,
             old = entries.get(old_id)
             if old is not None and old.id != new.id:
                 provider.delete(old)
-        note = "verified" if reported is not None else f"uploaded; the remote reports no {kind.value} to check"
-        return FixResult(action.path, reported is not None, note, new.id)
+        if reported is None:  # not proven here; the re-verify after --fix reports it as unverifiable
+            return FixResult(action.path, False, f"uploaded, unverified: the remote reports no {kind.value}",
+                             new.id, uploaded=True)
+        return FixResult(action.path, True, f"uploaded and verified ({kind.value})", new.id, uploaded=True)
     except (OSError, DriveferryError) as exc:
         return FixResult(action.path, False, f"{type(exc).__name__}: {exc}")
 
