@@ -94,6 +94,15 @@ class DriveApi:
             raise translate(exc, what=what) from exc
         return result if isinstance(result, dict) else {}
 
+    def about_user(self) -> Raw:
+        """The signed-in account: about.get's `user` ({emailAddress, displayName}). Raises ProviderError."""
+        try:
+            result = self.service().about().get(fields="user(emailAddress,displayName)").execute(num_retries=0)
+        except Exception as exc:  # noqa: BLE001 - translate() is the single mapping point
+            raise translate(exc, what="about") from exc
+        user = result.get("user") if isinstance(result, dict) else None
+        return user if isinstance(user, dict) else {}
+
     def raw(self, method: str, uri: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
             what: str) -> tuple[httplib2.Response, bytes]:
         """One request on the authorized http. Network failures are translated; statuses are not."""
