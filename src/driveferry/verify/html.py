@@ -29,6 +29,7 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}#files th{cursor:pointer;user-select:none}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:12px;word-break:break-all}
+code.path{word-break:normal;overflow-wrap:anywhere;min-width:14em;display:inline-block}
 .sev-ok{color:#2e7d32}.sev-info{color:#1565c0}.sev-warning{color:#ef6c00}.sev-error{color:#c62828;font-weight:600}
 .controls{margin:1em 0}.controls *{margin-right:.8em}
 """
@@ -109,7 +110,7 @@ def _file_rows(findings: Sequence[Finding]) -> str:
         digest = f"{f.hash_type.value}: local {f.local_hash or '-'} / remote {f.remote_hash or '-'}" \
             if f.hash_type else ""
         out.append(
-            f'<tr data-status="{f.status.value}"><td><code>{escape(f.path)}</code></td>'
+            f'<tr data-status="{f.status.value}"><td><code class="path">{escape(f.path)}</code></td>'
             f'<td class="sev-{sev}">{f.status.value}</td><td>{escape(f.reason)}</td>'
             f'<td class="num" data-sort="{f.local_size if f.local_size is not None else -1}">'
             f'{"" if f.local_size is None else f.local_size}</td>'
