@@ -85,3 +85,25 @@ def test_fix_on_a_local_folder(tmp_path: Path) -> None:
     assert all((mirror / rel).read_bytes() == data for rel, data in files.items())
     assert sorted(p.name for p in mirror.rglob("*") if p.is_file()) == ["good.bin", "missing.bin", "stale.txt",
                                                                         "zeros.bin"]
+
+
+def test_fix_withholds_the_last_chunk_when_the_local_file_changed(tmp_path: Path) -> None:
+    """The bytes streamed must hash to what the scan found; otherwise nothing is committed."""
+    from driveferry.integrity.hashes import HashType
+    from driveferry.providers.local import LocalProvider
+    from driveferry.providers.ops import DirCache
+    from driveferry.verify.classify import Status
+    from driveferry.verify.fix import FixAction, apply_fix
+
+    local, mirror = tmp_path / "local", tmp_path / "mirror"
+    local.mkdir()
+    mirror.mkdir()
+    (local / "f.bin").write_bytes(os.urandom(3 * 65536 + 10))
+    provider = LocalProvider(mirror)
+    action = FixAction("f.bin", Status.MISSING_REMOTE, 3 * 65536 + 10, ())
+    res = apply_fix(action, local, provider, DirCache(provider), HashType.SHA256, "0" * 64, {}, 65536)
+    assert not res.ok and not res.uploaded and "no longer hash" in res.message
+    assert list(mirror.iterdir()) == []  # no file, no partial left behind
+    grown = apply_fix(FixAction("f.bin", Status.MISSING_REMOTE, 5, ()), local, provider, DirCache(provider),
+                      HashType.SHA256, "0" * 64, {}, 65536)
+    assert not grown.ok and "changed size" in grown.message
