@@ -22,6 +22,23 @@ from driveferry.providers.base import Entry, Kind, Provider
 log = logging.getLogger(__name__)
 
 
+def settled_mkdir(provider: Provider, parent: Entry, name: str) -> Entry:
+    """The folder `name` in `parent`, made if missing, agreed on by every worker that makes it at once.
+
+    Two workers (processes, machines) starting together both look, find nothing and create: Drive
+    keeps both folders. Each then looks again and keeps the oldest, which every worker finds (it was
+    created first, so it is visible to a look after any later create), and removes its own empty loser.
+    """
+    made = provider.mkdir(parent, name)
+    if not provider.features.duplicate_names:
+        return made
+    winner = provider.mkdir(parent, name)  # finds, never creates: `made` is there
+    if winner.id != made.id:
+        log.info("another worker made folder %s at the same time; using theirs", winner.path)
+        provider.delete(made)
+    return winner
+
+
 def _proven_copy(candidate: Entry, source: Entry) -> bool:
     prov = Provenance.read(candidate.properties)
     if prov is None or prov.src_id != source.id or candidate.size != source.size:
@@ -61,7 +78,7 @@ class Destination:
             parent_dir, name = posixpath.split(rel_dir)
             parent = self.folder(parent_dir) if rel_dir not in self._folders else self._folders[rel_dir]
             if rel_dir not in self._folders:
-                self._folders[rel_dir] = self.provider.mkdir(parent, name)
+                self._folders[rel_dir] = settled_mkdir(self.provider, parent, name)
             return self._folders[rel_dir]
 
     def _listing(self, rel_dir: str, folder: Entry) -> dict[str, list[Entry]]:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from driveferry.journal.store import Journal
 
-from driveferry.errors import UserError
-from driveferry.migrate.destination import Destination
+from driveferry.errors import DriveferryError, UserError
+from driveferry.migrate.destination import Destination, settled_mkdir
 from driveferry.migrate.journal_port import JobPort
-from driveferry.migrate.plan import Filters, Planned, plan
+from driveferry.migrate.plan import Filters, Planned, plan, plan_changes
 from driveferry.migrate.quota import QuotaStop, UploadBudget, Usage
 from driveferry.migrate.relay import Relay
 from driveferry.migrate.settings import MigrateSettings
@@ -42,6 +42,7 @@ class Summary:
     bytes_uploaded: int = 0
     resumed: int = 0
     seconds: float = 0.0
+    incremental: bool = False  # planned from the source's change listing, not a full walk
     stopped_for_quota: str | None = None
     resets_at: str | None = None
     dry_run: bool = False
@@ -56,6 +57,35 @@ class Summary:
         out = dict(self.__dict__)
         out["rate_bytes_per_s"] = round(self.rate_bps, 1)
         return out
+
+
+DELTA_KEY = "source_delta_cursor"
+
+
+def _source_plan(src: Provider, root: Entry, filters: Filters, port: JobPort
+                 ) -> tuple[Iterator[Planned] | None, str | None]:
+    """(planned changes, cursor to store) from the source's delta listing, or (None, cursor) when a full
+    walk is needed. Without delta support: (None, None).
+
+    A cursor is taken before a full walk, so changes made during the walk show up next time. The
+    cursor of the previous finished run (stored with its summary) lists only what changed since; any
+    trouble with it falls back to the full walk, which is always correct.
+    """
+    lister = src.features.delta
+    if lister is None:
+        return None, None
+    previous = port.previous_value(DELTA_KEY)
+    if previous:
+        try:
+            changes, cursor = lister.delta(previous)
+            return plan_changes(changes, root, filters), cursor
+        except DriveferryError as exc:
+            log.info("delta listing failed (%s); walking the whole source", exc)
+    try:
+        return None, lister.latest_cursor()
+    except DriveferryError as exc:
+        log.info("no delta cursor (%s); the next run walks the whole source again", exc)
+        return None, None
 
 
 class PlanProgress(Progress):
@@ -75,7 +105,7 @@ def _resolve_root(provider: Provider, path: str, create: bool) -> Entry:
                             f"'driveferry ls'") from None
         entry = provider.root()
         for part in [p for p in path.strip("/").split("/") if p]:
-            entry = provider.mkdir(entry, part)
+            entry = settled_mkdir(provider, entry, part)
         return entry
     if create and entry.kind is not Kind.FOLDER:
         raise UserError(f"destination {path!r} on {provider.name} is a file, not a folder; "
@@ -101,8 +131,8 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     run_id = port.run_id
     summary = Summary(run_id=run_id, dry_run=settings.dry_run)
 
-    def stream() -> Any:
-        for item in plan(src, src_root, filters):
+    def stream(source: Iterator[Planned]) -> Any:
+        for item in source:
             summary.planned += 1
             if summary.planned % 200 == 0:
                 progress.planned(summary.planned)
@@ -113,7 +143,11 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
                 summary.filtered += 1
             yield item
 
-    items: Any = stream()
+    source_items, cursor = _source_plan(src, src_root, filters, port)
+    summary.incremental = cursor is not None and source_items is not None
+    if source_items is None:
+        source_items = plan(src, src_root, filters)
+    items: Any = stream(source_items)
     port.plan(items)
     progress.planned(summary.planned)
     progress.remaining(*port.remaining())
@@ -138,7 +172,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     if stop is not None:
         summary.stopped_for_quota = stop.reason
         summary.resets_at = stop.resets_at.isoformat() if stop.resets_at else None
-    port.finish(summary.to_json())
+    port.finish({**summary.to_json(), **({DELTA_KEY: cursor} if cursor else {})})
     return summary
 
 
