@@ -53,6 +53,7 @@ def test_onedrive_to_drive_byte_identical_with_provenance(world: World) -> None:
     before = world.upload_bytes()
     again = summary_of(world.cli(*world.migrate_args("--json"), check=True))
     assert again["copied"] == 0 and again["failed"] == 0
+    assert again["incremental"] is True and again["planned"] == 0
     assert world.upload_bytes() == before  # nothing uploaded twice
 
 
@@ -153,6 +154,7 @@ def test_incremental_rerun_copies_only_new_and_changed(world: World) -> None:
     before = world.upload_bytes()
     summary = summary_of(world.cli(*world.migrate_args("--json"), check=True))
     assert summary["copied"] == 2 and summary["failed"] == 0
+    assert summary["incremental"] is True and summary["planned"] == 2  # from Graph delta, not a re-walk
     assert world.upload_bytes() - before == len(new_a) + len(b"brand new")
     tree = drive_tree(world)
     assert len(tree["data/a.bin"]) == 1  # the outdated copy was replaced, not kept beside the new one

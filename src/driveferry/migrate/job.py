@@ -113,6 +113,21 @@ def _resolve_root(provider: Provider, path: str, create: bool) -> Entry:
     return entry
 
 
+def preflight(src: Provider, src_path: str, dst: Provider, dst_path: str) -> Entry:
+    """Check both ends before anything is written (journal, folders): signs in to both, the source
+    must exist, the destination must be a folder or absent. Returns the source root entry.
+    Raises UserError, ProviderError (e.g. rejected credentials)."""
+    from driveferry.errors import NotFoundError
+    src_root = _resolve_root(src, src_path, create=False)
+    try:
+        entry = dst.stat(dst_path)
+    except NotFoundError:
+        return src_root
+    if entry.kind is not Kind.FOLDER:
+        raise UserError(f"destination {dst_path!r} on {dst.name} is a file, not a folder; give a folder path")
+    return src_root
+
+
 def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: Provider, dst_path: str,
                   journal: Journal | None, progress: PlanProgress, daily_cap: int | None) -> Summary:
     """Plan and transfer. Returns the summary; quota stops are reported in it, not raised.
@@ -121,7 +136,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     when there is none yet) and the copies it would make are counted.
     """
     started = time.monotonic()
-    src_root = _resolve_root(src, src_path, create=False)
+    src_root = preflight(src, src_path, dst, dst_path)
     filters = Filters(settings.include, settings.exclude, settings.min_size, settings.max_size)
     if settings.dry_run:
         return _dry_run(journal, settings, _counted(plan(src, src_root, filters), Summary(run_id="dry-run",

@@ -169,5 +169,12 @@ class JobPort:
     def record_upload(self, user_key: str, nbytes: int, at: datetime) -> None:
         self.journal.record_upload(user_key, nbytes, at)
 
+    def previous_value(self, key: str) -> Any:
+        """`key` from the summary of this job's latest finished run that recorded it (None if none)."""
+        for run in reversed(self.journal.runs(self.job_id)):
+            if run.id != self.run_id and run.finished_at is not None and run.summary and key in run.summary:
+                return run.summary[key]
+        return None
+
     def finish(self, summary: Mapping[str, Any]) -> None:
         self.journal.finish_run(self.run_id, summary)

@@ -74,6 +74,19 @@ def plan(src: Provider, root: Entry, filters: Filters) -> Iterator[Planned]:
         yield _decide(found.entry, found.rel_path, filters)
 
 
+def plan_changes(changes: list[Entry], root: Entry, filters: Filters) -> Iterator[Planned]:
+    """Decisions for the items a delta listing reported changed under `root` (deleted ones are skipped:
+    a migration never deletes on the destination)."""
+    base = root.path.strip("/")
+    for entry in changes:
+        path = entry.path.strip("/")
+        if entry.kind is Kind.FOLDER or entry.properties.get("deleted") == "true" or not path:
+            continue
+        if base and not path.startswith(base + "/"):
+            continue
+        yield _decide(entry, path[len(base) + 1:] if base else path, filters)
+
+
 def _decide(entry: Entry, rel: str, filters: Filters) -> Planned:
     if entry.kind is not Kind.FILE:
         return Planned(entry, rel, "unsupported", _REASONS.get(entry.kind, f"unsupported kind {entry.kind}"))

@@ -96,6 +96,10 @@ class DeltaLister(Protocol):
         """Changes since `cursor` (None: everything), and the cursor for next time."""
         ...
 
+    def latest_cursor(self) -> str:
+        """A cursor for changes from now on, without listing anything."""
+        ...
+
 
 @runtime_checkable
 class ContentHasher(Protocol):

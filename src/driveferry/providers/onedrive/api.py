@@ -190,6 +190,15 @@ class GraphClient:
                 url = exc.location or start
         raise TransientError("OneDrive delta kept asking for a resync")
 
+    def delta_latest(self) -> str:
+        """A deltaLink for "from now on" (`token=latest`: no items, just the cursor)."""
+        url = f"{self.drive_base}/root/delta?" + urlencode({"token": "latest", "$select": ITEM_FIELDS})
+        page = self.get_json(url)
+        link = page.get("@odata.deltaLink")
+        if not link:
+            raise TransientError("OneDrive delta with token=latest returned no deltaLink")
+        return str(link)
+
     # --- download -----------------------------------------------------------------------------------
 
     def download_location(self, item_id: str) -> str:

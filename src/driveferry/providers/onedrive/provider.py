@@ -206,6 +206,10 @@ class OneDriveProvider:
             out.append(self.entry(item, names.decode_path(rel)))
         return out, link
 
+    def latest_cursor(self) -> str:
+        """DeltaLister: a cursor for changes from now on, without enumerating anything."""
+        return self.client.delta_latest()
+
     def _delta_path(self, item: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]],
                     paths: dict[str, str | None]) -> str | None:
         """The encoded drive path of a delta item, or None when it cannot be known (deleted, orphan)."""
