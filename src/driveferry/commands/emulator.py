@@ -49,6 +49,8 @@ def serve(args: argparse.Namespace) -> int:
             raise UserError(f"fault plan {args.faults} not found") from None
         except (ValueError, TypeError) as exc:
             raise UserError(f"fault plan {args.faults} is invalid: {exc}") from None
+    if args.seed and not Path(args.seed).is_file():  # before the data directory is created
+        raise UserError(f"seed spec {args.seed} not found; see configs/emulator/")
     try:
         emu = Emulator(args.data, host=args.host, port=args.port, tls=args.tls, faults=plan,
                        allow_remote=args.allow_remote)

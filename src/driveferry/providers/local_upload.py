@@ -29,6 +29,7 @@ from driveferry.errors import (
     IntegrityError,
     NotFoundError,
     PermanentError,
+    QuotaExceededError,
     TransientError,
     UploadSessionLostError,
 )
@@ -176,14 +177,31 @@ class LocalUpload:
         data = memoryview(chunk)[committed - offset:] if end > committed else memoryview(b"")
         hasher = self._hasher_at(fd, committed)
         pos = committed
-        while data:
-            written = os.pwrite(fd, data, pos)
-            hasher.update(bytes(data[:written]))
-            pos += written
-            data = data[written:]
+        try:
+            while data:
+                written = os.pwrite(fd, data, pos)
+                hasher.update(bytes(data[:written]))
+                pos += written
+                data = data[written:]
+            os.fsync(fd)  # the committed offset must survive a crash before anyone records it
+        except OSError as exc:
+            self._hasher = None  # the hasher may be ahead of the bytes on disk: rebuild it next time
+            raise self._write_error(exc) from None
         self._hashed = pos
-        os.fsync(fd)  # the committed offset must survive a crash before anyone records it
         return self._finish(hasher) if last else None
+
+    def _write_error(self, exc: OSError) -> Exception:
+        """A failed write as the caller's next action: a full disk or quota stops the run (the temp file
+        is kept, so the next run resumes after space is freed); a file too large for this filesystem
+        (or RLIMIT_FSIZE) fails that file and removes its temp file; anything else passes through."""
+        final = self._state["final"]
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return QuotaExceededError(f"local disk full writing {final} ({exc.strerror}); free space, then run "
+                                      "again to resume", kind="storage")
+        if exc.errno == errno.EFBIG:
+            self.abort()
+            return PermanentError(f"{final}: file too large for the destination filesystem ({exc.strerror})")
+        return exc
 
     def _hasher_at(self, fd: int, committed: int) -> MultiHasher:
         """The streaming hasher positioned at `committed`, rebuilt from the temp file when needed."""
