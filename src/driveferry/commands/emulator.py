@@ -23,7 +23,7 @@ included. Control endpoint: <base_url>/_emulator/{counters,faults,clock}."""
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("emulator", help="run the local emulator of Google Drive and OneDrive",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     esub = p.add_subparsers(dest="emulator_command", metavar="ACTION", parser_class=type(p))
     s = esub.add_parser("serve", help="start the emulator and print its address and credentials",
                         description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
