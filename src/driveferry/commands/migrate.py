@@ -8,13 +8,16 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driveferry.commands.common import add_config_arg, open_remotes, write_private
-from driveferry.errors import UserError
+from driveferry.errors import DriveferryError, UserError
 from driveferry.migrate.job import PlanProgress, Summary, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
-from driveferry.units import format_size
+from driveferry.units import format_size, parse_duration
+
+if TYPE_CHECKING:
+    from driveferry.migrate.backup import JournalBackup
 
 EPILOG = """\
 examples:
@@ -50,6 +53,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--wait-for-quota", action="store_true", default=None,
                    help="at the daily cap, sleep until budget frees up instead of exiting 3")
     p.add_argument("--dry-run", action="store_true", default=None, help="show what would be copied; change nothing")
+    p.add_argument("--lease", metavar="DURATION",
+                   help="how long a claimed file stays this worker's without renewal (e.g. 30s; default 60s); "
+                        "a killed worker's files are continued by another after this")
+    p.add_argument("--journal-backup", metavar="REMOTE:PATH",
+                   help="upload snapshots of the SQLite journal here; a start without the journal file "
+                        "restores the newest one (for relay VMs that can vanish)")
+    p.add_argument("--journal-backup-every", metavar="DURATION", default="5m",
+                   help="how often to upload a journal snapshot (default 5m; one more at exit)")
     p.add_argument("--report", metavar="FILE", help="write the machine-readable run report (JSON) here")
     out = p.add_mutually_exclusive_group()
     out.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and the summary line")
@@ -130,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
              "config": args.config, "transfers": args.transfers, "chunk_size": args.chunk_size,
              "include": args.include, "exclude": args.exclude, "min_size": args.min_size,
              "max_size": args.max_size, "max_transfer": args.max_transfer, "daily_cap": args.daily_cap,
-             "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run}
+             "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease}
     values.update({k: v for k, v in flags.items() if v is not None})
     settings = build_settings(values)
     remotes = open_remotes(settings.config)
@@ -142,10 +153,15 @@ def run(args: argparse.Namespace) -> int:
                         f"{dst.name} requires; try {max(1, settings.chunk_size // multiple) * multiple}")
     daily_cap = settings.daily_cap if settings.daily_cap is not None else dst.features.daily_upload_cap_bytes
     from driveferry.journal.store import Journal
+    backup = None if settings.dry_run else _journal_backup(args, settings.journal, remotes)
+    if backup is not None:
+        backup.restore_if_missing()
     # a dry run writes nothing: it reads an existing journal and never creates one
     exists = "://" in settings.journal or os.path.exists(settings.journal)
     journal = Journal.open(settings.journal) if (exists or not settings.dry_run) else None
     progress: PlanProgress = (JsonProgress() if args.json else TerminalProgress(not args.quiet))
+    if backup is not None:
+        backup.start()
     try:
         while True:
             summary = run_migration(settings, src, src_path, dst, dst_path, journal, progress, daily_cap)
@@ -157,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
         if journal is not None:
             journal.close()
+        if backup is not None:
+            _final_backup(backup)
     report = {"settings": settings.redacted(), "summary": summary.to_json()}
     if args.report:
         write_private(Path(args.report), json.dumps(report, indent=2, default=str))
@@ -164,6 +182,33 @@ def run(args: argparse.Namespace) -> int:
     if summary.stopped_for_quota:
         return 3
     return 1 if summary.failed else 0
+
+
+def _journal_backup(args: argparse.Namespace, journal: str, remotes: Any) -> JournalBackup | None:
+    """The --journal-backup of this run, or None. Raises UserError for a journal that is not SQLite."""
+    if not args.journal_backup:
+        return None
+    from driveferry.journal.backup import sqlite_path
+    from driveferry.migrate.backup import JournalBackup
+    path = sqlite_path(journal)
+    if path is None:
+        raise UserError("--journal-backup backs up an SQLite journal; a PostgreSQL journal is backed up "
+                        "with the server's own tools (pg_dump)")
+    try:
+        every_s = parse_duration(args.journal_backup_every)
+    except ValueError as exc:
+        raise UserError(f"bad value for --journal-backup-every: {exc}") from None
+    provider, folder = remotes.open(args.journal_backup)
+    return JournalBackup(provider, folder, path, every_s)
+
+
+def _final_backup(backup: JournalBackup) -> None:
+    """The snapshot at exit; a failure is reported, not fatal: the local journal is intact."""
+    try:
+        backup.close()
+    except (DriveferryError, OSError) as exc:
+        print(f"driveferry: warning: the final journal backup failed: {exc}; the local journal is intact, "
+              "keep this machine's copy or run again to back it up", file=sys.stderr)
 
 
 def _sleep_until(resets_at: str, as_json: bool) -> None:

@@ -1,0 +1,149 @@
+"""Several `migrate` processes on one PostgreSQL journal: leases, a kill -9 mid-file, status.
+
+Each worker is a real CLI process against one emulator. The killed worker's in-flight file must be
+continued by another worker from its committed offset (its upload session kept), not restarted, and
+never land on Drive twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from world import World, drive_tree, read_all, summary_of
+
+from driveferry.journal import Journal
+from driveferry.journal.db import to_url
+from pg import pg_server, pg_url  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.postgres
+
+CHUNK = 1280 * 1024  # the smallest chunk both clouds accept
+LEASE = "6s"
+LARGE = 12 * CHUNK + 4321  # ~15 MiB: 13 chunks
+
+WORKERS_TREE: dict[str, Any] = {
+    "seed": 21,
+    "onedrive": {
+        "files": [{"path": f"Projects/large/big-{i}.bin", "size": LARGE} for i in range(4)]
+        + [{"path": "Projects/notes.txt", "size": "3K", "content": "text"}],
+        "bulk": [{"dir": "Projects/small", "count": 24, "size": "1K", "max_size": "100K"}],
+    },
+}
+
+
+def _start(world: World, journal: str, *extra: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive",
+            "--journal", journal, "--json", "--lease", LEASE, *extra]
+    env = {**os.environ, "DRIVEFERRY_CONFIG": str(world.config)}
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _in_flight(engine: sa.Engine, pid: int) -> tuple[str, int] | None:
+    """(path, committed offset) of a large file the worker process `pid` holds mid-upload, if any.
+
+    Worker ids are `host:pid:random`, so the owner is found by its pid."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT path, committed_offset, lease_owner FROM items "
+            "WHERE state = 'in_progress' AND committed_offset >= :least AND committed_offset <= :most"),
+            {"least": 2 * CHUNK, "most": LARGE - 4 * CHUNK}).all()
+    for path, offset, owner in rows:
+        if str(owner).split(":")[1] == str(pid):
+            return str(path), int(offset)
+    return None
+
+
+def _source_tree(world: World) -> dict[str, bytes]:
+    """Every source file under Projects/ with its bytes (bulk files included)."""
+    from driveferry.providers.ops import walk
+    od = world.provider("onedrive")
+    return {f.rel_path: read_all(od, f.entry) for f in walk(od, od.stat("Projects"), include_folders=False)
+            if f.entry.kind.value == "file"}
+
+
+def _assert_no_duplicates(gd: Any) -> None:
+    from driveferry.providers.ops import walk
+    archive = gd.stat("Archive")
+    folders = [archive] + [f.entry for f in walk(gd, archive) if f.entry.kind.value == "folder"]
+    dups = {f.path or "/": sorted(gd.duplicates(f)) for f in [gd.root(), *folders]}
+    assert not any(dups.values()), dups
+
+
+def _status(world: World, journal: str) -> dict[str, Any]:
+    proc = world.cli("status", "--journal", journal, "--json", check=True)
+    return dict(json.loads(proc.stdout)["jobs"][0])
+
+
+@pytest.mark.parametrize("world", [WORKERS_TREE], indirect=True)
+def test_three_workers_one_killed_mid_file(world: World, pg_url: str) -> None:  # noqa: F811
+    expected = _source_tree(world)
+    assert len(expected) == 29
+    total = sum(len(d) for d in expected.values())
+    # Slow chunk uploads a little, so that a large file is reliably caught mid-upload.
+    world.control("PUT", "/faults", {"seed": 1, "rules": [
+        {"kind": "latency", "route": "drive.upload.chunk", "latency_ms": 60, "rate": 1.0}]})
+    Journal.open(pg_url).close()  # the tables exist before the first poll
+    procs = [_start(world, pg_url, "--chunk-size", "1280K", "--transfers", "1") for _ in range(3)]
+    victim = procs[0]
+    engine = sa.create_engine(to_url(pg_url))
+    caught: tuple[str, int] | None = None
+    statuses: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while caught is None and victim.poll() is None and time.monotonic() < deadline:
+            caught = _in_flight(engine, victim.pid)
+            time.sleep(0.02)
+        assert caught is not None, "the victim never held a large file mid-upload"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        statuses = _status(world, pg_url)  # while the survivors still run
+        outs = [p.communicate(timeout=120) for p in procs[1:]]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        engine.dispose()
+    for p, (_out, err) in zip(procs[1:], outs, strict=True):
+        assert p.returncode == 0, err
+    summaries = [summary_of(subprocess.CompletedProcess([], 0, out, err)) for out, err in outs]
+    assert sum(s["failed"] for s in summaries) == 0
+
+    gd = world.provider("gdrive")
+    # Nothing made twice: Drive allows duplicate names and its listing shows only the oldest of them.
+    _assert_no_duplicates(gd)
+    # Byte-identical, each name exactly once.
+    tree = drive_tree(world)
+    assert sorted(tree) == sorted(expected)
+    for path, data in expected.items():
+        assert len(tree[path]) == 1, f"{path} is on Drive {len(tree[path])} times"
+        assert read_all(gd, tree[path][0]) == data, path
+
+    # The victim's file was continued from its committed offset by one survivor, not restarted: all
+    # uploads together sent at most one chunk (the one in flight at the kill) more than the tree holds.
+    path, offset = caught
+    assert sum(s["resumed"] for s in summaries) >= 1, summaries
+    sent = world.upload_bytes()
+    assert sent <= total + CHUNK, (sent, total, path, offset)
+    # A restarted file would have needed a second resumable session.
+    initiates = world.counters()["requests"].get("drive.upload.initiate", 0)
+    assert initiates <= len(expected), initiates
+
+    # status listed every worker while the survivors ran, the killed one among them.
+    pids = {str(p.pid) for p in procs}
+    listed = {w["worker"].split(":")[1] for w in statuses["workers"]}
+    assert pids <= listed, statuses["workers"]
+    final = _status(world, pg_url)
+    assert final["states"] == {"done": final["states"]["done"]}
+    for w in final["workers"]:
+        if w["worker"].split(":")[1] != str(victim.pid):
+            assert w["bytes"] > 0 and w["rate_bytes_per_s"] > 0, w
+
