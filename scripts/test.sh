@@ -20,7 +20,13 @@ have_pg() {
 if ! have_pg; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing PostgreSQL (Debian package) for the journal tests..."
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+    # The tests need only the server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) and the
+    # `postgres` user the package creates (initdb refuses root); they start their own throwaway cluster.
+    # No default cluster: it would take port 5432 and try to start a service in a container.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/driveferry.conf
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      postgresql >/dev/null) \
       || echo "warning: could not install PostgreSQL; its tests will skip (they fail under CI=true)"
   else
     echo "note: no PostgreSQL server binaries; PostgreSQL journal tests will skip (they fail under CI=true)"
