@@ -116,7 +116,7 @@ def run_login(args: argparse.Namespace) -> int:
 
 def _prompt(flow: Mapping[str, Any]) -> None:
     text = flow.get("message") or f"Open {flow.get('verification_uri')} and enter the code {flow.get('user_code')}"
-    print(text, file=sys.stderr, flush=True)
+    print(text, flush=True)  # stdout: what the user acts on; stderr stays for the one error line
 
 
 def _login_onedrive(remote: Any, state_dir: Path) -> int:
