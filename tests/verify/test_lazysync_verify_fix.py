@@ -183,7 +183,7 @@ def _statuses_after(s: Setup) -> list[str]:
 
 
 def test_fix_leaves_local_problems_alone(setup: Setup, tmp_path: Path) -> None:
-    """A download stopped part-way (zero tail) whose placeholder was synced is a local problem: not fixed."""
+    """Downloads stopped part-way (zero tails) are local problems: --fix never uploads them."""
     s = setup
     content = random.Random(1).randbytes(200 * 1024)
     w = Aria2Writer(s.local / "stopped.iso", content, piece_bytes=8192, allocation="none")
@@ -191,10 +191,22 @@ def test_fix_leaves_local_problems_alone(setup: Setup, tmp_path: Path) -> None:
     with open(w.path, "r+b") as fh:  # first 40 KiB written, the rest still zeros
         fh.write(content[:40 * 1024] + bytes(len(content) - 40 * 1024))
     _set_mtime(w.path, time.time() - DAY)
+    # A download the sync saw preallocated and that is still running: the remote is zeros (fixable),
+    # but the local copy is not finished either, so --fix must not upload it.
+    running = Aria2Writer(s.local / "running.iso", content, piece_bytes=8192, allocation="prealloc", seed=2)
+    running.preallocate()
+    _set_mtime(running.path, time.time() - DAY)
     s.sync.sync_once(time.time())
-    before = s.model.find_by_path("Downloads/stopped.iso")[0]
+    with open(running.path, "r+b") as fh:
+        fh.write(content[:40 * 1024])
+    _set_mtime(running.path, time.time() - DAY + 60)
+    before = {p: s.model.find_by_path(f"Downloads/{p}")[0] for p in ("stopped.iso", "running.iso")}
     proc = s.verify("--fix", "--report", str(tmp_path / "r.jsonl"))
-    assert _statuses(tmp_path / "r.jsonl")["stopped.iso"] == "zero_tail"
-    assert "stopped.iso" not in "".join(line for line in proc.stdout.splitlines() if line.startswith("fixed"))
-    after = s.model.find_by_path("Downloads/stopped.iso")
-    assert [f.id for f in after] == [before.id] and after[0].md5 == before.md5
+    statuses = _statuses(tmp_path / "r.jsonl")
+    assert statuses["stopped.iso"] == "zero_tail" and statuses["running.iso"] == "zero_filled_remote"
+    fixed = [line for line in proc.stdout.splitlines() if line.startswith("fixed")]
+    assert not any("stopped.iso" in line or "running.iso" in line for line in fixed)
+    assert any(line.startswith("not fixed: running.iso: the local copy ends in") for line in proc.stdout.splitlines())
+    for p, was in before.items():
+        after = s.model.find_by_path(f"Downloads/{p}")
+        assert [f.id for f in after] == [was.id] and after[0].md5 == was.md5

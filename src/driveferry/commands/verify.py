@@ -157,7 +157,9 @@ def _run_local(args: argparse.Namespace, root: Path, dst: Provider, folder: Entr
 def _fix(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, comp: Comparison,
          policy: Policy, cache: Any) -> list[Finding]:
     """Apply (or, with --dry-run, list) the fixes; returns the findings after re-verifying fixed paths."""
-    actions = plan_fixes(comp.findings, comp.local)
+    actions, held = plan_fixes(comp.findings, comp.local, min_zero_tail_bytes=policy.min_zero_tail_bytes)
+    for path, why in held:
+        print(f"not fixed: {path}: {why}")
     kind = comp.hash_type
     if not actions or kind is None:
         print("fix: nothing to re-upload")

@@ -59,16 +59,41 @@ class FixResult:
     uploaded: bool = False  # the new copy is on the remote (and the bad one removed)
 
 
-def plan_fixes(findings: Iterable[Finding], local: Mapping[str, LocalFile]) -> list[FixAction]:
-    """One action per path with a fixable finding and a readable local file, sorted by path."""
+def plan_fixes(findings: Iterable[Finding], local: Mapping[str, LocalFile], *,
+               min_zero_tail_bytes: int) -> tuple[list[FixAction], list[tuple[str, str]]]:
+    """(actions, held): one action per path with a fixable finding and a readable local file, sorted by path;
+    and (path, why) for fixable findings whose local copy looks unfinished, which are not uploaded.
+
+    A remote of zeros outranks a local zero tail in the classification (it names the remote's damage),
+    but the local file may be a download still in progress: uploading it would copy its zeros.
+    """
     bad: dict[str, list[Finding]] = {}
+    held: dict[str, str] = {}
+    limit = max(1, min_zero_tail_bytes)
     for f in findings:
         lf = local.get(f.path)
-        if f.status in FIXABLE and lf is not None and lf.error is None:
-            bad.setdefault(f.path, []).append(f)
-    return [FixAction(path, group[0].status, local[path].size,
-                      tuple(f.remote_id for f in group if f.remote_id and f.status is not Status.MISSING_REMOTE))
-            for path, group in sorted(bad.items())]
+        if f.status not in FIXABLE or lf is None or lf.error is not None:
+            continue
+        why = _unfinished(lf, limit)
+        if why:
+            held[f.path] = f"the local copy {why} (an unfinished download?); finish it, then verify --fix again"
+            continue
+        bad.setdefault(f.path, []).append(f)
+    actions = [FixAction(path, group[0].status, local[path].size,
+                         tuple(f.remote_id for f in group if f.remote_id and f.status is not Status.MISSING_REMOTE))
+               for path, group in sorted(bad.items())]
+    return actions, sorted(held.items())
+
+
+def _unfinished(lf: LocalFile, limit: int) -> str:
+    z = lf.zeros
+    if z.all_zero:
+        return "is all zero bytes"
+    if z.zero_tail_bytes >= limit:
+        return f"ends in {z.zero_tail_bytes} zero bytes"
+    if z.hole_bytes >= limit:
+        return f"has {z.hole_bytes} bytes of sparse holes"
+    return ""
 
 
 def chunk_bytes_for(provider: Provider, target: int = 8 << 20) -> int:
