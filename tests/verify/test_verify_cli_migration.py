@@ -5,6 +5,7 @@ changed is flagged (and only it), and `--download` settles a copy that carries n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -112,3 +113,21 @@ def test_download_settles_a_copy_without_provenance(migrated: Migrated) -> None:
     assert proc.returncode == 0, proc.stdout
     assert set(statuses.values()) == {"ok"}
     assert sum(migrated.downloads().values()) > 0  # only now, and only because it was asked for
+
+
+def test_silent_storage_corruption_is_beyond_metadata(migrated: Migrated) -> None:
+    """POST /_emulator/drive/corrupt flips stored bytes while Drive keeps reporting the old md5/sha256:
+    a proof from metadata trusts the hashes the cloud reports, so it cannot see this (documented limit);
+    the bytes really differ (a download shows it)."""
+    model = drive_model(migrated.emu)
+    [target] = model.find_by_path("Archive/data/a.bin")
+    with requests.Session() as s:
+        s.trust_env = False
+        r = s.post(migrated.emu.base_url + "/_emulator/drive/corrupt", json={"file_id": target.id, "offset": 10},
+                   verify=str(migrated.emu.ca_file), timeout=30)
+        r.raise_for_status()
+    proc, statuses = migrated.verify("corrupt.jsonl")
+    assert proc.returncode == 0 and statuses["data/a.bin"] == "ok"
+    path = model.blob_path(model.get(target.id))
+    assert path is not None
+    assert hashlib.md5(path.read_bytes()).hexdigest() != model.get(target.id).md5
