@@ -165,6 +165,18 @@ def test_gdrive_colab_default_credentials(setup: Setup) -> None:
     assert "application default credentials of Colab" in status.stdout
 
 
+def test_gdrive_colab_with_adc_configured_tests_it(setup: Setup, tmp_path: Path) -> None:
+    """The notebook's config says `auth = "adc"`: login on Colab tests those credentials, stores nothing."""
+    conf = tmp_path / "r.toml"
+    conf.write_text(remotes_toml({"gdrive": {"type": "gdrive", "auth": "adc", "endpoint": setup.emu.base_url,
+                                             "ca_file": str(setup.emu.ca_file)}}, prefix=""))
+    proc = setup.cli("auth", "login", "gdrive", "--config", str(conf), COLAB_RELEASE_TAG="x",
+                     GOOGLE_APPLICATION_CREDENTIALS=str(setup.dir / "sa.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("gdrive: the configured Google credentials work; signed in as relay@")
+    assert not (setup.state / "gdrive-gdrive.login.json").exists()
+
+
 def test_gdrive_login_without_credentials_is_refused(setup: Setup, tmp_path: Path) -> None:
     conf = tmp_path / "r.toml"
     conf.write_text(remotes_toml({"nocreds": {"type": "gdrive", "endpoint": setup.emu.base_url}}, prefix=""))

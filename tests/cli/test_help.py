@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +59,37 @@ def test_version() -> None:
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"driveferry {__version__}"
     assert proc.stderr == ""
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_colab_notebook_is_valid_and_runs_the_relay_commands() -> None:
+    nb = json.loads((ROOT / "configs" / "colab_relay.ipynb").read_text(encoding="utf-8"))
+    assert nb["nbformat"] == 4 and isinstance(nb["nbformat_minor"], int)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    for cell in nb["cells"]:
+        assert cell["cell_type"] in ("markdown", "code") and isinstance(cell["source"], list)
+        assert all(isinstance(line, str) for line in cell["source"])
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+    code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    for needle in ("pip install", 'drive.mount("/content/drive")', "remotes.toml", "!driveferry auth login onedrive",
+                   "!driveferry migrate onedrive:", "--journal", "/content/drive/MyDrive/driveferry",
+                   "!driveferry status --journal", "!driveferry verify ", "!driveferry remotes --check"):
+        assert needle in code, needle
+    # the remotes.toml the notebook writes is valid and names both clouds
+    toml_text = code.split("config.write_text(f'''", 1)[1].split("''')", 1)[0]
+    parsed = tomllib.loads(toml_text.replace("{HOME}", "/h").replace("{TENANT}", "t").replace("{CLIENT_ID}", "c"))
+    assert {r["type"] for r in parsed["remotes"].values()} == {"onedrive", "gdrive"}
+
+
+def test_real_clouds_guide_is_linked_from_the_readme() -> None:
+    guide = (ROOT / "docs" / "real-clouds.md").read_text(encoding="utf-8")
+    for needle in ("Files.Read.All", "admin consent", "Desktop app", "Drive API", "refresh token",
+                   "domain-wide delegation", "auth.authenticate_user()", "[remotes.onedrive]", "[remotes.gdrive]",
+                   "driveferry remotes --check", "driveferry auth login onedrive"):
+        assert needle in guide, needle
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "## Real clouds" in readme and "docs/real-clouds.md" in readme
+    assert "pip install -e . && driveferry demo" in readme and "bash scripts/test.sh" in readme

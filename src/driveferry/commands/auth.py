@@ -145,9 +145,10 @@ def _login_gdrive(remote: Any, state_dir: Path, args: argparse.Namespace) -> int
     elif args.paste_refresh_token:
         login = _authorized_user({**{k: section.get(k) for k in ("client_id", "client_secret", "token_uri")},
                                   "refresh_token": _read_secret("refresh token: ")}, f"config of {remote.name!r}")
-    elif args.adc or in_colab():
+    elif args.adc or (in_colab() and not ga.names_credentials(section)):
         _colab_authenticate()
-        login = {"type": "adc"}
+        if ga.auth_mode(section) != "adc" or not section.get("auth"):  # `auth = "adc"` configured: just test
+            login = {"type": "adc"}
     if login is not None:
         explicit = ga.names_credentials(section)
         if explicit:
