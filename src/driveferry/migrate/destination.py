@@ -94,10 +94,16 @@ class Destination:
             self._listings[rel_dir] = by_name
         return by_name
 
-    def prepare(self, rel_path: str, source: Entry) -> tuple[Entry, str, Entry | None, bool]:
-        """(parent folder, name, proven existing copy or None, whether the name is already taken)."""
+    def prepare(self, rel_path: str, source: Entry, fresh: bool = False) -> tuple[Entry, str, Entry | None, bool]:
+        """(parent folder, name, proven existing copy or None, whether the name is already taken).
+
+        `fresh` lists the folder again instead of using this process's cached listing: for an item
+        taken over from a dead worker, which may have uploaded it without recording that."""
         rel_dir, name = posixpath.split(rel_path)
         parent = self.folder(rel_dir)
+        if fresh:
+            with self._lock:
+                self._listings.pop(rel_dir, None)
         same_name = self._listing(rel_dir, parent).get(name, [])
         for candidate in same_name:
             candidate = self._with_hashes(candidate)

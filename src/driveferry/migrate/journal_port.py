@@ -111,15 +111,21 @@ class JobPort:
 
     # --- the JournalPort -----------------------------------------------------------------------------
 
-    def _claimed(self, rec: ItemRecord) -> ClaimedItem:
+    def _claimed(self, rec: ItemRecord, taken_over: bool = False) -> ClaimedItem:
         path = posixpath.join(self.src_root_path, rec.path) if self.src_root_path else rec.path
         entry = Entry(id=rec.source_id, path=path, name=posixpath.basename(rec.path), kind=Kind(rec.kind),
                       size=rec.size_bytes, modified=rec.modified, hashes=_hashes(rec.source_hashes))
-        return ClaimedItem(rec.id, rec.path, entry, rec.session_token, rec.committed_offset or 0, rec.attempts)
+        return ClaimedItem(rec.id, rec.path, entry, rec.session_token, rec.committed_offset or 0, rec.attempts,
+                           taken_over)
 
     def claim(self, worker_id: str, lease_s: float, limit: int) -> Sequence[ClaimedItem]:
-        return [self._claimed(r) for r in self.journal.claim(self.job_id, worker_id, lease_s, limit,
-                                                              kinds={Kind.FILE.value})]
+        # Items in progress under another worker just before the claim can only come back to us if
+        # that worker's lease expired: mark them taken over. The set is small (workers x transfers x
+        # batch), and one read per batch of claims.
+        held = {i.id for i in self.journal.iter_items(self.job_id, ItemState.IN_PROGRESS)
+                if i.lease_owner != worker_id}
+        return [self._claimed(r, r.id in held) for r in self.journal.claim(self.job_id, worker_id, lease_s, limit,
+                                                                            kinds={Kind.FILE.value})]
 
     def renew(self, worker_id: str, item_ids: Sequence[int], lease_s: float) -> None:
         self.journal.renew(worker_id, item_ids, lease_s)

@@ -23,6 +23,9 @@ class ClaimedItem:
     session_token: str | None
     committed_offset: int
     attempts: int
+    # Another worker held it and its lease expired (it died): it may have finished the upload without
+    # recording it, so the destination folder must be looked at afresh, not from a cached listing.
+    taken_over: bool = False
 
 
 class JournalPort(Protocol):

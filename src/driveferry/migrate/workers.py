@@ -159,7 +159,7 @@ class Workers:
         size = entry.size or 0
         token = item.session_token
         try:
-            parent, name, existing, taken = self.dest.prepare(path, entry)
+            parent, name, existing, taken = self.dest.prepare(path, entry, fresh=item.taken_over)
             if existing is not None:
                 self.journal.complete(item.item_id, existing.id, dict(existing.hashes), 0, skipped=True)
                 self.tally.add(skipped=1)
