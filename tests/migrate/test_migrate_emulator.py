@@ -220,3 +220,26 @@ def test_expired_drive_session_restarts_the_file_cleanly(world: World) -> None:
     for path, data in world.expected().items():
         entries = tree[path.removeprefix("Projects/")]
         assert len(entries) == 1 and read_all(gd, entries[0]) == data
+
+
+DRIVE_DUPLICATES = {
+    "seed": 4,
+    "gdrive": {"files": [{"path": "Src/plain.txt", "size": "3K", "content": "text"}],
+               "duplicates": [{"path": "Src/report.pdf", "count": 2, "size": "10K"}],
+               "docs": ["Src/Plan"]},
+    "onedrive": {"files": [{"path": "Projects/x.bin", "size": 1}]},
+}
+
+
+@pytest.mark.parametrize("world", [DRIVE_DUPLICATES], indirect=True)
+def test_drive_source_duplicates_reported_and_oldest_copied(world: World, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from driveferry.emulator.seed import content_bytes
+    out = tmp_path_factory.mktemp("out")
+    proc = world.cli("migrate", "emu-gdrive:Src", str(out), "--journal", str(world.dir / "j2.sqlite3"), "--json")
+    summary = summary_of(proc)
+    assert proc.returncode == 0 and summary["copied"] == 2 and summary["unsupported"] == 2
+    reasons = sorted(i["reason"].split(":")[0] for i in summary["unsupported_items"])
+    assert reasons == ["Google Docs editor file", "duplicate name on the source"]
+    oldest = content_bytes(4, "gdrive", "Src/report.pdf#0", 10 * 1024)
+    assert (out / "report.pdf").read_bytes() == oldest
+    assert sorted(p.name for p in out.iterdir()) == ["plain.txt", "report.pdf"]

@@ -70,8 +70,18 @@ def plan(src: Provider, root: Entry, filters: Filters) -> Iterator[Planned]:
     if root.kind is not Kind.FOLDER:
         yield _decide(root, root.name, filters)
         return
+    previous: Entry | None = None
     for found in walk_files(src, root):
-        yield _decide(found.entry, found.rel_path, filters)
+        entry = found.entry
+        # providers list same-named items together, the one paths resolve to first (Drive allows
+        # duplicates; a path can hold only one of them on the destination)
+        if previous is not None and entry.name == previous.name and entry.parent_id == previous.parent_id:
+            yield Planned(entry, f"{found.rel_path}#{entry.id}", "unsupported",
+                          f"duplicate name on the source: another item named {entry.name!r} in this folder "
+                          f"is the one copied (id {previous.id})")
+            continue
+        previous = entry
+        yield _decide(entry, found.rel_path, filters)
 
 
 def plan_changes(changes: list[Entry], root: Entry, filters: Filters) -> Iterator[Planned]:

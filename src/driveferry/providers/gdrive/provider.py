@@ -181,19 +181,21 @@ class GDriveProvider:
     # --- listing -----------------------------------------------------------------------------------------
 
     def list(self, folder: Entry) -> Iterator[Entry]:
-        """Children of `folder`; of same-named items only the winner (see `duplicates`).
+        """Every child of `folder`; items sharing a name come together, the winner (oldest) first.
 
-        The whole listing is read before the first entry is yielded: the winner of a name may come on
-        any page. Drive caps a folder at 500,000 items, which bounds the memory.
+        Nothing is hidden: a checker must see a zero-filled twin beside a good copy. Paths resolve to
+        the winner (`stat`), and callers that copy by path treat the rest as duplicates (see
+        `duplicates`). The whole listing is read before the first entry is yielded: the winner of a
+        name may come on any page. Drive caps a folder at 500,000 items, which bounds the memory.
         """
         groups = self._groups(folder)
         for entries in groups.values():
             if len(entries) > 1:
-                log.warning("%s: %d items named %r in %s; listing only the oldest (%s)", self.name,
-                            len(entries), entries[0].name, folder.path or "/", entries[0].id)
+                log.warning("%s: %d items named %r in %s; the oldest (%s) is the one paths resolve to",
+                            self.name, len(entries), entries[0].name, folder.path or "/", entries[0].id)
             if entries[0].kind is Kind.FOLDER:
                 self._remember(entries[0])
-            yield entries[0]
+            yield from entries
 
     def duplicates(self, folder: Entry) -> _Groups:
         """Names held by more than one item in `folder`, each list ordered winner first."""
