@@ -8,6 +8,8 @@ Drive holding files of the right size with the wrong bytes:
 * a later rewrite that keeps the size is ignored (the client compares sizes, not content), so the
   remote keeps the zeros or the older content; a size change is uploaded again (a new revision);
 * files modified less than `delay_s` before `now` are not synced yet (they appear later);
+* a path that already exists on Drive when first seen (uploaded through the API meanwhile) is adopted,
+  not uploaded a second time;
 * an upload past the quota (`quota_bytes`) leaves a 0-byte file on Drive, and is never retried.
 
 Local deletions are not propagated (the damage of interest is wrong bytes, not extra files).
@@ -83,7 +85,7 @@ class LazySync:
         return report
 
     def _one(self, rel: str, path: Path, st: os.stat_result, at: float, report: SyncReport) -> None:
-        known = self._known.get(rel)
+        known = self._known.get(rel) or self._adopt(rel, st)
         if known is not None and known.size == st.st_size:
             if known.mtime_ns != st.st_mtime_ns:
                 report.ignored.append(rel)  # the bug: same size, so the new bytes are never sent
@@ -112,6 +114,19 @@ class LazySync:
             report.quota_failed.append(rel)
         # A quota failure is remembered with the local size: the client considers it done.
         self._known[rel] = _Known(f.id, st.st_size, st.st_mtime_ns)
+
+    def _adopt(self, rel: str, st: os.stat_result) -> _Known | None:
+        """First sight of a path that already exists on Drive (uploaded meanwhile through the API, e.g.
+        by `verify --fix`): the client takes the remote file as its own instead of adding a second
+        one, and then applies its usual size rule to it."""
+        parent, name = self._parent(rel)
+        same = [f for f in self.model.children(parent) if f.name == name and not f.is_folder
+                and not self.model.is_trashed(f)]
+        if not same:
+            return None
+        adopted = _Known(same[0].id, int(same[0].size or 0), st.st_mtime_ns)
+        self._known[rel] = adopted
+        return adopted
 
     def _files(self) -> list[tuple[str, Path]]:
         out: list[tuple[str, Path]] = []

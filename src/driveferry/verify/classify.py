@@ -32,17 +32,19 @@ the provenance the relay wrote (keys in `driveferry.integrity.provenance`), down
 
     #  status              when
     1  missing_local       the source item is gone (nothing to prove the copy against)
-    2  missing_remote      the destination item is missing
-    3  unverifiable        the source or the destination has no bytes (native doc, package)
-    4  size_mismatch       both sizes are known and differ
-    5  unverifiable        the destination carries no provenance
-    6  unverifiable        no MD5/SHA-256 that the destination reports and the provenance records
-    7  content_mismatch    provenance names a different source item
-    8  zero_filled_remote  a destination hash is the hash of `size` zeros; the source qxh is not
-    9  content_mismatch    the destination's MD5/SHA-256 differ from the provenance hashes
-    10 unverifiable        the source or the provenance lacks a quickXorHash
-    11 stale_remote        the source's quickXorHash changed since the copy was made
-    12 ok                  destination hashes equal provenance, provenance qxh equals source's current qxh
+    2  unverifiable        the source item has no bytes to copy (OneNote notebook, Google Doc): migrate
+                           reports it as not copyable, so no destination item is expected
+    3  missing_remote      the destination item is missing
+    4  unverifiable        the source or the destination has no bytes (native doc, package)
+    5  size_mismatch       both sizes are known and differ
+    6  unverifiable        the destination carries no provenance
+    7  unverifiable        no MD5/SHA-256 that the destination reports and the provenance records
+    8  content_mismatch    provenance names a different source item
+    9  zero_filled_remote  a destination hash is the hash of `size` zeros; the source qxh is not
+    10 content_mismatch    the destination's MD5/SHA-256 differ from the provenance hashes
+    11 unverifiable        the source or the provenance lacks a quickXorHash
+    12 stale_remote        the source's quickXorHash changed since the copy was made
+    13 ok                  destination hashes equal provenance, provenance qxh equals source's current qxh
 
 `STATUS_INFO` holds, per status, its meaning and the one line of advice the reports show.
 """
@@ -265,6 +267,7 @@ class CopyFacts:
 
     has_source: bool
     has_dest: bool
+    source_without_bytes: bool  # a package or native doc: nothing a migration can copy
     both_have_bytes: bool
     size_differs: bool
     has_provenance: bool
@@ -296,7 +299,9 @@ class CopyFacts:
             zero_filled = (not oracle(size, HashType.QUICKXOR, src_qxh)
                            and oracle(size, k, dest.hashes[k]))
         return cls(
-            has_source=source is not None, has_dest=dest is not None, both_have_bytes=has_bytes,
+            has_source=source is not None, has_dest=dest is not None,
+            source_without_bytes=source is not None and source.kind in (Kind.PACKAGE, Kind.NATIVE_DOC),
+            both_have_bytes=has_bytes,
             size_differs=size_differs, has_provenance=p is not None, proven=proven,
             same_source=p is not None and source is not None and p.src_id == source.id,
             dest_hashes_equal=equal, dest_zero_filled=zero_filled,
@@ -313,6 +318,8 @@ def _provenance_hashes(p: prov.Provenance | None) -> dict[HashType, str]:
 
 COPY_RULES: tuple[Rule[CopyFacts], ...] = (
     Rule(Status.MISSING_LOCAL, "source item is gone", lambda f: not f.has_source),
+    Rule(Status.UNVERIFIABLE, "source item has no bytes to copy (OneNote notebook or Google Doc)",
+         lambda f: f.source_without_bytes),
     Rule(Status.MISSING_REMOTE, "no destination item", lambda f: not f.has_dest),
     Rule(Status.UNVERIFIABLE, "source or destination has no bytes", lambda f: not f.both_have_bytes),
     Rule(Status.SIZE_MISMATCH, "sizes differ", lambda f: f.size_differs),
