@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from driveferry.commands.common import add_config_arg, open_remotes, write_private
 from driveferry.errors import DriveferryError, UserError
-from driveferry.migrate.job import PlanProgress, Summary, run_migration
+from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
 from driveferry.units import format_size, parse_duration
 
@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--chunk-size {settings.chunk_size} is not a multiple of {multiple} bytes, which "
                         f"{dst.name} requires; try {max(1, settings.chunk_size // multiple) * multiple}")
     daily_cap = settings.daily_cap if settings.daily_cap is not None else dst.features.daily_upload_cap_bytes
+    preflight(src, src_path, dst, dst_path)  # bad paths or credentials: exit 2 before a journal is created
     from driveferry.journal.store import Journal
     backup = None if settings.dry_run else _journal_backup(args, settings.journal, remotes)
     if backup is not None:
