@@ -92,6 +92,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         (d / "root" / "inside.txt").write_text("x")
         os.symlink("/etc", d / "root" / "outside")
         sections["loc"] = {"type": "local", "root": str(d / "root")}
+        ms = emu.describe()["credentials"]["microsoft"]
+        sections["dc"] = {"type": "onedrive", "endpoint": emu.base_url, "ca_file": str(emu.ca_file),
+                          "auth": "device_code", "tenant": ms["tenant_id"], "client_id": ms["public_client_id"]}
+        (d / "state").mkdir(mode=0o700)
+        (d / "state" / "msal-cache-dc.json").write_text("{damaged")
         sections["sa-missing"] = {"type": "gdrive", "auth": "service_account",
                                   "service_account_file": str(d / "no-such-key.json")}
         (d / "garbage.json").write_text("{ not json")
@@ -180,6 +185,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
      "seed spec missing.toml not found"),
     ("service-account-file-missing", ("ls", "sa-missing:"), "no-such-key.json does not exist"),
     ("token-file-not-json", ("ls", "bad-token-file:"), "garbage.json is not JSON"),
+    ("damaged-token-cache", ("ls", "dc:/"), "run `driveferry auth login dc`"),
     ("hashsum-bad-type", ("hashsum", "crc32", "loc:"), "crc32"),
     ("auth-login-unknown-remote", ("auth", "login", "nope"), "unknown remote 'nope'"),
     ("auth-login-local", ("auth", "login", "loc"), "needs no sign-in"),

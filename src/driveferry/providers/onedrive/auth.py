@@ -17,6 +17,7 @@ token for tests; no refresh).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -31,6 +32,8 @@ import requests
 
 from driveferry.errors import PermissionDeniedError, UserError
 from driveferry.providers.onedrive.errors import translate
+
+log = logging.getLogger(__name__)
 
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 APP_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -130,7 +133,11 @@ class MsalTokens:
         self._lock = threading.Lock()
         self._cache = msal.SerializableTokenCache()
         if settings.cache_path.exists():
-            self._cache.deserialize(settings.cache_path.read_text(encoding="utf-8"))
+            try:
+                self._cache.deserialize(settings.cache_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:  # a damaged cache means "signed out", not a crash
+                log.info("ignoring unreadable token cache %s (%s); sign in again with "
+                            "`driveferry auth login %s`", settings.cache_path, type(exc).__name__, settings.name)
         self._app: msal.ClientApplication = self._guarded(self._build_app)
         self._current: str | None = None
         self._valid_until = 0.0  # monotonic time until which _current is used without asking msal
