@@ -186,6 +186,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("service-account-file-missing", ("ls", "sa-missing:"), "no-such-key.json does not exist"),
     ("token-file-not-json", ("ls", "bad-token-file:"), "garbage.json is not JSON"),
     ("damaged-token-cache", ("ls", "dc:/"), "run `driveferry auth login dc`"),
+    ("report-is-a-folder", (*MIG, "--report", "root"), "--report root is a folder"),
+    ("report-below-a-file", (*MIG, "--report", "bad.toml/report.json"), "bad.toml is not a folder"),
     ("hashsum-bad-type", ("hashsum", "crc32", "loc:"), "crc32"),
     ("auth-login-unknown-remote", ("auth", "login", "nope"), "unknown remote 'nope'"),
     ("auth-login-local", ("auth", "login", "loc"), "needs no sign-in"),

@@ -31,6 +31,20 @@ def open_remotes(config_path: str | None) -> Remotes:
     return Remotes(config_path)
 
 
+def check_output_path(value: str, flag: str) -> None:
+    """Refuse an output file path that cannot be written, before any work is done (UserError): a
+    folder, or a path below something that is not a folder."""
+    from driveferry.errors import UserError
+    path = Path(value)
+    if path.is_dir():
+        raise UserError(f"{flag} {value} is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {value}: {parent} is not a folder")
+            break
+
+
 def write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner only (reports may name paths users consider private)."""
     path.parent.mkdir(parents=True, exist_ok=True)

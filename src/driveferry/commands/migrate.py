@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driveferry.commands.common import add_config_arg, open_remotes, write_private
+from driveferry.commands.common import add_config_arg, check_output_path, open_remotes, write_private
 from driveferry.errors import DriveferryError, UserError
 from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
              "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease}
     values.update({k: v for k, v in flags.items() if v is not None})
     settings = build_settings(values)
+    if args.report:
+        check_output_path(args.report, "--report")  # else it fails after the whole migration
     remotes = open_remotes(settings.config)
     src, src_path = remotes.open(settings.source)
     dst, dst_path = remotes.open(settings.destination)
