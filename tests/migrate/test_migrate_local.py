@@ -55,3 +55,21 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     again = _migrate(src, dst, journal, "--dry-run")
     assert again["copied"] == 4  # f0 is done in the journal; the other four would be copied
     assert sorted(p.name for p in (dst / "d").iterdir()) == ["f0.txt"]
+
+
+def test_rerun_retries_failed_files(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "ok.txt").write_bytes(b"fine")
+    (src / "blocked.txt").write_bytes(b"will fail")
+    dst.mkdir()
+    (dst / "blocked.txt").mkdir()  # a folder in the way: the upload of blocked.txt fails
+    journal = tmp_path / "j.sqlite3"
+    proc = subprocess.run([sys.executable, "-m", "driveferry.cli", "migrate", str(src), str(dst),
+                           "--journal", str(journal), "--json"], capture_output=True, text=True)
+    first = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 1 and first["failed"] == 1 and first["copied"] == 1
+    (dst / "blocked.txt").rmdir()
+    second = _migrate(src, dst, journal)
+    assert second["copied"] == 1 and second["failed"] == 0
+    assert (dst / "blocked.txt").read_bytes() == b"will fail"

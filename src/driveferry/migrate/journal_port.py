@@ -62,6 +62,9 @@ class JobPort:
         run = journal.start_run(job.id, settings.worker_id, settings.redacted())
         port = cls(journal, job.id, run.id, settings.worker_id, src_root_path)
         port._release_dead()
+        # running the command again is how a user says "try again": failed files get fresh attempts
+        # (their errors stay in the journal as evidence)
+        journal.requeue(job.id, (ItemState.FAILED,))
         return port
 
     def _release_dead(self) -> None:
