@@ -17,13 +17,14 @@ ROOT = Path(driveferry.__file__).parent
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "units": set(),
+    "fileio": set(),
     "integrity": {"errors"},
     "config": {"errors", "units"},
-    "providers": {"errors", "integrity", "units", "config"},
+    "providers": {"errors", "integrity", "units", "config", "fileio"},
     "journal": {"errors"},
     "migrate": {"errors", "integrity", "providers", "journal", "units", "config"},
     "verify": {"errors", "integrity", "providers", "journal", "units", "config"},
-    "emulator": {"errors", "integrity", "units"},
+    "emulator": {"errors", "integrity", "units", "fileio"},
 }
 
 

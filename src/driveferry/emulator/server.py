@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 from driveferry.emulator.faults import FaultPlan, FaultRule
 from driveferry.emulator.http import ErrorFactory, Headers, Request, Response, Router, WireError, parse_query
 from driveferry.emulator.state import State
+from driveferry.fileio import iter_range
 
 log = logging.getLogger(__name__)
 
@@ -239,15 +240,7 @@ class _Server(ThreadingHTTPServer):
 def iter_file(path: Path, start: int = 0, end: int | None = None, block: int = _BLOCK) -> Iterator[bytes]:
     """Stream bytes [start, end) of a file in blocks (end None: to the end)."""
     with open(path, "rb") as fh:
-        fh.seek(start)
-        left = None if end is None else end - start
-        while left is None or left > 0:
-            data = fh.read(block if left is None else min(block, left))
-            if not data:
-                return
-            if left is not None:
-                left -= len(data)
-            yield data
+        yield from iter_range(fh, start, end, block)
 
 
 def _is_loopback(host: str) -> bool:

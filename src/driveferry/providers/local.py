@@ -33,6 +33,7 @@ from driveferry.errors import (
     UnsupportedError,
     UserError,
 )
+from driveferry.fileio import iter_range
 from driveferry.integrity.hashes import HashType, hash_path
 from driveferry.providers.base import Entry, Features, Kind, UploadMeta, UploadSession
 
@@ -194,15 +195,7 @@ class LocalProvider:
         except FileNotFoundError:
             raise NotFoundError(f"{entry.path} not found in {self.name}") from None
         with fh:
-            fh.seek(start)
-            remaining = None if end is None else end - start
-            while remaining is None or remaining > 0:
-                block = fh.read(READ_BLOCK_BYTES if remaining is None else min(READ_BLOCK_BYTES, remaining))
-                if not block:
-                    return
-                if remaining is not None:
-                    remaining -= len(block)
-                yield block
+            yield from iter_range(fh, start, end, READ_BLOCK_BYTES)
 
     def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> UploadSession:
         from driveferry.providers.local_upload import LocalUpload
