@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from driveferry.commands.common import add_config_arg, open_remotes, write_private
+from driveferry.commands.common import add_config_arg, check_output_path, open_remotes, write_private
 from driveferry.errors import NotFoundError, UserError
 from driveferry.providers.base import Entry, Kind, Provider
 from driveferry.providers.ops import DirCache, resolve
@@ -81,6 +81,9 @@ def add_parser(sub: Any) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.report and Path(args.report).suffix.lower() not in REPORT_EXTENSIONS:
         raise UserError(f"--report {args.report}: use a .jsonl, .csv or .html file name")
+    for flag, value in (("--report", args.report), ("--manifest", args.manifest)):
+        if value:
+            check_output_path(value, flag)  # refused before any hashing, not after it
     if args.dry_run and not args.fix:
         raise UserError("--dry-run only applies to --fix")
     if args.grace < 0:
