@@ -31,7 +31,8 @@ def env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", ["missing_local", "unknown_remote", "remote_is_file", "bad_report_ext",
-                                  "missing_remote_folder", "dry_run_without_fix", "fix_remote_to_remote"])
+                                  "missing_remote_folder", "dry_run_without_fix", "fix_remote_to_remote",
+                                  "report_is_folder"])
 def test_bad_input_is_one_line_exit_2(env: dict[str, str], tmp_path: Path, emulator: Emulator, case: str) -> None:
     local = tmp_path / "local"
     local.mkdir()
@@ -46,10 +47,14 @@ def test_bad_input_is_one_line_exit_2(env: dict[str, str], tmp_path: Path, emula
         "missing_remote_folder": [str(local), f"emu-gdrive:{top}/absent"],
         "dry_run_without_fix": [str(local), f"emu-gdrive:{top}", "--dry-run"],
         "fix_remote_to_remote": [f"emu-gdrive:{top}", f"emu-gdrive:{top}", "--fix"],
+        "report_is_folder": [str(local), f"emu-gdrive:{top}", "--report", str(tmp_path / "dir.html")],
     }[case]
+    if case == "report_is_folder":
+        (tmp_path / "dir.html").mkdir()
     model = drive_model(emulator)
     before = sorted((f.id, f.md5, f.trashed) for f in model.all_files())
-    proc = _run(env, "verify", *args, "--report", str(report)) if case != "bad_report_ext" else _run(env, "verify", *args)
+    own_report = case in ("bad_report_ext", "report_is_folder")
+    proc = _run(env, "verify", *args) if own_report else _run(env, "verify", *args, "--report", str(report))
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("driveferry: error: "), proc.stderr
