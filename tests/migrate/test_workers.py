@@ -39,11 +39,17 @@ WORKERS_TREE: dict[str, Any] = {
 }
 
 
-def _start(world: World, journal: str, *extra: str) -> subprocess.Popen[str]:
+def _start(world: World, journal: str, n: int, *extra: str) -> subprocess.Popen[bytes]:
+    """A worker process; its output goes to files (pipes read one after another could stall it)."""
     args = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive",
             "--journal", journal, "--json", "--lease", LEASE, *extra]
     env = {**os.environ, "DRIVEFERRY_CONFIG": str(world.config)}
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(world.dir / f"worker-{n}.out", "wb") as out, open(world.dir / f"worker-{n}.err", "wb") as err:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=err)
+
+
+def _output(world: World, n: int) -> tuple[str, str]:
+    return (world.dir / f"worker-{n}.out").read_text(), (world.dir / f"worker-{n}.err").read_text()
 
 
 def _in_flight(engine: sa.Engine, pid: int) -> tuple[str, int] | None:
@@ -91,7 +97,7 @@ def test_three_workers_one_killed_mid_file(world: World, pg_url: str) -> None:  
     world.control("PUT", "/faults", {"seed": 1, "rules": [
         {"kind": "latency", "route": "drive.upload.chunk", "latency_ms": 60, "rate": 1.0}]})
     Journal.open(pg_url).close()  # the tables exist before the first poll
-    procs = [_start(world, pg_url, "--chunk-size", "1280K", "--transfers", "1") for _ in range(3)]
+    procs = [_start(world, pg_url, n, "--chunk-size", "1280K", "--transfers", "1") for n in range(3)]
     victim = procs[0]
     engine = sa.create_engine(to_url(pg_url))
     caught: tuple[str, int] | None = None
@@ -105,13 +111,15 @@ def test_three_workers_one_killed_mid_file(world: World, pg_url: str) -> None:  
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         statuses = _status(world, pg_url)  # while the survivors still run
-        outs = [p.communicate(timeout=120) for p in procs[1:]]
+        for p in procs[1:]:
+            p.wait(timeout=120)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
         engine.dispose()
+    outs = [_output(world, n) for n in (1, 2)]
     for p, (_out, err) in zip(procs[1:], outs, strict=True):
         assert p.returncode == 0, err
     summaries = [summary_of(subprocess.CompletedProcess([], 0, out, err)) for out, err in outs]
