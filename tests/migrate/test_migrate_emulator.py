@@ -240,6 +240,9 @@ def test_drive_source_duplicates_reported_and_oldest_copied(world: World, tmp_pa
     assert proc.returncode == 0 and summary["copied"] == 2 and summary["unsupported"] == 2
     reasons = sorted(i["reason"].split(":")[0] for i in summary["unsupported_items"])
     assert reasons == ["Google Docs editor file", "duplicate name on the source"]
-    oldest = content_bytes(4, "gdrive", "Src/report.pdf#0", 10 * 1024)
-    assert (out / "report.pdf").read_bytes() == oldest
+    gd = world.provider("gdrive")
+    winner = gd.stat("Src/report.pdf")  # the twin the path resolves to is the one copied
+    twins = {content_bytes(4, "gdrive", f"Src/report.pdf#{k}", 10 * 1024) for k in range(2)}
+    copied = (out / "report.pdf").read_bytes()
+    assert copied == read_all(gd, winner) and copied in twins
     assert sorted(p.name for p in out.iterdir()) == ["plain.txt", "report.pdf"]

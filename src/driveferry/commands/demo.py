@@ -39,6 +39,8 @@ DEMO_SPEC: dict[str, Any] = {
             {"path": "Projects/video/keynote.mp4", "size": "96M"},
             {"path": "Projects/video/interview.mov", "size": "48M"},
             {"path": "Projects/disk/vm-image.img", "size": "16M", "content": "zeros"},
+            {"path": "Projects/disk/backup-disk-1.img", "size": "1G", "content": "zeros"},  # sparse in the
+            {"path": "Projects/disk/backup-disk-2.img", "size": "1G", "content": "zeros"},  # emulator's store
             {"path": "Projects/odd/one-byte-past-a-chunk.bin", "size": 10 * 1024 * 1024 + 1},
             {"path": "Projects/empty/placeholder.txt", "size": 0},
             {"path": "Projects/Ünïcødé/résumé.pdf", "size": "700K"},

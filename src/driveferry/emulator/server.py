@@ -206,9 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._drop()
                     return
                 emu.throttle(len(chunk))
+                # counted when handed to the socket: a client that has the bytes must see them counted
+                emu.state.counters.add("bytes_out", route, len(chunk))
                 self.wfile.write(chunk)
                 sent += len(chunk)
-                emu.state.counters.add("bytes_out", route, len(chunk))
         except (OSError, ssl.SSLError):  # the client went away mid-body (killed relay, reset): normal here
             self.close_connection = True
         finally:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import os
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -260,9 +261,13 @@ class GraphModel:
         try:
             with open(blob, "wb") as fh:
                 for data in chunks:
-                    fh.write(data)
+                    if data and data.count(0) == len(data):
+                        fh.seek(len(data), os.SEEK_CUR)  # all zeros: leave a hole (big seeded disk images)
+                    else:
+                        fh.write(data)
                     qx.update(data)
                     size += len(data)
+                fh.truncate(size)  # a trailing hole still counts as content
         except BaseException:
             blob.unlink(missing_ok=True)
             raise
