@@ -27,7 +27,7 @@ from driveferry.errors import UserError
 
 EPILOG = """\
 example:
-  driveferry demo                    # everything in a temporary folder, removed afterwards
+  driveferry demo                    # in a temporary folder; only the reports are kept
   driveferry demo --dir ./demo-out   # keep the emulator state, journal and reports
 
 Needs no network and no accounts. Prints the path of the HTML report and a one-screen summary."""
@@ -158,12 +158,17 @@ def run(args: argparse.Namespace) -> int:
         if aria_report:
             print(f"   aria2/FUSE report: {aria_report}")
         if not keep:
-            print("   (temporary folder removed; use --dir to keep the state)")
+            print(f"   (the emulator's state was removed; the reports stay in {workdir}; --dir keeps everything)")
         return 0
     finally:
         demo.emu.stop()
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if not keep:  # the big parts go; the reports (a few hundred KiB) stay for the user to open
+            for bulky in ("emulator", "downloads", "journal.sqlite3"):
+                target = workdir / bulky
+                if target.is_dir():
+                    shutil.rmtree(target, ignore_errors=True)
+                elif target.exists():
+                    target.unlink()
 
 
 def _has(command: str) -> bool:
