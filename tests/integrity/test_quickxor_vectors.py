@@ -79,3 +79,35 @@ def test_state_json_round_trip() -> None:
     h.update(b"x" * 12345)
     s = h.state()
     assert QuickXorState.from_json(s.to_json()) == s
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fold_matches_the_c_extension_on_random_splits_and_buffer_types(seed: int) -> None:
+    """The numpy fold against the quickxorhash C extension (the reference implementation), fed in random
+    pieces of every buffer type, including unaligned memoryviews, across 160-byte block edges."""
+    quickxorhash = pytest.importorskip("quickxorhash")
+    rng = random.Random(seed)
+    data = rng.randbytes(rng.randrange(1, 3 << 20))
+    ref = quickxorhash.quickxorhash()
+    ref.update(data)
+    h = QuickXor()
+    pos = 0
+    view = memoryview(bytearray(b"\0" + data))[1:]  # odd start address: not 8-byte aligned
+    while pos < len(data):
+        n = rng.choice([1, 7, 159, 160, 161, 4096, rng.randrange(1, 1 << 20)])
+        kind = rng.randrange(3)
+        piece = view[pos:pos + n]
+        h.update(piece if kind == 0 else bytes(piece) if kind == 1 else bytearray(piece))
+        pos += n
+    assert h.digest() == ref.digest()
+    assert h.state().length == len(data)
+
+
+def test_fold_of_zero_and_long_runs_matches_reference() -> None:
+    quickxorhash = pytest.importorskip("quickxorhash")
+    for data in (bytes(160 * 1000), b"\xff" * (160 * 1000 + 3), bytes(range(256)) * 4099):
+        ref = quickxorhash.quickxorhash()
+        ref.update(data)
+        h = QuickXor()
+        h.update(data)
+        assert h.digest() == ref.digest()

@@ -1,7 +1,7 @@
 """Scan a local tree: content hashes (in parallel, through the hash cache) and zero-content facts per file.
 
 `scan(root, kinds)` walks `root` (regular files only; symlinks are not followed), looks every file up in
-the `HashCache`, and hashes the rest on a bounded thread pool: hashlib, xxhash and quickxorhash release
+the `HashCache`, and hashes the rest on a bounded thread pool: hashlib, xxhash and the quickXor fold release
 the GIL on large buffers, so threads scale across cores without processes. Each file is read once, in
 blocks, and the same pass measures its all-zero tail (so `integrity.zeros.scan_zeros`, a second read,
 is not used); sparse holes come from `integrity.zeros.find_holes` (SEEK_DATA/SEEK_HOLE, no data read).
@@ -165,7 +165,6 @@ def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
                progress: Progress | None) -> tuple[dict[HashType, str], ZeroFacts, os.stat_result]:
     """Hash one file in one pass and measure its zero tail. Returns (hashes, zero facts, stat after)."""
     hasher = MultiHasher(kinds)
-    needs_bytes = HashType.QUICKXOR in kinds
     buf = _buffer(block_size)
     view = memoryview(buf)
     tail = size = 0
@@ -173,9 +172,8 @@ def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
         holes = _holes(f.fileno(), os.fstat(f.fileno()).st_size)
         f.seek(0)
         while n := f.readinto(buf):
-            # hashlib and xxhash take any buffer; the quickxorhash extension insists on bytes (a copy).
-            chunk: bytes | memoryview = bytes(view[:n]) if needs_bytes else view[:n]
-            hasher.update(chunk)  # type: ignore[arg-type]
+            chunk = view[:n]  # every hasher takes a buffer: no copy
+            hasher.update(chunk)
             size += n
             if buf[n - 1]:
                 tail = 0  # common case for real data: O(1), no scan of the block
