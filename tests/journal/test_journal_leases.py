@@ -219,3 +219,30 @@ def test_expired_items_are_resumed_before_pending_ones(journal: Journal, clock: 
     [resumed] = journal.claim(job_id, "w2", lease_s=60)
     assert resumed.id == third.id
     assert [i.id for i in journal.claim(job_id, "w2", lease_s=60, limit=5)] == [first.id, second.id]
+
+
+def test_complete_many_marks_every_item_in_one_transaction(journal: Journal) -> None:
+    from driveferry.journal import Completion
+    job_id = _job(journal, 4)
+    items = journal.claim(job_id, "w1", lease_s=60, limit=4)
+    journal.complete_many([Completion(i.id, f"dest-{i.id}", {"md5": f"{i.id:02x}"}, 10 * i.id) for i in items[:3]])
+    after = [journal.get_item(i.id) for i in items]
+    assert [a.state for a in after] == [ItemState.DONE] * 3 + [ItemState.IN_PROGRESS]
+    assert [(a.dest_id, a.dest_hashes, a.bytes_done, a.lease_owner) for a in after[:3]] == [
+        (f"dest-{i.id}", {"md5": f"{i.id:02x}"}, 10 * i.id, None) for i in items[:3]]
+    assert journal.counts(job_id)[ItemState.DONE].items == 3
+    with pytest.raises(JournalError, match="no item 987654"):  # all or nothing
+        journal.complete_many([Completion(items[3].id, "d", {}, 1), Completion(987654, "d", {}, 1)])
+    assert journal.get_item(items[3].id).state is ItemState.IN_PROGRESS
+    journal.complete_many([])  # nothing to do
+
+
+def test_only_another_workers_expired_lease_counts_as_taken_over(journal: Journal, clock: FakeClock) -> None:
+    job_id = _job(journal, 3)
+    journal.claim(job_id, "w1", lease_s=60, limit=1)
+    journal.claim(job_id, "w2", lease_s=60, limit=1)
+    clock.advance(61)
+    claimed = journal.claim(job_id, "w2", lease_s=60, limit=3)
+    assert [(i.path, i.taken_over) for i in claimed] == [
+        ("dir/f0000", True), ("dir/f0001", False), ("dir/f0002", False)]
+    assert not any(i.taken_over for i in journal.iter_items(job_id))

@@ -10,6 +10,7 @@ migrate writes it; verify, status and workers read it. It imports only `drivefer
 
 from driveferry.journal.records import (
     FINAL_STATES,
+    Completion,
     EntryLike,
     ErrorRecord,
     ItemRecord,
@@ -29,6 +30,7 @@ from driveferry.journal.store import Journal
 __all__ = [
     "FINAL_STATES",
     "SCHEMA_VERSION",
+    "Completion",
     "EntryLike",
     "ErrorRecord",
     "ItemRecord",

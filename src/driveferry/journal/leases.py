@@ -10,15 +10,17 @@ and leases far longer than any clock skew (minutes, not seconds).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from driveferry.errors import JournalError
 from driveferry.journal import schema as t
 from driveferry.journal.convert import StoreBase, dump_json, to_item
-from driveferry.journal.records import FINAL_STATES, ItemRecord, ItemState
+from driveferry.journal.records import FINAL_STATES, Completion, ItemRecord, ItemState
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,8 @@ class LeaseOps(StoreBase):
         token, committed offset and hash state are kept for resuming. `kinds` restricts the item kinds
         (e.g. {"folder"} to create folders first). Concurrent claimers never get the same item:
         PostgreSQL skips rows another transaction has locked (FOR UPDATE SKIP LOCKED), SQLite runs the
-        whole claim under BEGIN IMMEDIATE. Returns the claimed items in id order (empty when there is nothing to do).
+        whole claim under BEGIN IMMEDIATE. Returns the claimed items in id order (empty when there is nothing to do);
+        those taken from another worker's expired lease have `taken_over` set.
         Raises JournalError.
         """
         if limit < 1:
@@ -52,18 +55,20 @@ class LeaseOps(StoreBase):
             expired = sa.and_(expired, c.kind.in_(list(kinds)))
             pending = sa.and_(pending, c.kind.in_(list(kinds)))
         with self._db.write() as conn:
-            ids: list[int] = []
-            for cond in (expired, pending):
-                if len(ids) < limit:
-                    ids += conn.scalars(sa.select(c.id).where(cond).order_by(c.id).limit(limit - len(ids))
-                                        .with_for_update(skip_locked=True))
+            stale = conn.execute(sa.select(c.id, c.lease_owner).where(expired).order_by(c.id).limit(limit)
+                                 .with_for_update(skip_locked=True)).all()
+            ids: list[int] = [r.id for r in stale]
+            taken = {r.id for r in stale if r.lease_owner != worker_id}
+            if len(ids) < limit:
+                ids += conn.scalars(sa.select(c.id).where(pending).order_by(c.id).limit(limit - len(ids))
+                                    .with_for_update(skip_locked=True))
             if not ids:
                 return []
             conn.execute(sa.update(t.items).where(c.id.in_(ids)).values(
                 state=ItemState.IN_PROGRESS.value, lease_owner=worker_id,
                 lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now))
             rows = conn.execute(sa.select(t.items).where(c.id.in_(ids)).order_by(c.id)).all()
-        return [to_item(r) for r in rows]
+        return [replace(to_item(r), taken_over=True) if r.id in taken else to_item(r) for r in rows]
 
     def renew(self, worker_id: str, item_ids: Collection[int], lease_s: float) -> frozenset[int]:
         """Extend the leases `worker_id` still holds among `item_ids` to now + `lease_s` seconds.
@@ -109,16 +114,36 @@ class LeaseOps(StoreBase):
         them again. The session and lease are cleared, so a worker still holding a stale lease on the
         item gets LeaseLostError at its next checkpoint. Raises JournalError (also for a missing item).
         """
+        self.complete_many([Completion(item_id, dest_id, dest_hashes, size_bytes)])
+
+    def complete_many(self, done: Sequence[Completion]) -> None:
+        """`complete` for several items in one transaction (a worker's finished small files).
+
+        Raises JournalError (also for a missing item; then none of them is marked).
+        """
+        if not done:
+            return
         now = self._now()
+        c = t.items.c
+        ids = [d.item_id for d in done]
         with self._db.write() as conn:
-            row = self._lock_item(conn, item_id)
-            if row.state == ItemState.DONE and row.dest_id not in (None, dest_id):
-                # Two workers finished the same item (one had lost its lease): keep evidence of both.
-                log.warning("item %s was already done as %s and is now done as %s: the destination may "
-                            "hold two copies", item_id, row.dest_id, dest_id)
-            conn.execute(sa.update(t.items).where(t.items.c.id == item_id).values(
-                state=ItemState.DONE.value, reason=None, dest_id=dest_id, dest_hashes=dump_json(dest_hashes),
-                bytes_done=size_bytes, updated_at=now, **_NO_SESSION, **_NO_LEASE))
+            rows = {r.id: r for r in conn.execute(sa.select(c.id, c.state, c.dest_id).where(c.id.in_(ids))
+                                                  .with_for_update())}
+            for d in done:
+                row = rows.get(d.item_id)
+                if row is None:
+                    raise JournalError(f"journal {self._db.label}: no item {d.item_id}")
+                if row.state == ItemState.DONE and row.dest_id not in (None, d.dest_id):
+                    # Two workers finished the same item (one had lost its lease): keep evidence of both.
+                    log.warning("item %s was already done as %s and is now done as %s: the destination may "
+                                "hold two copies", d.item_id, row.dest_id, d.dest_id)
+            conn.execute(
+                sa.update(t.items).where(c.id == sa.bindparam("item_id")).values(
+                    state=ItemState.DONE.value, reason=None, dest_id=sa.bindparam("dest"),
+                    dest_hashes=sa.bindparam("hashes"), bytes_done=sa.bindparam("nbytes"), updated_at=now,
+                    **_NO_SESSION, **_NO_LEASE),
+                [{"item_id": d.item_id, "dest": d.dest_id, "hashes": dump_json(d.dest_hashes),
+                  "nbytes": d.size_bytes} for d in done])
 
     def fail(self, item_id: int, kind: str, message: str, *, retryable: bool, expected: str | None = None,
              actual: str | None = None, worker_id: str | None = None, run_id: str | None = None,

@@ -99,6 +99,16 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A finished item for `complete_many`: where it landed and what the destination reported."""
+
+    item_id: int
+    dest_id: str
+    dest_hashes: Mapping[str, str]
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One invocation of a command on a job, by one worker."""
 
@@ -143,6 +153,8 @@ class ItemRecord:
     lease_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # set by `claim` on an item whose previous worker's lease expired (it may have died after uploading)
+    taken_over: bool = False
 
 
 @dataclass(frozen=True)

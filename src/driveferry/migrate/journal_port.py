@@ -15,10 +15,10 @@ from types import MappingProxyType
 from typing import Any
 
 from driveferry.integrity.hashes import HashType
-from driveferry.journal.records import ItemRecord, ItemState, LeaseLostError, PlannedItem
+from driveferry.journal.records import Completion, ItemRecord, ItemState, LeaseLostError, PlannedItem
 from driveferry.journal.store import Journal
 from driveferry.migrate.plan import Planned
-from driveferry.migrate.port import ClaimedItem
+from driveferry.migrate.port import ClaimedItem, Finished
 from driveferry.migrate.settings import MigrateSettings
 from driveferry.providers.base import Entry, Kind
 
@@ -114,21 +114,17 @@ class JobPort:
 
     # --- the JournalPort -----------------------------------------------------------------------------
 
-    def _claimed(self, rec: ItemRecord, taken_over: bool = False) -> ClaimedItem:
+    def _claimed(self, rec: ItemRecord) -> ClaimedItem:
         path = posixpath.join(self.src_root_path, rec.path) if self.src_root_path else rec.path
         entry = Entry(id=rec.source_id, path=path, name=posixpath.basename(rec.path), kind=Kind(rec.kind),
                       size=rec.size_bytes, modified=rec.modified, hashes=_hashes(rec.source_hashes))
         return ClaimedItem(rec.id, rec.path, entry, rec.session_token, rec.committed_offset or 0, rec.attempts,
-                           taken_over)
+                           rec.taken_over)
 
     def claim(self, worker_id: str, lease_s: float, limit: int) -> Sequence[ClaimedItem]:
-        # Items in progress under another worker just before the claim can only come back to us if
-        # that worker's lease expired: mark them taken over. The set is small (workers x transfers x
-        # batch), and one read per batch of claims.
-        held = {i.id for i in self.journal.iter_items(self.job_id, ItemState.IN_PROGRESS)
-                if i.lease_owner != worker_id}
-        return [self._claimed(r, r.id in held) for r in self.journal.claim(self.job_id, worker_id, lease_s, limit,
-                                                                            kinds={Kind.FILE.value})]
+        # the journal marks items whose previous worker's lease expired as taken over
+        return [self._claimed(r) for r in self.journal.claim(self.job_id, worker_id, lease_s, limit,
+                                                              kinds={Kind.FILE.value})]
 
     def renew(self, worker_id: str, item_ids: Sequence[int], lease_s: float) -> None:
         self.journal.renew(worker_id, item_ids, lease_s)
@@ -140,9 +136,9 @@ class JobPort:
             return False
         return True
 
-    def complete(self, item_id: int, dest_id: str, dest_hashes: Mapping[HashType, str], nbytes: int,
-                 skipped: bool = False) -> None:
-        self.journal.complete(item_id, dest_id, {str(k): v for k, v in dest_hashes.items()}, nbytes)
+    def complete(self, done: Sequence[Finished]) -> None:
+        self.journal.complete_many([Completion(d.item_id, d.dest_id, {str(k): v for k, v in d.dest_hashes.items()},
+                                               d.nbytes) for d in done])
 
     def fail(self, item_id: int, kind: str, message: str, expected: str | None, actual: str | None,
              retryable: bool, reset_session: bool = False) -> bool:

@@ -28,6 +28,16 @@ class ClaimedItem:
     taken_over: bool = False
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A file done on the destination (copied, or found there already), to be recorded in the journal."""
+
+    item_id: int
+    dest_id: str
+    dest_hashes: Mapping[HashType, str]
+    nbytes: int
+
+
 class JournalPort(Protocol):
     def claim(self, worker_id: str, lease_s: float, limit: int) -> Sequence[ClaimedItem]: ...
 
@@ -37,8 +47,9 @@ class JournalPort(Protocol):
         """Record progress; False when the worker no longer holds the lease."""
         ...
 
-    def complete(self, item_id: int, dest_id: str, dest_hashes: Mapping[HashType, str], nbytes: int,
-                 skipped: bool = False) -> None: ...
+    def complete(self, done: Sequence[Finished]) -> None:
+        """Mark items done, in one transaction."""
+        ...
 
     def fail(self, item_id: int, kind: str, message: str, expected: str | None, actual: str | None,
              retryable: bool, reset_session: bool = False) -> bool:

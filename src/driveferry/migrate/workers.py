@@ -22,13 +22,14 @@ from driveferry.errors import (
     UploadSessionLostError,
 )
 from driveferry.migrate.destination import Destination
-from driveferry.migrate.port import ClaimedItem, JournalPort
+from driveferry.migrate.port import ClaimedItem, Finished, JournalPort
 from driveferry.migrate.quota import QuotaStop, UploadBudget
 from driveferry.migrate.relay import Relay, RelayJob
 
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 8
+FLUSH_EVERY_S = 2.0  # finished files wait at most this long (or until the batch ends) to be recorded
 
 
 class LeaseLost(Exception):
@@ -135,25 +136,51 @@ class Workers:
 
     def _loop(self) -> None:
         queue: list[ClaimedItem] = []
-        while not self.stop.is_set():
-            if not queue:
-                queue = self._claim()
+        done: list[Finished] = []
+        flushed = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                if done and (not queue or time.monotonic() - flushed > FLUSH_EVERY_S):
+                    self._flush(done)
+                    flushed = time.monotonic()
                 if not queue:
-                    if self.journal.unfinished_elsewhere(self.s.worker_id):
-                        time.sleep(min(2.0, self.s.lease_s / 4))  # others hold leases; theirs may expire
-                        continue
-                    return
-                with self._active_lock:
-                    self._active.update(i.item_id for i in queue)
-            item = queue.pop(0)
-            try:
-                self._transfer(item)
-            finally:
-                with self._active_lock:
-                    self._active.discard(item.item_id)
-        # stopped (quota, Ctrl-C): items still queued go back to pending with the final release()
+                    queue = self._claim()
+                    if not queue:
+                        if self.journal.unfinished_elsewhere(self.s.worker_id):
+                            time.sleep(min(2.0, self.s.lease_s / 4))  # others hold leases; theirs may expire
+                            continue
+                        return
+                    with self._active_lock:
+                        self._active.update(i.item_id for i in queue)
+                item = queue.pop(0)
+                finished = None
+                try:
+                    finished = self._transfer(item)
+                finally:
+                    if finished is not None:
+                        done.append(finished)  # its lease is renewed until the journal records it
+                    else:
+                        with self._active_lock:
+                            self._active.discard(item.item_id)
+        finally:
+            # stopped (quota, Ctrl-C) or out of work: record what is done; items still queued go back
+            # to pending with the final release()
+            self._flush(done)
 
-    def _transfer(self, item: ClaimedItem) -> None:
+    def _flush(self, done: list[Finished]) -> None:
+        """Record finished files in one journal transaction (one per claimed batch, not one per file).
+
+        Until then a crash loses only the record, never the copy: the next run finds the file on the
+        destination by its provenance and skips it."""
+        if not done:
+            return
+        self.journal.complete(done)
+        with self._active_lock:
+            self._active.difference_update(d.item_id for d in done)
+        done.clear()
+
+    def _transfer(self, item: ClaimedItem) -> Finished | None:
+        """Copy one file; returns what to record when it is on the destination (None otherwise)."""
         entry = item.entry
         path = item.rel_path
         size = entry.size or 0
@@ -161,19 +188,18 @@ class Workers:
         try:
             parent, name, existing, taken = self.dest.prepare(path, entry, fresh=item.taken_over)
             if existing is not None:
-                self.journal.complete(item.item_id, existing.id, dict(existing.hashes), 0, skipped=True)
                 self.tally.add(skipped=1)
                 self.progress.file_finished(path, "skipped")
-                return
+                return Finished(item.item_id, existing.id, dict(existing.hashes), 0)
             self.budget.reserve(max(0, size - (item.committed_offset if token else 0)))
             job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken)
             self.progress.file_started(path, size, item.committed_offset if token else 0)
             result = self.relay.copy(job, lambda tok, off: self._checkpoint(item, tok, off),
                                      lambda n: self.progress.advance(path, n))
             self.dest.replaced(parent, name, entry, result.entry)
-            self.journal.complete(item.item_id, result.entry.id, dict(result.hashes), result.bytes_uploaded)
             self.tally.add(copied=1, bytes_uploaded=result.bytes_uploaded, resumed=int(result.resumed_from > 0))
             self.progress.file_finished(path, "copied")
+            return Finished(item.item_id, result.entry.id, dict(result.hashes), result.bytes_uploaded)
         except (QuotaStop, QuotaExceededError) as exc:
             # the item keeps its session and offset; the final release() returns it to pending
             self.quota_stop = exc if isinstance(exc, QuotaStop) else QuotaStop(str(exc), exc.resets_at)
@@ -193,6 +219,7 @@ class Workers:
         except Exception as exc:  # a bug or an untranslated library error: fail this file, keep the run
             log.exception("%s: unexpected error", path)
             self._failed(item, PermanentError(f"unexpected {type(exc).__name__}: {exc}"), retryable=True)
+        return None
 
     def _failed(self, item: ClaimedItem, exc: DriveferryError, retryable: bool, reset_session: bool = False) -> None:
         final = self.journal.fail(item.item_id, type(exc).__name__, str(exc), getattr(exc, "expected", None),
