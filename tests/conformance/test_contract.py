@@ -99,6 +99,26 @@ def test_send_is_idempotent_per_offset(provider: Provider, base: Entry, chunk: i
     assert read_bytes(provider, provider.stat(done.path)) == data
 
 
+def test_send_takes_any_buffer_and_keeps_no_reference(provider: Provider, base: Entry, chunk: int) -> None:
+    """The relay sends views of one reused buffer: every adapter must accept bytearray and memoryview
+    chunks and be done with them when `send` returns (the buffer is overwritten right after)."""
+    data = _data(2 * chunk + 5)
+    buf = bytearray(chunk)
+    session = provider.begin_upload(base, "views.bin", len(data), UploadMeta())
+    done = None
+    for offset in range(0, len(data), chunk):
+        piece = data[offset:offset + chunk]
+        buf[:len(piece)] = piece
+        view = memoryview(buf)[:len(piece)] if offset else buf
+        done = session.send(offset, view, offset + len(piece) >= len(data))
+        buf[:] = bytes(len(buf))  # scribble over it: a kept reference would now upload zeros
+    if done is None:
+        done = session.send(len(data), b"", True)
+    assert done is not None
+    assert read_bytes(provider, provider.stat(done.path)) == data
+    assert _check_hashes(provider, done, hash_bytes(data, HashType)) >= 1
+
+
 def test_abort_leaves_nothing(provider: Provider, base: Entry, chunk: int) -> None:
     session = provider.begin_upload(base, "gone.bin", 2 * chunk, UploadMeta())
     session.send(0, _data(chunk), False)

@@ -129,12 +129,18 @@ def test_provenance_and_proven_copy() -> None:
     assert not _proven_copy(_entry("D3", 5, content), src)  # no provenance: not ours
 
 
-def test_rechunk_exact_sizes_and_bytes() -> None:
-    from driveferry.migrate.relay import _rechunk
-    data = bytes(range(256)) * 40  # 10,240 bytes in uneven blocks
-    blocks = [data[i:j] for i, j in zip([0, 1, 700, 701, 5000, 9999], [1, 700, 701, 5000, 9999, 10240], strict=True)]
-    chunks = list(_rechunk(iter(blocks), 1024))
-    assert [len(c) for c in chunks] == [1024] * 10
-    assert b"".join(chunks) == data and all(type(c) is bytes for c in chunks)
-    assert [len(c) for c in _rechunk(iter([data[:1500]]), 1024)] == [1024, 476]
-    assert list(_rechunk(iter([]), 1024)) == []
+def test_rechunk_exact_sizes_and_bytes_through_one_buffer() -> None:
+    from driveferry.migrate.relay import rechunk
+    data = bytes(range(256)) * 40  # 10,240 bytes in uneven blocks of every buffer type
+    cuts = [0, 1, 700, 701, 5000, 9999, 10240]
+    blocks: list[bytes | bytearray | memoryview] = [data[i:j] for i, j in zip(cuts, cuts[1:])]
+    blocks[1], blocks[3] = bytearray(blocks[1]), memoryview(blocks[3])
+    buf = bytearray(1024)
+    seen = []
+    for chunk in rechunk(blocks, buf):
+        assert chunk.obj is buf  # a view of the one buffer: nothing allocated per chunk
+        seen.append(bytes(chunk))  # the consumer uses a chunk before asking for the next
+    assert [len(c) for c in seen] == [1024] * 10 and b"".join(seen) == data
+    assert [len(c) for c in rechunk([data[:1500]], buf)] == [1024, 476]
+    assert [bytes(c) for c in rechunk([data[:1500]], buf)][-1] == data[1024:1500]
+    assert list(rechunk([], buf)) == [] and list(rechunk([b""], buf)) == []

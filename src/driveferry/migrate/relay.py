@@ -13,11 +13,12 @@ the source (download only, nothing is uploaded twice), and the stream continues 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from driveferry.errors import IntegrityError, UploadSessionLostError
-from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.integrity.hashes import Buffer, HashType, MultiHasher
 from driveferry.integrity.provenance import provenance_properties
 from driveferry.providers.base import Entry, Provider, UploadMeta, UploadSession
 
@@ -54,31 +55,30 @@ class RelayResult:
     properties: Mapping[str, str] = field(default_factory=dict)
 
 
-def _rechunk(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """Regroup a stream of arbitrary blocks into chunks of exactly `size` bytes (the last may be short).
+def rechunk(blocks: Iterable[Buffer], buf: bytearray) -> Iterator[memoryview]:
+    """Regroup a stream of arbitrary blocks into chunks of exactly `len(buf)` bytes (the last may be short).
 
-    Each chunk is built by one join of the blocks that make it up: one copy per byte, and no more than
-    one chunk (plus the block in hand) held at a time. Chunks are `bytes` because the adapters slice
-    them (free for bytes) and quickxorhash takes nothing else.
+    Each chunk is copied into `buf` and handed out as a view of it, valid until the next chunk is asked
+    for: one buffer per transfer, reused for every chunk of every file, so memory stays at one chunk per
+    transfer (plus the block in hand) and nothing is allocated per chunk. The consumer must be done with
+    a chunk (sent, hashed) before it asks for the next; the adapters' `send` keeps no reference to it.
     """
-    parts: list[bytes] = []
+    size = len(buf)
+    view = memoryview(buf)
     held = 0
     for block in blocks:
-        while block:
-            take = min(len(block), size - held)
-            parts.append(block if take == len(block) else block[:take])
+        data = memoryview(block).cast("B")
+        pos, n = 0, len(data)
+        while pos < n:
+            take = min(n - pos, size - held)
+            view[held:held + take] = data[pos:pos + take]
             held += take
-            block = block[take:] if take < len(block) else b""
+            pos += take
             if held == size:
-                # hand the chunk over without keeping a reference here: while the consumer sends it,
-                # this generator must not also pin it (or the blocks it was made of)
-                box = [parts[0] if len(parts) == 1 else b"".join(parts)]
-                parts, held = [], 0
-                yield box.pop()
-    if parts:
-        box = [b"".join(parts)]
-        parts = []
-        yield box.pop()
+                yield view
+                held = 0
+    if held:
+        yield view[:held]
 
 
 def _check_source(job: RelayJob, hashes: Mapping[HashType, str]) -> None:
@@ -101,7 +101,8 @@ def _check_dest(job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> 
 
 
 class Relay:
-    """Copies files from `src` to `dst` (one instance per migration; thread-safe: holds no per-file state)."""
+    """Copies files from `src` to `dst` (one instance per migration; thread-safe: holds no per-file state,
+    only a chunk buffer per thread)."""
 
     def __init__(self, src: Provider, dst: Provider) -> None:
         self.src = src
@@ -109,6 +110,7 @@ class Relay:
         # what the source reports is checked before commit; MD5/SHA-256 cover every destination
         # (Drive reports both, local computes them) and quickXor covers OneDrive
         self.kinds = frozenset(ALWAYS | (src.hash_types & _CHECKABLE))
+        self._buffers = threading.local()
 
     def _session(self, job: RelayJob, meta: UploadMeta, size: int) -> tuple[UploadSession, int]:
         if job.resume_token:
@@ -131,8 +133,9 @@ class Relay:
         meta = UploadMeta(modified=src_entry.modified, mime_type=src_entry.mime_type,
                           properties=base_props, replace=job.replace)
         hasher = MultiHasher(self.kinds)
+        buf = self._buffer(job.chunk_size)
         if size <= job.chunk_size:
-            return self._copy_small(job, meta, hasher, checkpoint, progress)
+            return self._copy_small(job, meta, hasher, buf, progress)
         session, committed = self._session(job, meta, size)
         checkpoint(session.token, committed)
         resumed_from = committed
@@ -141,8 +144,7 @@ class Relay:
                 hasher.update(block)
         offset = committed
         result: Entry | None = None
-        chunks = _rechunk(iter(self.src.open_range(src_entry, offset, size)), job.chunk_size)
-        for chunk in chunks:
+        for chunk in rechunk(self.src.open_range(src_entry, offset, size), buf):
             hasher.update(chunk)
             last = offset + len(chunk) >= size
             if last:
@@ -153,7 +155,6 @@ class Relay:
                     raise
             result = session.send(offset, chunk, last)
             sent = len(chunk)
-            del chunk  # not pinned while the next chunk is assembled: memory stays ~1 chunk per transfer
             offset += sent
             if progress:
                 progress(sent)
@@ -167,10 +168,21 @@ class Relay:
         hashes = hasher.hexdigests()
         return self._finish(job, result, hashes, size - resumed_from, resumed_from)
 
-    def _copy_small(self, job: RelayJob, meta: UploadMeta, hasher: MultiHasher, checkpoint: Checkpoint,
+    def _buffer(self, chunk_size: int) -> bytearray:
+        """This thread's chunk buffer (one per transfer thread, kept for the run)."""
+        buf: bytearray | None = getattr(self._buffers, "buf", None)
+        if buf is None or len(buf) != chunk_size:
+            buf = self._buffers.buf = bytearray(chunk_size)
+        return buf
+
+    def _copy_small(self, job: RelayJob, meta: UploadMeta, hasher: MultiHasher, buf: bytearray,
                     progress: Progress | None) -> RelayResult:
         """One chunk: read and check it whole before the upload starts, with full provenance up front."""
-        data = b"".join(self.src.open_range(job.source, 0, job.source.size or 0))
+        chunks = rechunk(self.src.open_range(job.source, 0, job.source.size or 0), buf)
+        data = next(chunks, memoryview(b""))
+        if next(chunks, None) is not None:
+            raise IntegrityError(f"{job.source.path}: the source sent more bytes than its size",
+                                 hash_type="size", expected=str(job.source.size), actual=f"> {len(buf)}")
         hasher.update(data)
         hashes = hasher.hexdigests()
         _check_source(job, hashes)

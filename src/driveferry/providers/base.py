@@ -17,7 +17,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
-from driveferry.integrity.hashes import HashType
+from driveferry.integrity.hashes import Buffer, HashType
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -66,7 +66,9 @@ class UploadSession(Protocol):
 
     `send` is idempotent per offset: re-sending bytes the server already holds is harmless. It returns
     the finished Entry after the last chunk, else None. After any doubt (timeout, reset), ask
-    `committed()`: never trust a local counter.
+    `committed()`: never trust a local counter. `chunk` may be any bytes-like buffer (bytes, bytearray,
+    memoryview) and is valid only during the call: the caller refills it afterwards, so an adapter must
+    not keep a reference to it (or copy it) beyond `send`.
     """
 
     token: str
@@ -75,7 +77,7 @@ class UploadSession(Protocol):
 
     def committed(self) -> int: ...
 
-    def send(self, offset: int, chunk: bytes, last: bool) -> Entry | None: ...
+    def send(self, offset: int, chunk: Buffer, last: bool) -> Entry | None: ...
 
     def abort(self) -> None: ...
 

@@ -34,7 +34,7 @@ from driveferry.errors import (
     UploadSessionLostError,
 )
 from driveferry.integrity import provenance
-from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.integrity.hashes import Buffer, HashType, MultiHasher
 from driveferry.providers.base import Entry, Kind, UploadMeta
 from driveferry.providers.local import PARTIAL_MARK, write_properties
 
@@ -139,7 +139,7 @@ class LocalUpload:
                 return self.size
             raise UploadSessionLostError(f"upload of {self._state['final']} is gone (temp file missing)") from None
 
-    def send(self, offset: int, chunk: bytes, last: bool) -> Entry | None:
+    def send(self, offset: int, chunk: Buffer, last: bool) -> Entry | None:
         """Write `chunk` at `offset` (bytes already held are skipped). Returns the Entry after the last.
 
         Raises PermanentError for a gap or overrun, TransientError if another process holds the
@@ -165,7 +165,7 @@ class LocalUpload:
         finally:
             os.close(fd)
 
-    def _send_locked(self, fd: int, offset: int, chunk: bytes, last: bool) -> Entry | None:
+    def _send_locked(self, fd: int, offset: int, chunk: Buffer, last: bool) -> Entry | None:
         committed = os.fstat(fd).st_size
         end = offset + len(chunk)
         if offset > committed:
@@ -180,7 +180,7 @@ class LocalUpload:
         try:
             while data:
                 written = os.pwrite(fd, data, pos)
-                hasher.update(bytes(data[:written]))
+                hasher.update(data[:written])
                 pos += written
                 data = data[written:]
             os.fsync(fd)  # the committed offset must survive a crash before anyone records it

@@ -26,6 +26,7 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.http import build_http
 
 from driveferry.errors import PermanentError, TransientError
+from driveferry.integrity.hashes import Buffer
 from driveferry.providers.gdrive.errors import translate
 
 GOOGLE_ROOT_URL = "https://www.googleapis.com/"
@@ -103,7 +104,7 @@ class DriveApi:
         user = result.get("user") if isinstance(result, dict) else None
         return user if isinstance(user, dict) else {}
 
-    def raw(self, method: str, uri: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
+    def raw(self, method: str, uri: str, *, body: Buffer = b"", headers: dict[str, str] | None = None,
             what: str) -> tuple[httplib2.Response, bytes]:
         """One request on the authorized http. Network failures are translated; statuses are not."""
         try:

@@ -25,6 +25,7 @@ from urllib.parse import quote, urljoin
 import httplib2
 
 from driveferry.errors import DriveferryError, PermanentError, TransientError, UploadSessionLostError
+from driveferry.integrity.hashes import Buffer
 from driveferry.providers.base import Entry
 from driveferry.providers.gdrive.api import FILE_FIELDS, DriveApi, Raw
 from driveferry.providers.gdrive.errors import translate
@@ -65,7 +66,7 @@ class SessionToken:
 class HttpCall:
     method: str
     headers: dict[str, str]
-    body: bytes = b""
+    body: Buffer = b""
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Reply:
     done: Raw | None = None
 
 
-def chunk_call(size: int, offset: int, chunk: bytes, last: bool) -> HttpCall:
+def chunk_call(size: int, offset: int, chunk: Buffer, last: bool) -> HttpCall:
     """The PUT for bytes [offset, offset+len(chunk)). Raises ValueError for chunks Drive would mangle."""
     end = offset + len(chunk)
     if offset < 0 or end > size:
@@ -149,7 +150,7 @@ class GDriveUploadSession:
         self._doubt = False
         return reply.committed
 
-    def send(self, offset: int, chunk: bytes, last: bool) -> Entry | None:
+    def send(self, offset: int, chunk: Buffer, last: bool) -> Entry | None:
         """Store bytes [offset, offset+len(chunk)); returns the finished Entry when the file is complete.
 
         `send(size, b"", True)` only asks the server and returns the Entry if it already finished.

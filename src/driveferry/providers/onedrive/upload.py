@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from driveferry.errors import PermanentError, UploadSessionLostError
+from driveferry.integrity.hashes import Buffer
 from driveferry.providers.base import Entry
 from driveferry.providers.onedrive.api import GraphClient, path_segments
 from driveferry.providers.onedrive.errors import FragmentRejectedError, UploadOutOfSyncError, translate
@@ -157,7 +158,7 @@ class GraphUploadSession:
             return 0 if self._done is None else self.size
         return self.size if self._done is not None else self._status()
 
-    def send(self, offset: int, chunk: bytes, last: bool) -> Entry | None:
+    def send(self, offset: int, chunk: Buffer, last: bool) -> Entry | None:
         end = offset + len(chunk)
         if end > self.size or (last and end != self.size):
             raise PermanentError(f"upload {self._t.path}: bytes {offset}-{end} do not fit size {self.size}")
