@@ -6,7 +6,10 @@
 Prints, for each set: the bare loop (same providers, same concurrency, no hashing, no journal, no
 provenance) and migrate, as MB/s and files/s, the ratio migrate/bare, and migrate's peak RSS against
 100 MB + transfers x chunk size. Goals (issue 4): large >= 0.85, small >= 0.8, RSS within the bound.
-Both sides run as child processes against one in-process emulator (TLS), one after the other.
+Both sides run as child processes against one in-process emulator (TLS), one after the other, in
+several rounds that alternate which side goes first; the ratio is the median of the rounds' ratios
+(one run of either side varies by 10-20% on a shared 2-core machine). Each round also prints the CPU
+seconds of the relay process and of the emulator, which share the machine's cores.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,37 +75,61 @@ _PEAK = ("import resource, runpy, sys\n"
          "finally:\n    print('PEAK_RSS_KB=%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
 
 
-def _child(args: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Run `python <script|-m module> ...` as a child; (seconds, that child's own peak RSS in bytes)."""
+def _child(args: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Run `python <script|-m module> ...` as a child: (seconds, its own peak RSS in bytes, its CPU seconds)."""
     target = args[2] if args[1] == "-m" else args[1]
     rest = args[3:] if args[1] == "-m" else args[2:]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run([args[0], "-c", _PEAK, target, *rest], env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak = [int(line.split("=")[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
     if proc.returncode != 0 or not peak:
         raise SystemExit(f"{args[1:4]} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return elapsed, peak[0] * 1024
+    return elapsed, peak[0] * 1024, cpu
 
 
-def run_set(name: str, spec: dict[str, Any], transfers: int, workdir: Path) -> dict[str, Any]:
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdir: Path) -> dict[str, Any]:
+    """`rounds` pairs of (bare, migrate) against one emulator, alternating which goes first, each into
+    its own destination folder (and journal). Machines drift: pairs run back to back, and the figure
+    judged is the median of the per-pair ratios."""
     with Emulator(workdir / name / "emu", tls=True) as emu:
         seed_emulator(emu, spec)
         graph: Any = next(m for m in emu.modules if getattr(m, "route_prefix", "") == "graph.")
         total = int(graph.model.folder_size(graph.model.root().id))
-        nfiles = sum(1 for _ in graph.model.descendant_ids(graph.model.root().id)) - 1
+        nfiles = sum(1 for i in graph.model.descendant_ids(graph.model.root().id)
+                     if graph.model.get(i).kind == "file")
         config = workdir / name / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))
         env = {**os.environ, "DRIVEFERRY_CONFIG": str(config)}
-        base = [sys.executable, __file__, "--bare-child", str(config), str(transfers)]
-        t_bare, _ = _child([*base, "emu-onedrive:/Set", "emu-gdrive:Bare"], env)
-        mig = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set", "emu-gdrive:Migrated",
-               "--journal", str(workdir / name / "journal.sqlite3"), "--transfers", str(transfers), "-q"]
-        t_mig, rss = _child(mig, env)
-    return {"set": name, "files": nfiles, "bytes": total, "bare_s": t_bare, "migrate_s": t_mig,
-            "bare_MBps": total / t_bare / 1e6, "migrate_MBps": total / t_mig / 1e6,
-            "bare_files_per_s": nfiles / t_bare, "migrate_files_per_s": nfiles / t_mig,
-            "ratio": t_bare / t_mig, "migrate_peak_rss_MB": rss / 1e6,
+        pairs = []
+        for r in range(rounds):
+            bare_cmd = [sys.executable, __file__, "--bare-child", str(config), str(transfers),
+                        "emu-onedrive:/Set", f"emu-gdrive:Bare-{r}"]
+            mig_cmd = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set", f"emu-gdrive:Migrated-{r}",
+                       "--journal", str(workdir / name / f"journal-{r}.sqlite3"), "--transfers", str(transfers), "-q"]
+            out: dict[str, Any] = {}
+            for side in (("bare", "migrate") if r % 2 == 0 else ("migrate", "bare")):
+                emu_before = _own_cpu()
+                seconds, rss, cpu = _child(bare_cmd if side == "bare" else mig_cmd, env)
+                out[side] = {"s": seconds, "rss": rss, "cpu": cpu, "emu_cpu": _own_cpu() - emu_before}
+            pairs.append(out)
+    ratios = sorted(p["bare"]["s"] / p["migrate"]["s"] for p in pairs)
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    bare_s = statistics.median(p["bare"]["s"] for p in pairs)
+    mig_s = statistics.median(p["migrate"]["s"] for p in pairs)
+    return {"set": name, "files": nfiles, "bytes": total, "rounds": pairs, "ratios": ratios, "ratio": median,
+            "bare_s": bare_s, "migrate_s": mig_s,
+            "bare_MBps": total / bare_s / 1e6, "migrate_MBps": total / mig_s / 1e6,
+            "bare_files_per_s": nfiles / bare_s, "migrate_files_per_s": nfiles / mig_s,
+            "migrate_peak_rss_MB": max(p["migrate"]["rss"] for p in pairs) / 1e6,
             "rss_bound_MB": (100e6 + transfers * CHUNK) / 1e6}
 
 
@@ -109,6 +138,7 @@ def main() -> None:
     ap.add_argument("--large", default="2G", help="bytes of large files (256 MiB each; default 2G)")
     ap.add_argument("--small", type=int, default=2000, help="number of 64 KiB files (default 2000)")
     ap.add_argument("--transfers", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3, help="bare/migrate pairs per set (default 3)")
     ap.add_argument("--bare-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_child:
@@ -121,17 +151,25 @@ def main() -> None:
                                                      for i in range(max(1, large // each))]}}
     small_spec = {"seed": 2, "onedrive": {"bulk": [{"dir": "Set/small", "count": args.small, "size": "64K"}]}}
     results = []
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {args.rounds} rounds per set; "
+          "CPU seconds: relay process / emulator (in this process)")
     with tempfile.TemporaryDirectory(prefix="driveferry-bench-") as tmp:
         for name, spec in (("large", large_spec), ("small", small_spec)):
-            r = run_set(name, spec, args.transfers, Path(tmp))
+            r = run_set(name, spec, args.transfers, args.rounds, Path(tmp))
             results.append(r)
             goal = 0.85 if name == "large" else 0.8
             print(f"{name}: {r['files']} files, {r['bytes'] / 2**20:.0f} MiB, {args.transfers} transfers")
-            print(f"  bare loop : {r['bare_s']:7.2f} s  {r['bare_MBps']:7.1f} MB/s  {r['bare_files_per_s']:7.1f} files/s")
+            for i, pair in enumerate(r["rounds"]):
+                b, m = pair["bare"], pair["migrate"]
+                print(f"  round {i + 1}: bare {b['s']:6.2f} s (CPU {b['cpu']:5.1f} / {b['emu_cpu']:5.1f})   "
+                      f"migrate {m['s']:6.2f} s (CPU {m['cpu']:5.1f} / {m['emu_cpu']:5.1f})   "
+                      f"ratio {b['s'] / m['s']:.2f}")
+            print(f"  bare loop : {r['bare_s']:7.2f} s  {r['bare_MBps']:7.1f} MB/s  {r['bare_files_per_s']:7.1f} files/s"
+                  "  (median)")
             print(f"  migrate   : {r['migrate_s']:7.2f} s  {r['migrate_MBps']:7.1f} MB/s  "
-                  f"{r['migrate_files_per_s']:7.1f} files/s")
-            print(f"  ratio migrate/bare = {r['ratio']:.2f} (goal >= {goal})   peak RSS {r['migrate_peak_rss_MB']:.0f} MB "
-                  f"(bound {r['rss_bound_MB']:.0f} MB)")
+                  f"{r['migrate_files_per_s']:7.1f} files/s  (median)")
+            print(f"  ratio migrate/bare = {r['ratio']:.2f} median of rounds (goal >= {goal})   "
+                  f"peak RSS {r['migrate_peak_rss_MB']:.0f} MB (bound {r['rss_bound_MB']:.0f} MB)")
     print(json.dumps(results))
 
 

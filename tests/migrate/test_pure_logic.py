@@ -133,7 +133,7 @@ def test_rechunk_exact_sizes_and_bytes_through_one_buffer() -> None:
     from driveferry.migrate.relay import rechunk
     data = bytes(range(256)) * 40  # 10,240 bytes in uneven blocks of every buffer type
     cuts = [0, 1, 700, 701, 5000, 9999, 10240]
-    blocks: list[bytes | bytearray | memoryview] = [data[i:j] for i, j in zip(cuts, cuts[1:])]
+    blocks: list[bytes | bytearray | memoryview] = [data[i:j] for i, j in zip(cuts, cuts[1:], strict=False)]
     blocks[1], blocks[3] = bytearray(blocks[1]), memoryview(blocks[3])
     buf = bytearray(1024)
     seen = []

@@ -29,10 +29,27 @@ _NO_SESSION: dict[str, Any] = {"session_token": None, "committed_offset": None, 
 _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
 
 
+def _within(candidates: list[tuple[int, int | None]], max_bytes: int | None) -> list[int]:
+    """The ids of the longest prefix of (id, size) whose sizes sum to at most `max_bytes` (at least one)."""
+    ids: list[int] = []
+    total = 0
+    for item_id, size in candidates:
+        total += size or 0
+        if ids and max_bytes is not None and total > max_bytes:
+            break
+        ids.append(item_id)
+    return ids
+
+
 class LeaseOps(StoreBase):
     def claim(self, job_id: int, worker_id: str, lease_s: float, limit: int = 1, *,
-              kinds: Collection[str] | None = None) -> list[ItemRecord]:
+              kinds: Collection[str] | None = None, max_bytes: int | None = None) -> list[ItemRecord]:
         """Lease up to `limit` items of the job to `worker_id` for `lease_s` seconds.
+
+        `max_bytes` bounds the batch by size: items are taken in order while their sizes add up to at
+        most `max_bytes`, and the first is always taken. So a batch is many small files or one large
+        file, and a large file is never claimed only to be handed back (which would leave other
+        claimers empty-handed meanwhile).
 
         In-progress items whose lease has expired (their worker died) come first, as their upload
         sessions expire on the server; then pending items, lowest id (planning order) first. Session
@@ -55,13 +72,15 @@ class LeaseOps(StoreBase):
             expired = sa.and_(expired, c.kind.in_(list(kinds)))
             pending = sa.and_(pending, c.kind.in_(list(kinds)))
         with self._db.write() as conn:
-            stale = conn.execute(sa.select(c.id, c.lease_owner).where(expired).order_by(c.id).limit(limit)
-                                 .with_for_update(skip_locked=True)).all()
-            ids: list[int] = [r.id for r in stale]
+            stale = conn.execute(sa.select(c.id, c.lease_owner, c.size_bytes).where(expired).order_by(c.id)
+                                 .limit(limit).with_for_update(skip_locked=True)).all()
+            candidates = [(r.id, r.size_bytes) for r in stale]
             taken = {r.id for r in stale if r.lease_owner != worker_id}
-            if len(ids) < limit:
-                ids += conn.scalars(sa.select(c.id).where(pending).order_by(c.id).limit(limit - len(ids))
-                                    .with_for_update(skip_locked=True))
+            if len(candidates) < limit:
+                candidates += [(r.id, r.size_bytes) for r in conn.execute(
+                    sa.select(c.id, c.size_bytes).where(pending).order_by(c.id).limit(limit - len(candidates))
+                    .with_for_update(skip_locked=True))]
+            ids = _within(candidates, max_bytes)
             if not ids:
                 return []
             conn.execute(sa.update(t.items).where(c.id.in_(ids)).values(
@@ -203,19 +222,6 @@ class LeaseOps(StoreBase):
         with self._db.write() as conn:
             result = conn.execute(sa.update(t.items)
                                   .where(c.lease_owner == worker_id, c.state == ItemState.IN_PROGRESS.value)
-                                  .values(state=ItemState.PENDING.value, updated_at=self._now(), **_NO_LEASE))
-        return int(result.rowcount)
-
-    def release_items(self, worker_id: str, item_ids: Collection[int]) -> int:
-        """Return the given items `worker_id` holds to pending (claimed in a batch, not to be worked
-        on by it), keeping their sessions. Returns how many were released. Raises JournalError."""
-        if not item_ids:
-            return 0
-        c = t.items.c
-        with self._db.write() as conn:
-            result = conn.execute(sa.update(t.items)
-                                  .where(c.id.in_(list(item_ids)), c.lease_owner == worker_id,
-                                         c.state == ItemState.IN_PROGRESS.value)
                                   .values(state=ItemState.PENDING.value, updated_at=self._now(), **_NO_LEASE))
         return int(result.rowcount)
 

@@ -121,10 +121,10 @@ class JobPort:
         return ClaimedItem(rec.id, rec.path, entry, rec.session_token, rec.committed_offset or 0, rec.attempts,
                            rec.taken_over)
 
-    def claim(self, worker_id: str, lease_s: float, limit: int) -> Sequence[ClaimedItem]:
+    def claim(self, worker_id: str, lease_s: float, limit: int, max_bytes: int | None = None) -> Sequence[ClaimedItem]:
         # the journal marks items whose previous worker's lease expired as taken over
         return [self._claimed(r) for r in self.journal.claim(self.job_id, worker_id, lease_s, limit,
-                                                              kinds={Kind.FILE.value})]
+                                                              kinds={Kind.FILE.value}, max_bytes=max_bytes)]
 
     def renew(self, worker_id: str, item_ids: Sequence[int], lease_s: float) -> None:
         self.journal.renew(worker_id, item_ids, lease_s)
@@ -152,9 +152,6 @@ class JobPort:
 
     def release(self, worker_id: str) -> None:
         self.journal.release(worker_id)
-
-    def release_items(self, worker_id: str, item_ids: Sequence[int]) -> None:
-        self.journal.release_items(worker_id, item_ids)
 
     def unfinished_elsewhere(self, worker_id: str) -> bool:
         return any(i.lease_owner not in (None, worker_id)

@@ -39,7 +39,10 @@ class Finished:
 
 
 class JournalPort(Protocol):
-    def claim(self, worker_id: str, lease_s: float, limit: int) -> Sequence[ClaimedItem]: ...
+    def claim(self, worker_id: str, lease_s: float, limit: int, max_bytes: int | None = None) -> Sequence[ClaimedItem]:
+        """Lease up to `limit` files, in order, while their sizes add up to at most `max_bytes` (the
+        first is always taken)."""
+        ...
 
     def renew(self, worker_id: str, item_ids: Sequence[int], lease_s: float) -> None: ...
 
@@ -60,8 +63,6 @@ class JournalPort(Protocol):
     def heartbeat(self, bytes_done: int, rate: float, current: int | None) -> None: ...
 
     def release(self, worker_id: str) -> None: ...
-
-    def release_items(self, worker_id: str, item_ids: Sequence[int]) -> None: ...
 
     def unfinished_elsewhere(self, worker_id: str) -> bool:
         """True while other workers hold unexpired leases on unfinished items."""

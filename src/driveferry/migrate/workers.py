@@ -124,15 +124,10 @@ class Workers:
             self.journal.heartbeat(sent, sent / max(1e-6, time.monotonic() - started), ids[0] if ids else None)
 
     def _claim(self) -> list[ClaimedItem]:
-        """Claim a batch: small files (one chunk or less) are taken CLAIM_BATCH at a time, which halves the
-        journal round trips per file; of large files this thread keeps one and hands the rest back, so
-        they spread over the other threads and workers."""
-        batch = list(self.journal.claim(self.s.worker_id, self.s.lease_s, CLAIM_BATCH))
-        small = [i for i in batch if (i.entry.size or 0) <= self.s.chunk_size]
-        large = [i for i in batch if (i.entry.size or 0) > self.s.chunk_size]
-        if len(large) > 1:
-            self.journal.release_items(self.s.worker_id, [i.item_id for i in large[1:]])
-        return large[:1] + small
+        """Claim a batch: up to CLAIM_BATCH files but no more than one chunk's worth of bytes. Small files
+        come many at a time, which cuts the journal round trips per file; a file larger than a chunk
+        comes alone, so large files spread over all threads and workers."""
+        return list(self.journal.claim(self.s.worker_id, self.s.lease_s, CLAIM_BATCH, self.s.chunk_size))
 
     def _loop(self) -> None:
         queue: list[ClaimedItem] = []
