@@ -144,3 +144,4 @@ def test_rechunk_exact_sizes_and_bytes_through_one_buffer() -> None:
     assert [len(c) for c in rechunk([data[:1500]], buf)] == [1024, 476]
     assert [bytes(c) for c in rechunk([data[:1500]], buf)][-1] == data[1024:1500]
     assert list(rechunk([], buf)) == [] and list(rechunk([b""], buf)) == []
+    assert [bytes(c) for c in rechunk([b"", b"extra"], bytearray())] == [b"extra"]  # none expected, some came

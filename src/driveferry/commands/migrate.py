@@ -68,16 +68,35 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+class _NoBar:
+    """What TerminalProgress uses of a tqdm bar, doing nothing (quiet or not a terminal)."""
+
+    def __init__(self, **_: Any) -> None:
+        self.total = 0
+
+    def update(self, n: int) -> None: ...
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None: ...
+
+    def write(self, s: str, file: Any = None) -> None:
+        print(s, file=file or sys.stderr)
+
+    def close(self) -> None: ...
+
+
 class TerminalProgress(PlanProgress):
     """tqdm bars: total bytes with rate and ETA, plus one bar per active file (when a TTY)."""
 
     def __init__(self, enabled: bool) -> None:
-        from tqdm import tqdm
-        self._tqdm = tqdm
         # bars only on a terminal: redirected output gets the summary, not thousands of \r updates
         self.enabled = enabled and sys.stderr.isatty()
-        self.total = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
-                          disable=not self.enabled, dynamic_ncols=True)
+        if self.enabled:
+            from tqdm import tqdm
+            self._tqdm: Any = tqdm
+        else:  # tqdm (and the multiprocessing lock it makes) would cost memory and start-up time for nothing
+            self._tqdm = _NoBar
+        self.total = self._tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
+                                disable=not self.enabled, dynamic_ncols=True)
         self._files: dict[str, Any] = {}
         self._lock = threading.Lock()
 

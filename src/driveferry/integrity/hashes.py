@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as _np
 import xxhash
 
 
@@ -76,6 +75,15 @@ class QuickXorState:
         return cls(int(str(data["register"]), 16), int(str(data["length"])))
 
 
+def _xor_fold(data: Buffer, nbytes: int) -> int:
+    """The first `nbytes` (a multiple of 160) of `data` XOR-folded into one 160-byte block, as an int.
+
+    numpy is imported on first use: only quickXorHash needs it, and it costs ~20 MB of memory."""
+    import numpy as np
+    words = np.frombuffer(data, dtype=np.uint64, count=nbytes // 8).reshape(-1, _BLOCK // 8)
+    return int.from_bytes(np.bitwise_xor.reduce(words, axis=0).tobytes(), "little")
+
+
 class QuickXor:
     """quickXorHash over a stream, with a state that can be saved and resumed.
 
@@ -98,8 +106,7 @@ class QuickXor:
         body = n - n % _BLOCK
         local = 0
         if body:
-            words = _np.frombuffer(data, dtype=_np.uint64, count=body // 8).reshape(-1, _BLOCK // 8)
-            local = int.from_bytes(_np.bitwise_xor.reduce(words, axis=0).tobytes(), "little")
+            local = _xor_fold(data, body)
         if body < n:
             local ^= int.from_bytes(memoryview(data).cast("B")[body:], "little")
         rot = (self._length % _BLOCK) * 8  # local byte k sits at stream position length + k

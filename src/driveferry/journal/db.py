@@ -18,7 +18,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from driveferry.errors import JournalError, UserError
@@ -132,8 +131,11 @@ class Database:
 
     def insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT for `table`, which has on_conflict_do_nothing / on_conflict_do_update."""
+        # imported here: the PostgreSQL dialect costs a few MB that an SQLite journal does not need
         if self.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
             return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
         return sqlite.insert(table)
 
     def dispose(self) -> None:

@@ -55,7 +55,7 @@ class RelayResult:
     properties: Mapping[str, str] = field(default_factory=dict)
 
 
-def rechunk(blocks: Iterable[Buffer], buf: bytearray) -> Iterator[memoryview]:
+def rechunk(blocks: Iterable[Buffer], buf: bytearray | memoryview) -> Iterator[memoryview]:
     """Regroup a stream of arbitrary blocks into chunks of exactly `len(buf)` bytes (the last may be short).
 
     Each chunk is copied into `buf` and handed out as a view of it, valid until the next chunk is asked
@@ -64,6 +64,9 @@ def rechunk(blocks: Iterable[Buffer], buf: bytearray) -> Iterator[memoryview]:
     a chunk (sent, hashed) before it asks for the next; the adapters' `send` keeps no reference to it.
     """
     size = len(buf)
+    if not size:  # nothing is expected: bytes that come anyway are handed out as they are
+        yield from (memoryview(b) for b in blocks if memoryview(b).nbytes)
+        return
     view = memoryview(buf)
     held = 0
     for block in blocks:
@@ -133,7 +136,7 @@ class Relay:
         meta = UploadMeta(modified=src_entry.modified, mime_type=src_entry.mime_type,
                           properties=base_props, replace=job.replace)
         hasher = MultiHasher(self.kinds)
-        buf = self._buffer(job.chunk_size)
+        buf = self._buffer(min(size, job.chunk_size))
         if size <= job.chunk_size:
             return self._copy_small(job, meta, hasher, buf, progress)
         session, committed = self._session(job, meta, size)
@@ -168,14 +171,16 @@ class Relay:
         hashes = hasher.hexdigests()
         return self._finish(job, result, hashes, size - resumed_from, resumed_from)
 
-    def _buffer(self, chunk_size: int) -> bytearray:
-        """This thread's chunk buffer (one per transfer thread, kept for the run)."""
+    def _buffer(self, nbytes: int) -> memoryview:
+        """`nbytes` of this thread's buffer: one per transfer thread, kept for the run and grown only
+        as far as a file needs (at most a chunk), so small files never cost a whole chunk of memory."""
         buf: bytearray | None = getattr(self._buffers, "buf", None)
-        if buf is None or len(buf) != chunk_size:
-            buf = self._buffers.buf = bytearray(chunk_size)
-        return buf
+        if buf is None or len(buf) < nbytes:
+            self._buffers.buf = None  # drop the old one before the new one exists
+            buf = self._buffers.buf = bytearray(nbytes)
+        return memoryview(buf)[:nbytes]
 
-    def _copy_small(self, job: RelayJob, meta: UploadMeta, hasher: MultiHasher, buf: bytearray,
+    def _copy_small(self, job: RelayJob, meta: UploadMeta, hasher: MultiHasher, buf: memoryview,
                     progress: Progress | None) -> RelayResult:
         """One chunk: read and check it whole before the upload starts, with full provenance up front."""
         chunks = rechunk(self.src.open_range(job.source, 0, job.source.size or 0), buf)
