@@ -49,7 +49,7 @@ GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
 ITEM_FIELDS = ("id,name,size,file,folder,package,root,deleted,parentReference,fileSystemInfo,"
                "lastModifiedDateTime,eTag,cTag")
 PAGE_SIZE = 1000  # the largest $top known to work (rclone's default); Graph clamps silently above
-READ_BLOCK = 1 << 20
+READ_BLOCK = 256 * 1024  # below glibc's pinned 1 MiB mmap threshold: reused heap, not a fresh mapping per block
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIABLE = re.compile(r"bytes \*/(\d+)")
 
