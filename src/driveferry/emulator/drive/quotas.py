@@ -9,25 +9,38 @@ content (native Docs are free) and refuses any write that would go over it.
 
 from __future__ import annotations
 
+import math
+
 from driveferry.emulator.drive import errors
 from driveferry.emulator.state import State
 
 DAY_S = 24 * 3600
 DEFAULT_DAILY_UPLOAD_BYTES = 750 * 10**9
 
+# Bytes per user per second of the emulator clock (rounded up, so a byte never leaves the window
+# early): a check reads one row per busy second of the day, not one per upload ever made.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS drive_upload_log (ts REAL NOT NULL, user TEXT NOT NULL, nbytes INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS drive_upload_log_user ON drive_upload_log(user, ts);
+CREATE TABLE IF NOT EXISTS drive_upload_seconds (user TEXT NOT NULL, sec INTEGER NOT NULL, nbytes INTEGER NOT NULL,
+                                                 PRIMARY KEY (user, sec));
+"""
+_OLD_LOG = """
+INSERT INTO drive_upload_seconds(user, sec, nbytes)
+    SELECT user, CAST(ts AS INTEGER) + (ts > CAST(ts AS INTEGER)), SUM(nbytes) FROM drive_upload_log GROUP BY 1, 2
+    ON CONFLICT(user, sec) DO UPDATE SET nbytes = nbytes + excluded.nbytes;
+DROP TABLE drive_upload_log;
 """
 
 
 class Quotas:
-    """Limits (persisted in emu_meta) and the upload log (table drive_upload_log)."""
+    """Limits (persisted in emu_meta) and the upload log (table drive_upload_seconds)."""
 
     def __init__(self, state: State) -> None:
         self.state = state
         with state.lock:
             state.db.executescript(_SCHEMA)
+            old = state.db.execute("SELECT 1 FROM sqlite_master WHERE name='drive_upload_log'").fetchone()
+            if old:  # state saved by an older emulator: one row per upload
+                state.db.executescript(_OLD_LOG)
 
     def set_limits(self, daily_upload_bytes: int | None = None, storage_limit_bytes: int | None = None,
                    *, clear_storage_limit: bool = False) -> dict[str, int | None]:
@@ -47,8 +60,8 @@ class Quotas:
     def uploaded_in_window(self, user: str) -> int:
         """Bytes `user` uploaded in the last 24 h of the emulator clock."""
         since = self.state.clock.timestamp() - DAY_S
-        rows = self.state.query("SELECT COALESCE(SUM(nbytes), 0) AS n FROM drive_upload_log WHERE user=? AND ts>?",
-                                (user, since))
+        rows = self.state.query("SELECT COALESCE(SUM(nbytes), 0) AS n FROM drive_upload_seconds "
+                                "WHERE user=? AND sec>?", (user, since))
         return int(rows[0]["n"])
 
     def check_upload_allowed(self, user: str) -> None:
@@ -59,15 +72,16 @@ class Quotas:
     def usage_by_user(self) -> dict[str, int]:
         """Bytes uploaded per user in the current 24 h window."""
         since = self.state.clock.timestamp() - DAY_S
-        rows = self.state.query("SELECT user, SUM(nbytes) AS n FROM drive_upload_log WHERE ts>? GROUP BY user",
+        rows = self.state.query("SELECT user, SUM(nbytes) AS n FROM drive_upload_seconds WHERE sec>? GROUP BY user",
                                 (since,))
         return {str(r["user"]): int(r["n"]) for r in rows}
 
     def record_upload(self, user: str, nbytes: int) -> None:
         if nbytes > 0:
             with self.state.tx() as db:
-                db.execute("INSERT INTO drive_upload_log(ts, user, nbytes) VALUES(?,?,?)",
-                           (self.state.clock.timestamp(), user, nbytes))
+                db.execute("INSERT INTO drive_upload_seconds(user, sec, nbytes) VALUES(?,?,?) ON CONFLICT(user, sec) "
+                           "DO UPDATE SET nbytes = nbytes + excluded.nbytes",
+                           (user, math.ceil(self.state.clock.timestamp()), nbytes))
 
     def storage_used(self) -> tuple[int, int]:
         """(bytes in Drive, of which in trash) counting blob content only (native docs are free)."""
