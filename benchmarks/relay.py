@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import seed_emulator
 from driveferry.emulator.server import Emulator
+from driveferry.migrate.relay import rechunk
 from driveferry.migrate.settings import DEFAULT_CHUNK as CHUNK  # the same chunk for both sides
 from driveferry.providers.base import Entry, Kind, UploadMeta
 from driveferry.units import parse_size
@@ -49,21 +51,23 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int) 
     for part in [p for p in dp.split("/") if p]:
         parent = dst.mkdir(parent, part)
     files = [w.entry for w in walk_files(src, root) if w.entry.kind is Kind.FILE]
+    local = threading.local()
 
     def copy(entry: Entry) -> None:
+        # migrate's own chunking (one reused buffer per thread, views sent as they are): the bare loop
+        # differs from migrate only by what migrate adds, not by how bytes are regrouped
         size = entry.size or 0
         session = dst.begin_upload(parent, entry.name, size, UploadMeta())
-        buf = bytearray()
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = bytearray(chunk)
         offset = 0
-        for block in src.open_range(entry, 0, size):
-            buf += block
-            while len(buf) >= chunk and offset + len(buf) > chunk:
-                if offset + chunk >= size:
-                    break
-                session.send(offset, bytes(buf[:chunk]), False)
-                del buf[:chunk]
-                offset += chunk
-        session.send(offset, bytes(buf), True)
+        view = memoryview(buf)[:min(size, chunk)]
+        for piece in rechunk(src.open_range(entry, 0, size), view):
+            session.send(offset, piece, offset + len(piece) >= size)
+            offset += len(piece)
+        if size == 0:
+            session.send(0, b"", True)
 
     with ThreadPoolExecutor(transfers) as pool:
         list(pool.map(copy, files))

@@ -28,7 +28,7 @@ from driveferry.migrate.relay import Relay, RelayJob
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 8
+CLAIM_BATCH = 32
 FLUSH_EVERY_S = 2.0  # finished files wait at most this long (or until the batch ends) to be recorded
 
 
