@@ -13,7 +13,7 @@ def test_window_counts_each_byte_for_at_least_a_day_in_bounded_rows(tmp_path: Pa
     state = State(tmp_path)
     q = Quotas(state)
     start = state.clock.timestamp()
-    for i in range(1000):  # a busy second: many uploads, one row
+    for _ in range(1000):  # a busy second: many uploads, one row
         q.record_upload("u", 10)
     q.record_upload("v", 7)
     assert q.uploaded_in_window("u") == 10_000 and q.usage_by_user() == {"u": 10_000, "v": 7}
