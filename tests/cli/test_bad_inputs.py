@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import seed_emulator
 from driveferry.emulator.server import Emulator
+from emulator_client import EmulatorClient
 
 SPEC: dict[str, Any] = {
     "seed": 7,
@@ -42,22 +42,11 @@ MUTATING = ("create", "delete", "update", "upload", "copy", "commit", "fragment"
 
 
 @dataclass
-class Env:
+class Env(EmulatorClient):
     emu: Emulator
     dir: Path
     config: Path
     journal: Path
-
-    def session(self) -> requests.Session:
-        s = requests.Session()
-        s.trust_env = False
-        s.verify = str(self.emu.ca_file)
-        return s
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        r = self.session().request(method, self.emu.base_url + "/_emulator" + path, json=body, timeout=30)
-        r.raise_for_status()
-        return r.json() if r.content else None
 
     def cli(self, *args: str, preexec: Callable[[], None] | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,32 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import content_bytes, seed_emulator
 from driveferry.emulator.server import Emulator
 from driveferry.providers.registry import provider_from_section
+from emulator_client import EmulatorClient
 
 
 @dataclass
-class World:
+class World(EmulatorClient):
     emu: Emulator
     dir: Path
     config: Path
     journal: Path
     spec: dict[str, Any]
-
-    def session(self) -> requests.Session:
-        s = requests.Session()
-        s.trust_env = False
-        s.verify = str(self.emu.ca_file)
-        return s
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        r = self.session().request(method, self.emu.base_url + "/_emulator" + path, json=body, timeout=30)
-        r.raise_for_status()
-        return r.json() if r.content else None
 
     def counters(self) -> dict[str, Any]:
         return dict(self.control("GET", "/counters"))
