@@ -6,9 +6,12 @@
 Prints, for each set: the bare loop (same providers, same concurrency, no hashing, no journal, no
 provenance) and migrate, as MB/s and files/s, the ratio migrate/bare, and migrate's peak RSS against
 100 MB + transfers x chunk size. Goals (issue 4): large >= 0.85, small >= 0.8, RSS within the bound.
-Both sides run as child processes against one in-process emulator (TLS), one after the other, in
-several rounds that alternate which side goes first; the ratio is the median of the rounds' ratios
-(one run of either side varies by 10-20% on a shared 2-core machine). Each round also prints the CPU
+A third side, bare+hashes, is the bare loop that also computes the digests migrate must compute (MD5,
+SHA-256, quickXor) and nothing else: bare+hashes/bare is the best ratio any relay that hashes can reach
+on this machine, and migrate/bare+hashes is what migrate itself (journal, plan, checks) costs.
+The sides run as child processes against one in-process emulator (TLS), one after the other, in
+several rounds that rotate which side goes first; each ratio is the median of the rounds' ratios
+(one run of any side varies by 10-20% on a shared 2-core machine). Each round also prints the CPU
 seconds of the relay process and of the emulator, which share the machine's cores.
 """
 
@@ -32,14 +35,19 @@ from typing import Any
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import seed_emulator
 from driveferry.emulator.server import Emulator
-from driveferry.migrate.relay import rechunk
+from driveferry.integrity.hashes import MultiHasher
+from driveferry.migrate.relay import Relay, rechunk
 from driveferry.migrate.settings import DEFAULT_CHUNK as CHUNK  # the same chunk for both sides
 from driveferry.providers.base import Entry, Kind, UploadMeta
 from driveferry.units import parse_size
 
 
-def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int) -> None:
-    """The baseline: walk, then Range download -> resumable upload per file; nothing else."""
+def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, hashing: bool = False) -> None:
+    """The baseline: walk, then Range download -> resumable upload per file; nothing else.
+
+    With `hashing`, each chunk is also fed to the digests migrate must compute for this pair (MD5,
+    SHA-256 and the source's quickXor, the same MultiHasher), and nothing else is added: the least
+    work any relay meeting issue 4 can do, so hashed/bare is the ceiling of migrate/bare here."""
     from driveferry import config as cfg
     from driveferry.providers.ops import walk_files
     from driveferry.providers.registry import open_remote
@@ -51,6 +59,7 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int) 
     for part in [p for p in dp.split("/") if p]:
         parent = dst.mkdir(parent, part)
     files = [w.entry for w in walk_files(src, root) if w.entry.kind is Kind.FILE]
+    kinds = Relay(src, dst).kinds
     local = threading.local()
 
     def copy(entry: Entry) -> None:
@@ -63,11 +72,16 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int) 
             buf = local.buf = bytearray(chunk)
         offset = 0
         view = memoryview(buf)[:min(size, chunk)]
+        hasher = MultiHasher(kinds) if hashing else None
         for piece in rechunk(src.open_range(entry, 0, size), view):
+            if hasher:
+                hasher.update(piece)
             session.send(offset, piece, offset + len(piece) >= size)
             offset += len(piece)
         if size == 0:
             session.send(0, b"", True)
+        if hasher:
+            hasher.hexdigests()
 
     with ThreadPoolExecutor(transfers) as pool:
         list(pool.map(copy, files))
@@ -112,10 +126,20 @@ def _own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+SIDES = ("bare", "hashed", "migrate")
+LABELS = {"bare": "bare loop", "hashed": "bare+hashes", "migrate": "migrate"}
+
+
+def _median_ratio(pairs: list[dict[str, Any]], num: str, den: str) -> tuple[float, list[float]]:
+    """Median over rounds of seconds(num) / seconds(den), i.e. throughput(den side) / throughput(num side)."""
+    ratios = sorted(p[num]["s"] / p[den]["s"] for p in pairs)
+    return statistics.median(ratios), ratios
+
+
 def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdir: Path) -> dict[str, Any]:
-    """`rounds` pairs of (bare, migrate) against one emulator, alternating which goes first, each into
-    its own destination folder (and journal). Machines drift: pairs run back to back, and the figure
-    judged is the median of the per-pair ratios."""
+    """`rounds` rounds of (bare, hashed, migrate) against one emulator, each side into its own destination
+    folder (and journal), the order rotated every round. Machines drift: a round's sides run back to back,
+    and the figures judged are medians of per-round ratios."""
     (workdir / name).mkdir(parents=True, exist_ok=True)
     with Emulator(_emulator_dir(workdir, name, spec), tls=True) as emu:
         seed_emulator(emu, spec)
@@ -129,27 +153,28 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
         env = {**os.environ, "DRIVEFERRY_CONFIG": str(config)}
         pairs = []
         for r in range(rounds):
-            bare_cmd = [sys.executable, __file__, "--bare-child", str(config), str(transfers),
-                        "emu-onedrive:/Set", f"emu-gdrive:Bare-{r}"]
-            mig_cmd = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set", f"emu-gdrive:Migrated-{r}",
-                       "--journal", str(workdir / name / f"journal-{r}.sqlite3"), "--transfers", str(transfers), "-q"]
+            cmds = {side: [sys.executable, __file__, f"--{side}-child", str(config), str(transfers),
+                           "emu-onedrive:/Set", f"emu-gdrive:{side}-{r}"] for side in ("bare", "hashed")}
+            cmds["migrate"] = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set",
+                               f"emu-gdrive:migrate-{r}", "--journal", str(workdir / name / f"journal-{r}.sqlite3"),
+                               "--transfers", str(transfers), "-q"]
             out: dict[str, Any] = {}
-            for side in (("bare", "migrate") if r % 2 == 0 else ("migrate", "bare")):
+            for side in SIDES[r % 3:] + SIDES[:r % 3]:
                 os.sync()  # no writeback left over from the previous child
                 emu_before = _own_cpu()
-                seconds, rss, cpu = _child(bare_cmd if side == "bare" else mig_cmd, env)
+                seconds, rss, cpu = _child(cmds[side], env)
                 out[side] = {"s": seconds, "rss": rss, "cpu": cpu, "emu_cpu": _own_cpu() - emu_before}
-                for copy in drive.model.find_by_path(f"{'Bare' if side == 'bare' else 'Migrated'}-{r}"):
+                for copy in drive.model.find_by_path(f"{side}-{r}"):
                     drive.model.delete(copy.id)  # checked already by the child; frees the emulator's space
             pairs.append(out)
-    ratios = sorted(p["bare"]["s"] / p["migrate"]["s"] for p in pairs)
-    median = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
-    bare_s = statistics.median(p["bare"]["s"] for p in pairs)
-    mig_s = statistics.median(p["migrate"]["s"] for p in pairs)
-    return {"set": name, "files": nfiles, "bytes": total, "rounds": pairs, "ratios": ratios, "ratio": median,
-            "bare_s": bare_s, "migrate_s": mig_s,
-            "bare_MBps": total / bare_s / 1e6, "migrate_MBps": total / mig_s / 1e6,
-            "bare_files_per_s": nfiles / bare_s, "migrate_files_per_s": nfiles / mig_s,
+    ratio, ratios = _median_ratio(pairs, "bare", "migrate")
+    secs = {side: statistics.median(p[side]["s"] for p in pairs) for side in SIDES}
+    return {"set": name, "files": nfiles, "bytes": total, "rounds": pairs, "ratios": ratios, "ratio": ratio,
+            "ceiling": _median_ratio(pairs, "bare", "hashed")[0],
+            "overhead": _median_ratio(pairs, "hashed", "migrate")[0],
+            **{f"{side}_s": secs[side] for side in SIDES},
+            **{f"{side}_MBps": total / secs[side] / 1e6 for side in SIDES},
+            **{f"{side}_files_per_s": nfiles / secs[side] for side in SIDES},
             "migrate_peak_rss_MB": max(p["migrate"]["rss"] for p in pairs) / 1e6,
             "rss_bound_MB": (100e6 + transfers * CHUNK) / 1e6}
 
@@ -159,12 +184,13 @@ def main() -> None:
     ap.add_argument("--large", default="2G", help="bytes of large files (256 MiB each; default 2G)")
     ap.add_argument("--small", type=int, default=2000, help="number of 64 KiB files (default 2000)")
     ap.add_argument("--transfers", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3, help="bare/migrate pairs per set (default 3)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of (bare, hashed, migrate) per set (default 3)")
     ap.add_argument("--bare-child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--hashed-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.bare_child:
-        config, transfers, src, dst = args.bare_child
-        bare(config, src, dst, int(transfers), CHUNK)
+    if args.bare_child or args.hashed_child:
+        config, transfers, src, dst = args.bare_child or args.hashed_child
+        bare(config, src, dst, int(transfers), CHUNK, hashing=bool(args.hashed_child))
         return
     large = parse_size(args.large)
     each = min(large, 256 * 1024 * 1024)
@@ -185,16 +211,16 @@ def main() -> None:
             goal = 0.85 if name == "large" else 0.8
             print(f"{name}: {r['files']} files, {r['bytes'] / 2**20:.0f} MiB, {args.transfers} transfers")
             for i, pair in enumerate(r["rounds"]):
-                b, m = pair["bare"], pair["migrate"]
-                print(f"  round {i + 1}: bare {b['s']:6.2f} s (CPU {b['cpu']:5.1f} / {b['emu_cpu']:5.1f})   "
-                      f"migrate {m['s']:6.2f} s (CPU {m['cpu']:5.1f} / {m['emu_cpu']:5.1f})   "
-                      f"ratio {b['s'] / m['s']:.2f}")
-            print(f"  bare loop : {r['bare_s']:7.2f} s  {r['bare_MBps']:7.1f} MB/s  {r['bare_files_per_s']:7.1f} files/s"
-                  "  (median)")
-            print(f"  migrate   : {r['migrate_s']:7.2f} s  {r['migrate_MBps']:7.1f} MB/s  "
-                  f"{r['migrate_files_per_s']:7.1f} files/s  (median)")
+                print(f"  round {i + 1}: " + "   ".join(
+                    f"{side} {pair[side]['s']:6.2f} s (CPU {pair[side]['cpu']:5.1f} / {pair[side]['emu_cpu']:5.1f})"
+                    for side in SIDES) + f"   ratio {pair['bare']['s'] / pair['migrate']['s']:.2f}")
+            for side in SIDES:
+                print(f"  {LABELS[side]:<12}: {r[side + '_s']:7.2f} s  {r[side + '_MBps']:7.1f} MB/s  "
+                      f"{r[side + '_files_per_s']:7.1f} files/s  (median)")
             print(f"  ratio migrate/bare = {r['ratio']:.2f} median of rounds (goal >= {goal})   "
                   f"peak RSS {r['migrate_peak_rss_MB']:.0f} MB (bound {r['rss_bound_MB']:.0f} MB)")
+            print(f"  ceiling bare+hashes/bare = {r['ceiling']:.2f} (the required digests alone, no journal); "
+                  f"migrate/bare+hashes = {r['overhead']:.2f} (what migrate adds beyond them)")
     print(json.dumps(results))
 
 

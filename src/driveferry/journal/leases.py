@@ -29,6 +29,25 @@ _NO_SESSION: dict[str, Any] = {"session_token": None, "committed_offset": None, 
 _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
 
 
+def _checkpoint_statement() -> sa.Update:
+    """The UPDATE of `LeaseOps.checkpoint`, built once: a worker checkpoints after every chunk, and
+    building the statement cost far more than running it. Its WHERE is the lease check;
+    `session_started_at` changes only with the token."""
+    c = t.items.c
+    return (sa.update(t.items)
+            .where(c.id == sa.bindparam("p_item"), c.lease_owner == sa.bindparam("p_worker"),
+                   c.state == ItemState.IN_PROGRESS.value)
+            .values(session_token=sa.bindparam("p_token"), committed_offset=sa.bindparam("p_offset"),
+                    hash_state=sa.bindparam("p_hash_state"), bytes_done=sa.bindparam("p_offset"),
+                    updated_at=sa.bindparam("p_now"),
+                    session_started_at=sa.case(
+                        (c.session_token.is_not_distinct_from(sa.bindparam("p_token")), c.session_started_at),
+                        else_=sa.bindparam("p_started", type_=c.session_started_at.type))))
+
+
+_CHECKPOINT = _checkpoint_statement()
+
+
 def _within(candidates: list[tuple[int, int | None]], max_bytes: int | None) -> list[int]:
     """The ids of the longest prefix of (id, size) whose sizes sum to at most `max_bytes` (at least one)."""
     ids: list[int] = []
@@ -117,14 +136,12 @@ class LeaseOps(StoreBase):
         """
         now = self._now()
         with self._db.write() as conn:
-            row = self._lock_item(conn, item_id)
-            self._require_lease(row, worker_id)
-            values: dict[str, Any] = {"session_token": session_token, "committed_offset": committed_offset,
-                                      "hash_state": dump_json(hash_state), "bytes_done": committed_offset,
-                                      "updated_at": now}
-            if session_token != row.session_token:
-                values["session_started_at"] = now if session_token is not None else None
-            conn.execute(sa.update(t.items).where(t.items.c.id == item_id).values(**values))
+            done = conn.execute(_CHECKPOINT, {
+                "p_item": item_id, "p_worker": worker_id, "p_token": session_token, "p_offset": committed_offset,
+                "p_hash_state": dump_json(hash_state), "p_now": now,
+                "p_started": now if session_token is not None else None})
+            if done.rowcount != 1:  # say why: no such item, or not (or no longer) this worker's
+                self._require_lease(self._lock_item(conn, item_id), worker_id)
 
     def complete(self, item_id: int, dest_id: str, dest_hashes: Mapping[str, str], size_bytes: int) -> None:
         """Mark the item done with its destination id and the hashes the destination reported.
