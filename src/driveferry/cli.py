@@ -35,7 +35,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"driveferry: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in `argv` (its first word that is not an option), if it is one of COMMANDS."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `only` just that command's: each command module imports what it
+    needs (SQLAlchemy, the emulator, ...), and a run should pay for its own command only."""
     parser = _Parser(prog="driveferry", description=__doc__.split("\n\n")[0] if __doc__ else None,
                      epilog="Exit codes: 0 ok, 1 problems found or items failed, 2 bad input, "
                             "3 stopped at a quota, 4 interrupted.",
@@ -43,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"driveferry {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         try:
             module = importlib.import_module(f"driveferry.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -56,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     tune_allocator()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from driveferry import __version__
-from driveferry.cli import COMMANDS, build_parser
+from driveferry.cli import COMMANDS, _command_in, build_parser
 
 
 def _parsers() -> list[tuple[str, argparse.ArgumentParser]]:
@@ -59,6 +60,25 @@ def test_version() -> None:
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"driveferry {__version__}"
     assert proc.stderr == ""
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    code = ("import sys\nfrom driveferry.cli import main\ntry:\n    main(['-v', 'hashsum', '--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('driveferry.commands.') or m == 'sqlalchemy'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(ast.literal_eval(proc.stdout.strip().splitlines()[-1]))
+    assert "driveferry.commands.hashsum" in loaded
+    # what hashsum uses (ls's listing, the shared helpers), not the journal (SQLAlchemy) or other commands
+    assert not loaded & {"sqlalchemy", "driveferry.commands.migrate", "driveferry.commands.verify",
+                         "driveferry.commands.status", "driveferry.commands.emulator", "driveferry.commands.demo"}
+
+
+@pytest.mark.parametrize("argv,command", [(["migrate", "a", "b"], "migrate"), (["-v", "-v", "status"], "status"),
+                                          (["--help"], None), (["bogus", "migrate"], None), ([], None)])
+def test_the_command_is_the_first_word_that_is_not_an_option(argv: list[str], command: str | None) -> None:
+    assert _command_in(argv) == command
 
 
 ROOT = Path(__file__).resolve().parents[2]
