@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +147,32 @@ def test_rechunk_exact_sizes_and_bytes_through_one_buffer() -> None:
     assert [bytes(c) for c in rechunk([data[:1500]], buf)][-1] == data[1024:1500]
     assert list(rechunk([], buf)) == [] and list(rechunk([b""], buf)) == []
     assert [bytes(c) for c in rechunk([b"", b"extra"], bytearray())] == [b"extra"]  # none expected, some came
+
+
+@pytest.mark.parametrize("actual", [b"short", b""])
+def test_small_file_whose_bytes_disagree_with_its_size_is_refused_before_upload(tmp_path: Path, actual: bytes) -> None:
+    from dataclasses import replace
+
+    from driveferry.errors import IntegrityError
+    from driveferry.migrate.relay import Relay, RelayJob
+    from driveferry.providers.local import LocalProvider
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dst").mkdir()
+    uploads: list[str] = []
+
+    class Dest(LocalProvider):
+        def begin_upload(self, parent: Entry, name: str, size: int, meta: Any) -> Any:
+            uploads.append(name)
+            return super().begin_upload(parent, name, size, meta)
+
+    src, dst = LocalProvider(tmp_path / "src", name="src"), Dest(tmp_path / "dst", name="dst")
+    (tmp_path / "src" / "f.bin").write_bytes(b"0123456789")
+    planned = src.stat("f.bin")  # 10 bytes when planned; then the file changed under the relay
+    (tmp_path / "src" / "f.bin").write_bytes(actual)
+    job = RelayJob(source=replace(planned, hashes={}), dest_parent=dst.root(), dest_name="f.bin", run_id="r",
+                   chunk_size=1 << 20)
+    with pytest.raises(IntegrityError) as err:
+        Relay(src, dst).copy(job, lambda token, offset: None)
+    assert err.value.expected == "10"
+    assert uploads == []  # refused before any upload began (not committed and then deleted)
+    assert [p.name for p in (tmp_path / "dst").iterdir()] == []

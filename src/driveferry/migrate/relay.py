@@ -183,11 +183,14 @@ class Relay:
     def _copy_small(self, job: RelayJob, meta: UploadMeta, hasher: MultiHasher, buf: memoryview,
                     progress: Progress | None) -> RelayResult:
         """One chunk: read and check it whole before the upload starts, with full provenance up front."""
-        chunks = rechunk(self.src.open_range(job.source, 0, job.source.size or 0), buf)
+        size = job.source.size or 0
+        chunks = rechunk(self.src.open_range(job.source, 0, size), buf)
         data = next(chunks, memoryview(b""))
-        if next(chunks, None) is not None:
-            raise IntegrityError(f"{job.source.path}: the source sent more bytes than its size",
-                                 hash_type="size", expected=str(job.source.size), actual=f"> {len(buf)}")
+        extra = next(chunks, None)
+        if extra is not None or len(data) != size:  # checked before anything is uploaded
+            got = f"more than {len(data)}" if extra is not None else str(len(data))
+            raise IntegrityError(f"{job.source.path}: the source sent {got} bytes for a size of {size}",
+                                 hash_type="size", expected=str(size), actual=got)
         hasher.update(data)
         hashes = hasher.hexdigests()
         _check_source(job, hashes)
