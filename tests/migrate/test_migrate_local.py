@@ -98,3 +98,17 @@ def test_files_copied_but_not_yet_recorded_are_skipped_on_the_next_run(tmp_path:
     for rel, content in data.items():
         assert (dst / rel).read_bytes() == content
     assert len(list((dst / "d").iterdir())) == 12
+
+
+def test_status_shows_what_a_worker_sent_even_when_it_finished_between_heartbeats(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "f.bin").write_bytes(os.urandom(200_000))
+    journal = tmp_path / "j.sqlite3"
+    _migrate(src, dst, journal, "--lease", "10m")  # heartbeats every 200 s: the run ends long before one
+    proc = subprocess.run([sys.executable, "-m", "driveferry.cli", "status", "--journal", str(journal), "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (job,) = json.loads(proc.stdout)["jobs"]
+    workers = job["workers"]
+    assert [w["bytes"] for w in workers] == [200_000]

@@ -89,12 +89,14 @@ class Workers:
         self.quota_stop: QuotaStop | None = None
         self._active: set[int] = set()
         self._active_lock = threading.Lock()
+        self._started = time.monotonic()
 
     def run(self) -> Tally:
         threads = [threading.Thread(target=self._loop, name=f"transfer-{i}", daemon=True)
                    for i in range(self.s.transfers)]
         renewer = threading.Thread(target=self._renew_leases, name="lease-renewer", daemon=True)
-        self.journal.heartbeat(0, 0.0, None)  # visible to `status` from the start
+        self._started = time.monotonic()
+        self._heartbeat(None)  # visible to `status` from the start
         renewer.start()
         for t in threads:
             t.start()
@@ -111,17 +113,20 @@ class Workers:
             self.stop.set()
             renewer.join(timeout=5)
             self.journal.release(self.s.worker_id)
+            self._heartbeat(None)  # the final figures: work done since the last beat would not show
         return self.tally
 
+    def _heartbeat(self, current: int | None) -> None:
+        sent = self.tally.bytes_uploaded
+        self.journal.heartbeat(sent, sent / max(1e-6, time.monotonic() - self._started), current)
+
     def _renew_leases(self) -> None:
-        started = time.monotonic()
         while not self.stop.wait(max(0.5, self.s.lease_s / 3)):
             with self._active_lock:
                 ids = list(self._active)
             if ids:
                 self.journal.renew(self.s.worker_id, ids, self.s.lease_s)
-            sent = self.tally.bytes_uploaded
-            self.journal.heartbeat(sent, sent / max(1e-6, time.monotonic() - started), ids[0] if ids else None)
+            self._heartbeat(ids[0] if ids else None)
 
     def _claim(self) -> list[ClaimedItem]:
         """Claim a batch: up to CLAIM_BATCH files but no more than one chunk's worth of bytes. Small files
