@@ -16,7 +16,9 @@ EPILOG = """\
 example:
   driveferry emulator serve --data /tmp/emu --tls --seed configs/emulator/small.toml
 
-Prints one JSON line: {"base_url", "ca_file", "data_dir", "credentials": {...}} and serves until Ctrl-C.
+Prints one JSON line: {"base_url", "ca_file", "data_dir", "credentials": {...}[, "connect_proxy"]} and
+serves until Ctrl-C. With --connect-proxy, clients with fixed endpoints reach it as
+HTTPS_PROXY=<connect_proxy> with the CA file trusted (e.g. rclone --ca-cert <ca_file>).
 State (metadata in SQLite, content as files under --data) survives a restart, open upload sessions
 included. Control endpoint: <base_url>/_emulator/{counters,faults,clock}."""
 
@@ -33,6 +35,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--tls", action="store_true", help="serve https with a generated local CA (msal needs it)")
     s.add_argument("--seed", metavar="FILE", help="TOML tree spec to create (see configs/emulator/)")
     s.add_argument("--faults", metavar="FILE", help="TOML fault plan (see configs/emulator/faults.example.toml)")
+    s.add_argument("--connect-proxy", type=int, metavar="PORT",
+                   help="also run an HTTP CONNECT proxy on 127.0.0.1:PORT (0: any) tunnelling every host to the "
+                        "emulator, for clients with fixed endpoints (rclone); needs --tls")
     s.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
     s.set_defaults(func=serve)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -49,6 +54,9 @@ def serve(args: argparse.Namespace) -> int:
             raise UserError(f"fault plan {args.faults} not found") from None
         except (ValueError, TypeError) as exc:
             raise UserError(f"fault plan {args.faults} is invalid: {exc}") from None
+    proxy_port = getattr(args, "connect_proxy", None)
+    if proxy_port is not None and (not args.tls or not 0 <= proxy_port <= 65535):
+        raise UserError("--connect-proxy needs --tls and a port in 0..65535")
     if args.seed and not Path(args.seed).is_file():  # before the data directory is created
         raise UserError(f"seed spec {args.seed} not found; see configs/emulator/")
     try:
@@ -64,12 +72,24 @@ def serve(args: argparse.Namespace) -> int:
             seed_emulator(emu, load_spec(Path(args.seed)))
         except FileNotFoundError:
             raise UserError(f"seed spec {args.seed} not found; see configs/emulator/") from None
-    print(json.dumps(emu.describe()), flush=True)
+    described = emu.describe()
+    proxy = None
+    if proxy_port is not None:
+        from driveferry.emulator.proxy import ConnectProxy
+        try:
+            proxy = ConnectProxy((emu.host, emu.port), port=proxy_port).start()
+        except OSError as exc:
+            emu.stop()
+            raise UserError(f"cannot listen on 127.0.0.1:{proxy_port}: {exc.strerror}") from None
+        described["connect_proxy"] = proxy.url
+    print(json.dumps(described), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         emu.serve_forever()
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        if proxy is not None:
+            proxy.stop()
         emu.stop()
     return 0
