@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from driveferry.commands.doctor import _mount_finding, unfinished_files
+from driveferry.commands.doctor import unfinished_files
 from driveferry.emulator.aria2sim import Aria2Writer
-from driveferry.verify.doctor import Mount, mount_of, read_mounts
+from driveferry.verify.doctor import Mount, check_mount, mount_of, read_mounts
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,11 +56,16 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
         assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
 
 
-def test_fuse_mount_is_named() -> None:
-    mounts = read_mounts("drive /content/drive fuse.drive rw 0 0\n/dev/sda1 / ext4 rw 0 0\n")
+def test_fuse_mount_is_named_by_fstype() -> None:
+    mounts = read_mounts("drive /content/drive fuse.drive rw 0 0\n/dev/sda1 / ext4 rw 0 0\n"
+                         "gdrive: /content/rc fuse.rclone rw 0 0\n")
     m = mount_of(Path("/content/drive/MyDrive/dl"), mounts)
     assert m is not None
-    f = _mount_finding(Path("/content/drive/MyDrive/dl"), m)
-    assert "FUSE mount" in f.message and "Google Drive" in f.message
-    plain = _mount_finding(Path("/data"), Mount("/", "ext4", "/dev/sda1"))
-    assert "not a FUSE mount" in plain.message
+    f = check_mount(Path("/content/drive/MyDrive/dl"), m)
+    assert f.level == "warn" and "Google DriveFS (Colab)" in f.message and "flush_and_unmount" in f.fix
+    rc = mount_of(Path("/content/rc/dl"), mounts)
+    assert rc is not None
+    r = check_mount(Path("/content/rc/dl"), rc)
+    assert r.level == "warn" and "rclone mount" in r.message and "Google" not in r.message
+    plain = check_mount(Path("/data"), Mount("/", "ext4", "/dev/sda1"))
+    assert plain.level == "ok" and "not a FUSE mount" in plain.message and "local disk" in plain.message

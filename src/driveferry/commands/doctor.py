@@ -1,7 +1,8 @@
 """`driveferry doctor DIR`: is DIR a FUSE mount, which files look unfinished, which aria2 settings bite.
 
 Reads only: nothing is written or changed. Checks, each printed as one line:
-  mount    whether DIR is on a FUSE mount, and which (Google Drive on Colab, rclone, ...)
+  mount    which mount holds DIR, by its fstype: rclone mount, Colab's DriveFS, google-drive-ocamlfuse,
+           another FUSE filesystem (each a warning: it uploads on rules of its own) or local disk
   files    files under DIR whose zero tail or sparse holes reach --min-zero-tail (unfinished downloads)
   aria2    with --aria2: the file-allocation setting of an aria2.conf or an aria2c command line
   journal  with --journal: whether the SQLite journal would sit on a FUSE mount
@@ -21,10 +22,9 @@ from driveferry.integrity.zeros import scan_zeros
 from driveferry.units import format_size, parse_size
 from driveferry.verify.doctor import (
     Finding,
-    Mount,
     check_aria2,
     check_journal_location,
-    describe_mount,
+    check_mount,
     mount_of,
     parse_aria2,
     read_mounts,
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     aria2 = parse_aria2(_aria2_text(args.aria2)) if args.aria2 else None
     mounts = read_mounts()
     mount = mount_of(root, mounts)
-    findings = [_mount_finding(root, mount)]
+    findings = [check_mount(root, mount)]
     scanned = list(unfinished_files(root, min_bytes))
     findings.extend(scanned or [Finding("ok", "files", f"no file with a zero tail or holes of {format_size(min_bytes)}+")])
     if aria2 is not None:
@@ -122,12 +122,3 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     return 1 if any(f.level in ("warn", "error") for f in findings) else 0
 
-
-def _mount_finding(root: Path, mount: Mount | None) -> Finding:
-    if mount is None:
-        return Finding("ok", "mount", f"{root}: mount unknown (no /proc/self/mounts)")
-    if mount.is_fuse:
-        # Not a problem by itself, but it is why preallocated files get uploaded as zeros.
-        return Finding("ok", "mount", f"{root} is on a FUSE mount: {describe_mount(mount)} at {mount.mountpoint}; "
-                       "a lazy sync may upload files before they are complete")
-    return Finding("ok", "mount", f"{root} is not a FUSE mount ({mount.fstype} at {mount.mountpoint})")

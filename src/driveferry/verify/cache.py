@@ -11,8 +11,14 @@ rewritten again with identical size and times (git's "racy clean" problem; FAT/F
 A row is trusted only if the file's mtime/ctime were at least `racy_window_s` older than the moment
 hashing began; otherwise the file is hashed again next time (and then cached for good).
 
+Device and inode numbers are unsigned 64-bit values, and FUSE filesystems use all 64 bits (rclone's
+inode numbers are path hashes, often above 2**63), while an SQLite INTEGER is signed 64-bit. They are
+stored as their signed two's-complement value (`to_sqlite_int`), which is the identity below 2**63.
+
 Rows of deleted files are never looked up again; `prune(unseen_for_s)` drops rows no scan has used
-for that long. The schema carries a version (PRAGMA user_version); a cache written by another version
+for that long. The schema carries a version (PRAGMA user_version). Version 1 stored the same columns
+and could only ever hold numbers below 2**63 (larger ones failed to insert), where the signed
+encoding changes nothing, so a version-1 cache is kept and relabelled; a cache of any other version
 is discarded and rebuilt, since everything in it can be recomputed.
 
 The cache only stores what we computed from local bytes; it never holds a remote's hash.
@@ -32,11 +38,13 @@ from types import TracebackType
 
 from driveferry.integrity.hashes import HashType
 
-__all__ = ["FileKey", "ZeroFacts", "HashCache", "default_cache_path", "DEFAULT_RACY_WINDOW_S"]
+__all__ = ["FileKey", "ZeroFacts", "HashCache", "default_cache_path", "to_sqlite_int", "DEFAULT_RACY_WINDOW_S"]
 
 DEFAULT_RACY_WINDOW_S = 2.0  # FAT and some FUSE mounts stamp mtimes with 2 s / 1 s resolution
 _COMMIT_EVERY = 512
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+_COMPATIBLE_VERSIONS = (1,)  # versions whose rows are valid as they are (see the module docstring)
+_U64 = 1 << 64
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,17 @@ class ZeroFacts:
     hole_bytes: int = 0
 
 
+def to_sqlite_int(n: int) -> int:
+    """An unsigned 64-bit number (st_dev, st_ino) as the signed 64-bit value SQLite can store.
+
+    Numbers below 2**63 are unchanged; 2**63..2**64-1 map to -2**63..-1 (two's complement), so the
+    mapping is one-to-one over the unsigned range. Raises ValueError outside 0..2**64-1.
+    """
+    if not 0 <= n < _U64:
+        raise ValueError(f"not an unsigned 64-bit number: {n}")
+    return n - _U64 if n >= _U64 >> 1 else n
+
+
 def default_cache_path() -> Path:
     """`$DRIVEFERRY_HASH_CACHE`, else `$XDG_CACHE_HOME/driveferry/hashcache.sqlite3` (~/.cache by default)."""
     explicit = os.environ.get("DRIVEFERRY_HASH_CACHE")
@@ -76,7 +95,7 @@ def default_cache_path() -> Path:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
-  device INTEGER NOT NULL, inode INTEGER NOT NULL,
+  device INTEGER NOT NULL, inode INTEGER NOT NULL,  -- to_sqlite_int(st_dev), to_sqlite_int(st_ino)
   size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
   recorded_ns INTEGER NOT NULL,  -- when hashing began (for the racy check)
   seen_ns INTEGER NOT NULL,      -- last time a scan used this row (for prune)
@@ -109,17 +128,20 @@ class HashCache:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            if self._db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
-                self._db.execute("DROP TABLE IF EXISTS files")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version != _SCHEMA_VERSION:
+                if version not in _COMPATIBLE_VERSIONS:
+                    self._db.execute("DROP TABLE IF EXISTS files")
                 self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             self._db.execute(_SCHEMA)
             self._db.execute("BEGIN")
 
     def get(self, key: FileKey, kinds: Collection[HashType]) -> tuple[dict[HashType, str], ZeroFacts] | None:
+        device, inode = _ident(key)
         with self._lock:
             row = self._db.execute(
                 "SELECT size, mtime_ns, ctime_ns, recorded_ns, hashes, zero_tail, all_zero, hole_count,"
-                " hole_bytes FROM files WHERE device=? AND inode=?", (key.device, key.inode)).fetchone()
+                " hole_bytes FROM files WHERE device=? AND inode=?", (device, inode)).fetchone()
         if row is None or (row[0], row[1], row[2]) != (key.size, key.mtime_ns, key.ctime_ns):
             return None
         if row[3] - max(key.mtime_ns, key.ctime_ns) < self.racy_window_ns:
@@ -128,22 +150,23 @@ class HashCache:
         if any(k not in stored for k in kinds):
             return None
         with self._lock:
-            self._seen.append((time.time_ns(), key.device, key.inode))
+            self._seen.append((time.time_ns(), device, inode))
         return {k: stored[k] for k in kinds}, ZeroFacts(row[5], bool(row[6]), row[7], row[8])
 
     def put(self, key: FileKey, hashes: Mapping[HashType, str], zeros: ZeroFacts, *, recorded_ns: int) -> None:
         """Store hashes computed from bytes read at or after `recorded_ns` (time.time_ns())."""
+        device, inode = _ident(key)
         with self._lock:
             row = self._db.execute(
                 "SELECT size, mtime_ns, ctime_ns, hashes FROM files WHERE device=? AND inode=?",
-                (key.device, key.inode)).fetchone()
+                (device, inode)).fetchone()
             merged: dict[str, str] = {}
             if row is not None and (row[0], row[1], row[2]) == (key.size, key.mtime_ns, key.ctime_ns):
                 merged.update(json.loads(row[3]))
             merged.update({k.value: v for k, v in hashes.items()})
             self._db.execute(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (key.device, key.inode, key.size, key.mtime_ns, key.ctime_ns, recorded_ns, time.time_ns(),
+                (device, inode, key.size, key.mtime_ns, key.ctime_ns, recorded_ns, time.time_ns(),
                  json.dumps(merged, sort_keys=True), zeros.zero_tail_bytes, int(zeros.all_zero),
                  zeros.hole_count, zeros.hole_bytes))
             self._unsaved += 1
@@ -187,3 +210,8 @@ class HashCache:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _ident(key: FileKey) -> tuple[int, int]:
+    """The (device, inode) columns of a row for `key`."""
+    return to_sqlite_int(key.device), to_sqlite_int(key.inode)

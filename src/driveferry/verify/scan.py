@@ -49,7 +49,8 @@ class LocalFile:
 
     path: POSIX path relative to the scan root. mtime: UTC. hashes: lowercase hex per requested type
     (empty when `error` is set). cached: the hashes came from the cache, no bytes were read.
-    changed_during_scan: size or mtime moved while it was read, so its hashes describe no single state.
+    changed_during_scan: the file's stat (size, mtime, ctime, inode) before it was opened differs from its
+    stat after it was closed, so its hashes describe no single state.
     """
 
     path: str
@@ -163,7 +164,14 @@ def _buffer(block_size: int) -> bytearray:
 
 def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
                progress: Progress | None) -> tuple[dict[HashType, str], ZeroFacts, os.stat_result]:
-    """Hash one file in one pass and measure its zero tail. Returns (hashes, zero facts, stat after)."""
+    """Hash one file in one pass and measure its zero tail.
+
+    Returns (hashes, zero facts, `os.stat` of the path after the file was closed). The caller compares
+    that with its `os.stat` from before the open: equal keys mean no write landed in between. `fstat`
+    of the open descriptor is no judge: a FUSE mount may report the state of its own open handle (rclone
+    with a VFS cache shows a file queued for upload with a moving mtime while it is open), which no
+    writer caused and which is gone once the file is closed.
+    """
     hasher = MultiHasher(kinds)
     buf = _buffer(block_size)
     view = memoryview(buf)
@@ -182,7 +190,7 @@ def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
                 tail = tail + n if stripped == 0 else n - stripped
             if progress is not None:
                 progress(n)
-        after = os.fstat(f.fileno())
+    after = os.stat(abs_path, follow_symlinks=False)
     return hasher.hexdigests(), zero_facts_of(tail, size, holes), after
 
 
