@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from driveferry.emulator.drive.changes import SCHEMA as CHANGES_SCHEMA
+from driveferry.emulator.drive.changes import log_change
 from driveferry.emulator.drive.errors import DriveError, bad_request, field_not_writable, not_found
 from driveferry.emulator.drive.hashing import write_blob
 from driveferry.emulator.drive.quotas import Quotas
@@ -74,7 +76,7 @@ class DriveModel:
         self.state = state
         self.quotas = Quotas(state)
         with state.lock:
-            state.db.executescript(_SCHEMA)
+            state.db.executescript(_SCHEMA + CHANGES_SCHEMA)
         root = state.get_meta("drive.root_id", "")
         if not root:
             root = new_file_id()
@@ -359,8 +361,11 @@ class DriveModel:
         if f.id == self.root_id:
             raise DriveError(403, "cannotDeleteRoot", "The root folder cannot be deleted.", location="fileId")
         doomed = list(self._subtree(f))
+        now = rfc3339(self.state.clock.now())
         with self.state.tx() as db:
             db.executemany("DELETE FROM drive_files WHERE id=?", [(d.id,) for d in doomed])
+            for d in doomed:
+                log_change(db, d.id, now, removed=True)
         for d in doomed:
             self.state.remove_blob(d.blob)
 
@@ -407,6 +412,7 @@ class DriveModel:
             with self.state.tx() as db:
                 db.execute(f"INSERT INTO drive_files({','.join(cols)}) VALUES({','.join('?' * len(cols))})",
                            self._values(f))
+                log_change(db, f.id, rfc3339(self.state.clock.now()))
         except sqlite3.IntegrityError:  # two creates racing with the same pre-generated id
             raise DriveError(409, "duplicate", "A file already exists with the provided ID.", location="id") from None
 
@@ -415,4 +421,5 @@ class DriveModel:
         with self.state.tx() as db:
             db.execute(f"UPDATE drive_files SET {','.join(c + '=?' for c in cols)} WHERE id=?",
                        [*self._values(f), f.id])
+            log_change(db, f.id, rfc3339(self.state.clock.now()))
 

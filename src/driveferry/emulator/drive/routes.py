@@ -16,6 +16,7 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from driveferry.emulator.drive import fields
+from driveferry.emulator.drive.changes import DriveChanges
 from driveferry.emulator.drive.errors import DriveError, bad_request, drive_errors, invalid_value
 from driveferry.emulator.drive.hashing import write_blob
 from driveferry.emulator.drive.media import MediaHandlers, json_body
@@ -138,6 +139,7 @@ class DriveApi:
         add("drive.files.get", "GET", v3 + f"/files/{_ID}", self.get)
         add("drive.files.update", "PATCH", v3 + f"/files/{_ID}", self.update)
         add("drive.files.delete", "DELETE", v3 + f"/files/{_ID}", self.delete)
+        DriveChanges(model).register(add, v3)  # drive.changes.startPageToken, drive.changes.list
         # The session URI is the credential: no Authorization needed (api-notes 4.6.2).
         for path in (up + "/files", up + f"/files/{_ID}"):
             add("drive.upload.chunk", "PUT", path, media.chunk, auth=False, query={"upload_id": None})
