@@ -30,9 +30,10 @@ from driveferry.errors import (
 from driveferry.integrity.hashes import HashType
 from driveferry.providers.base import Entry, Kind, UploadMeta
 from driveferry.providers.gdrive import GDriveProvider, from_remote_config
-from driveferry.providers.retrying import RetryPolicy, call_with_retry
+from driveferry.providers.pacing import Pacer
+from driveferry.providers.retrying import RetryingProvider, RetryPolicy, call_with_retry
 
-FAST = RetryPolicy(max_attempts=12, base_delay_s=0.01, max_delay_s=0.05, jitter=0.0)
+FAST = RetryPolicy(max_attempts=12, base_delay_s=0.01, max_delay_s=0.05)
 CHUNK = 256 * 1024
 
 
@@ -68,9 +69,10 @@ def make_provider(emu: Emulator, state_dir: Path, *, oauth: bool = True, **extra
     """A provider rooted at a fresh folder of its own (tests share one emulator)."""
     section = {**google_section(emu, oauth=oauth), "root": f"t-{uuid.uuid4().hex[:8]}", "create_root": True,
                "download_chunk_bytes": 300_000, **extra}
-    provider = from_remote_config(section, name="gdrive", state_dir=state_dir)
-    provider.retry = FAST
-    return provider
+    # the retry layer, as build_provider composes it, with a quick policy and a pacer of this test's own
+    provider = RetryingProvider(from_remote_config(section, name="gdrive", state_dir=state_dir), FAST,
+                                Pacer(f"gdrive-{uuid.uuid4().hex[:6]}"))
+    return provider  # type: ignore[return-value]
 
 
 def upload(provider: GDriveProvider, parent: Entry, name: str, data: bytes, *, chunk: int = CHUNK,

@@ -23,12 +23,13 @@ from driveferry.providers.base import Entry, UploadMeta
 from driveferry.providers.onedrive import OneDriveProvider, from_remote_config
 from driveferry.providers.onedrive.errors import UploadOutOfSyncError
 from driveferry.providers.onedrive.upload import CHUNK_MULTIPLE
-from driveferry.providers.retrying import RetryPolicy
+from driveferry.providers.pacing import Pacer
+from driveferry.providers.retrying import RetryingProvider, RetryPolicy
 
 pytest.importorskip("driveferry.emulator.graph.routes")
 pytest.importorskip("driveferry.emulator.identity_microsoft")
 
-FAST = RetryPolicy(max_attempts=30, base_delay_s=0.01, max_delay_s=0.05, jitter=0.0)
+FAST = RetryPolicy(max_attempts=30, base_delay_s=0.01, max_delay_s=0.05)
 
 
 def ms_section(emu: Emulator) -> dict[str, Any]:
@@ -104,8 +105,8 @@ def test_upload_killed_with_its_process_resumes_from_token(fresh_emulator: Emula
 
 def test_transfers_complete_through_throttling_resets_and_truncation(fresh_emulator: Emulator,
                                                                      tmp_path: Path) -> None:
-    p = from_remote_config(ms_section(fresh_emulator), name="onedrive", state_dir=tmp_path)
-    p.client.policy = FAST
+    p = RetryingProvider(from_remote_config(ms_section(fresh_emulator), name="onedrive", state_dir=tmp_path),
+                         FAST, Pacer("onedrive-resilience"))
     root = p.root()
     plan = {"seed": 1, "rules": [
         {"kind": "status", "route": "graph.*", "status": 429, "retry_after": "0.2", "rate": 0.3},

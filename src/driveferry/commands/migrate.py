@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from driveferry.commands.common import add_config_arg, check_output_path, open_r
 from driveferry.errors import DriveferryError, UserError
 from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
+from driveferry.providers.pacing import Pacer, RetryEvent
 from driveferry.units import format_size, parse_duration
 
 if TYPE_CHECKING:
@@ -153,6 +155,32 @@ class JsonProgress(PlanProgress):
     def file_finished(self, path: str, status: str) -> None:
         self._emit(event="finish", path=path, status=status)
 
+    def retry(self, event: RetryEvent) -> None:
+        """One wait of the retry layer: {"event": "retry", "remote", "op", "wait_s", "reason", ...}."""
+        self._emit(**event.to_json())
+
+
+class WaitCounter:
+    """Waits and seconds waited per remote during this run, from the remotes' pacers (retry layer)."""
+
+    def __init__(self, providers: list[Any], observer: Callable[[RetryEvent], None] | None) -> None:
+        self._pacers: dict[str, Pacer] = {}
+        for p in providers:
+            pacer = getattr(p, "pacer", None)
+            if isinstance(pacer, Pacer) and pacer.remote not in self._pacers:
+                self._pacers[pacer.remote] = pacer
+                if observer is not None:
+                    pacer.observers.append(observer)
+        self._start = {name: (p.stats.waits, p.stats.waited_s) for name, p in self._pacers.items()}
+
+    def figures(self) -> dict[str, dict[str, float]]:
+        """{remote: {"waits": N, "waited_s": S}} since this counter was made."""
+        out: dict[str, dict[str, float]] = {}
+        for name, p in self._pacers.items():
+            waits0, waited0 = self._start[name]
+            out[name] = {"waits": p.stats.waits - waits0, "waited_s": round(p.stats.waited_s - waited0, 3)}
+        return out
+
 
 def run(args: argparse.Namespace) -> int:
     values: dict[str, Any] = load_job_file(args.job) if args.job else {}
@@ -182,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
     exists = "://" in settings.journal or os.path.exists(settings.journal)
     journal = Journal.open(settings.journal) if (exists or not settings.dry_run) else None
     progress: PlanProgress = (JsonProgress() if args.json else TerminalProgress(not args.quiet))
+    waits = WaitCounter([src, dst], progress.retry if isinstance(progress, JsonProgress) else None)
     if backup is not None:
         backup.start()
     try:
@@ -197,10 +226,11 @@ def run(args: argparse.Namespace) -> int:
             journal.close()
         if backup is not None:
             _final_backup(backup)
-    report = {"settings": settings.redacted(), "summary": summary.to_json()}
+    wait_figures = waits.figures()
+    report = {"settings": settings.redacted(), "summary": {**summary.to_json(), "waits": wait_figures}}
     if args.report:
         write_private(Path(args.report), json.dumps(report, indent=2, default=str))
-    _print_summary(summary, args.json)
+    _print_summary(summary, args.json, wait_figures)
     if summary.stopped_for_quota:
         return 3
     return 1 if summary.failed else 0
@@ -241,14 +271,18 @@ def _sleep_until(resets_at: str, as_json: bool) -> None:
     time.sleep(wait)
 
 
-def _print_summary(s: Summary, as_json: bool) -> None:
+def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]]) -> None:
     if as_json:
-        print(json.dumps({"event": "summary", **s.to_json()}), flush=True)
+        print(json.dumps({"event": "summary", **s.to_json(), "waits": waits}), flush=True)
         return
     verb = "would copy" if s.dry_run else "copied"
     print(f"{verb} {s.copied}, skipped {s.skipped} (already there), failed {s.failed}, "
           f"cannot copy {s.unsupported}, filtered {s.filtered}; {format_size(s.bytes_uploaded)} in "
           f"{s.seconds:.1f}s ({format_size(s.rate_bps)}/s); run {s.run_id}")
+    waited = [f"{name}: waits {int(w['waits'])}, waited {w['waited_s']:.1f} s" for name, w in waits.items()
+              if w["waits"]]
+    if waited:
+        print("throttling and retries: " + "; ".join(waited))
     for item in s.unsupported_items[:20]:
         print(f"  cannot copy: {item['path']}: {item['reason']}")
     if len(s.unsupported_items) > 20:

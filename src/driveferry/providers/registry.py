@@ -23,6 +23,9 @@ from driveferry.config import Config, RemoteConfig
 from driveferry.errors import UserError
 from driveferry.providers.base import Provider
 from driveferry.providers.ops import normalise_path
+from driveferry.providers.pacing import RetryPolicy
+from driveferry.providers.retrying import RetryingProvider
+from driveferry.units import parse_duration
 
 Factory = Callable[..., Provider]
 
@@ -66,10 +69,37 @@ def factory_for(kind: str) -> Factory:
 
 def build_provider(remote: RemoteConfig, state_dir: Path) -> Provider:
     """A provider for one configured remote. The state dir is created (0700) for cloud remotes, whose
-    token caches live there; a local remote keeps no state."""
-    if remote.type != "local":
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return factory_for(remote.type)(remote.section, name=remote.name, state_dir=state_dir)
+    token caches live there; a local remote keeps no state.
+
+    Cloud providers are wrapped here, once, in the retry and pacing layer (retrying.py), with the
+    policy from the remote's section (`retry_policy`); the adapters themselves never retry.
+    """
+    if remote.type == "local":
+        return factory_for(remote.type)(remote.section, name=remote.name, state_dir=state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    inner = factory_for(remote.type)(remote.section, name=remote.name, state_dir=state_dir)
+    return RetryingProvider(inner, retry_policy(remote.section, remote.name))
+
+
+def retry_policy(section: Mapping[str, Any], name: str = "remote") -> RetryPolicy:
+    """The RetryPolicy of a remote section. Keys: `time_scale` (an emulator's clock speed-up; every wait
+    is divided by it), `retry_give_up` (seconds one call may keep retrying; "0" or "never" retries
+    forever; default 6 h), `retry_base_delay_s`, `retry_max_delay_s`, `retry_jitter` (full or
+    decorrelated), `retry_attempts` (an optional cap on tries). Raises UserError for bad values."""
+    base = RetryPolicy()
+    try:
+        give_up_raw = section.get("retry_give_up", base.give_up_s)
+        never = give_up_raw is None or str(give_up_raw).strip().lower() in ("0", "never", "")
+        give_up = None if never else parse_duration(give_up_raw)
+        attempts = section.get("retry_attempts", section.get("max_attempts"))
+        return RetryPolicy(
+            base_delay_s=float(section.get("retry_base_delay_s", base.base_delay_s)),
+            max_delay_s=float(section.get("retry_max_delay_s", base.max_delay_s)),
+            jitter=str(section.get("retry_jitter", base.jitter)),  # type: ignore[arg-type]
+            give_up_s=give_up, max_attempts=int(attempts) if attempts else None,
+            time_scale=float(section.get("time_scale", 1.0) or 1.0))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"remote {name!r}: bad retry setting: {exc}") from None
 
 
 def provider_from_section(name: str, section: Mapping[str, Any], state_dir: Path) -> Provider:

@@ -1,61 +1,306 @@
-"""Retry as a wrapper: an immutable policy and one function that applies it.
+"""Retry as one wrapper, composed once where providers are built (as restic's `wrapBackend`).
 
-Only `TransientError` (and its `ThrottledError`) is retried; a throttle's `retry_after_s` is honoured
-exactly (never less). Everything else (quota, not found, permission, integrity) propagates at once.
+`RetryingProvider` wraps every core call of a provider (stat, list pages, open_range, begin/resume
+upload, mkdir, delete) and its optional capabilities; `RetryingUploadSession` wraps `send`,
+`committed` and `abort`. Only `TransientError` (and its `ThrottledError`) is retried, per the remote's
+`RetryPolicy` and `Pacer` (pacing.py); everything else (quota, not found, permission, integrity) passes
+at once. Adapters themselves never retry: they translate each failure once and raise it.
+
+Nesting: a call made while another retried call runs in the same thread is made once (the outer call
+retries as a whole), so waits never multiply. Listing pages are retried one by one through the
+adapter's `page_call` hook, which the wrapper installs.
 """
 
 from __future__ import annotations
 
-import logging
-import random
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TypeVar
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
 
-from driveferry.errors import ThrottledError, TransientError
+from driveferry.errors import NotFoundError, ThrottledError, TransientError, UploadSessionLostError
+from driveferry.integrity.hashes import Buffer, HashType
+from driveferry.providers.base import Entry, Features, Provider, UploadMeta, UploadSession
+from driveferry.providers.pacing import Pacer, RetryEvent, RetryPolicy, pacer_for, reason_of
 
-log = logging.getLogger(__name__)
+__all__ = ["RetryPolicy", "Retrier", "RetryingProvider", "RetryingUploadSession", "call_with_retry",
+           "in_retry", "plain_call"]
+
 T = TypeVar("T")
+_state = threading.local()
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry. Values, not state: derive variants with `with_(...)`."""
-
-    max_attempts: int = 8
-    base_delay_s: float = 0.5
-    max_delay_s: float = 60.0
-    max_retry_after_s: float = 900.0  # a throttle asking for longer than this is passed up
-    jitter: float = 0.25
-
-    def with_(self, **changes: float | int) -> RetryPolicy:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
-    def delay_s(self, attempt: int, error: TransientError) -> float:
-        """Seconds to wait before attempt `attempt + 1` (attempt counts from 1)."""
-        if isinstance(error, ThrottledError):
-            return float(error.retry_after_s)
-        backoff = min(self.max_delay_s, self.base_delay_s * (2.0 ** (attempt - 1)))
-        return backoff * (1 + self.jitter * random.random())
+def in_retry() -> bool:
+    """Whether this thread is inside a retried call (inner calls then go once)."""
+    return bool(getattr(_state, "depth", 0))
 
 
-NO_RETRY = RetryPolicy(max_attempts=1)
+@contextmanager
+def _inside() -> Iterator[None]:
+    _state.depth = getattr(_state, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
 
 
-def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, what: str,
-                    sleep: Callable[[float], None] = time.sleep) -> T:
-    """Call `fn` until it succeeds, retrying TransientError per `policy`; the last error propagates."""
-    attempt = 1
-    while True:
-        try:
+def plain_call(fn: Callable[[], T], what: str) -> T:
+    """The adapters' default `page_call`: one try (the wrapper installs a retrying one)."""
+    return fn()
+
+
+class _Tries:
+    """The retry state of one call: tries made, time spent, the last backoff."""
+
+    def __init__(self, retrier: Retrier, op: str) -> None:
+        self.r = retrier
+        self.op = op
+        self.reset()
+
+    def reset(self) -> None:
+        """Progress was made (bytes flowed, the server committed more): count afresh."""
+        self.attempts = 0
+        self.started = self.r.pacer.clock.monotonic()
+        self.previous_s = 0.0
+
+    def failed(self, exc: TransientError) -> None:
+        """Wait before the next try, or re-raise `exc` when the policy gives up."""
+        policy, pacer = self.r.policy, self.r.pacer
+        self.attempts += 1
+        if policy.max_attempts is not None and self.attempts >= policy.max_attempts:
+            raise exc
+        if isinstance(exc, ThrottledError):
+            delay = pacer.throttled(policy, exc)  # every caller of this remote waits too
+        else:
+            delay = policy.delay_s(exc, self.attempts, self.previous_s or policy.base_delay_s, pacer.rng)
+        self.previous_s = delay
+        wait = policy.scaled(delay)
+        if policy.give_up_s is not None:
+            spent = pacer.clock.monotonic() - self.started
+            if spent + wait > policy.scaled(policy.give_up_s):
+                raise exc
+        pacer.report(RetryEvent(pacer.remote, self.op, wait, reason_of(exc), self.attempts))
+        pacer.clock.sleep(wait)
+
+
+class Retrier:
+    """Applies one remote's policy and pacer to calls (thread-safe: keeps no per-call state)."""
+
+    def __init__(self, policy: RetryPolicy, pacer: Pacer) -> None:
+        self.policy = policy
+        self.pacer = pacer
+
+    def tries(self, op: str) -> _Tries:
+        return _Tries(self, op)
+
+    def call(self, fn: Callable[[], T], op: str) -> T:
+        """`fn()` until it succeeds; the last error propagates when the policy gives up."""
+        if in_retry():
             return fn()
-        except TransientError as exc:
-            if attempt >= policy.max_attempts:
-                raise
-            delay = policy.delay_s(attempt, exc)
-            if isinstance(exc, ThrottledError) and delay > policy.max_retry_after_s:
-                raise
-            log.info("%s: %s; retry %d/%d in %.1fs", what, exc, attempt, policy.max_attempts - 1, delay)
-            sleep(delay)
-            attempt += 1
+        tries = self.tries(op)
+        while True:
+            self.pacer.wait_turn(op)
+            try:
+                with _inside():
+                    result = fn()
+            except TransientError as exc:
+                tries.failed(exc)
+                continue
+            self.pacer.succeeded()
+            return result
+
+
+def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, what: str, pacer: Pacer | None = None) -> T:
+    """`fn()` retried per `policy` (with a private pacer unless one is given)."""
+    return Retrier(policy, pacer or Pacer(what)).call(fn, what)
+
+
+class RetryingUploadSession:
+    """An UploadSession whose requests are retried; `send` resumes in place at the committed offset.
+
+    On a transient failure `send` waits, asks `committed()`, and re-sends only the part of the chunk
+    the server lacks, at its own offset, from the caller's buffer (valid for the whole call). A session
+    that declares `transient_lost = True` (Graph: a fragment 404 right after creation can be transient)
+    gets `lost_session_retries` more tries before UploadSessionLostError is passed on.
+    """
+
+    def __init__(self, inner: UploadSession, retrier: Retrier, what: str) -> None:
+        self.inner = inner
+        self.token = inner.token
+        self.size = inner.size
+        self.chunk_multiple = inner.chunk_multiple
+        self._r = retrier
+        self._what = what
+        self._lost_left = retrier.policy.lost_session_retries if getattr(inner, "transient_lost", False) else 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def committed(self) -> int:
+        return self._r.call(self.inner.committed, f"upload status {self._what}")
+
+    def abort(self) -> None:
+        self._r.call(self.inner.abort, f"cancel upload {self._what}")
+
+    def send(self, offset: int, chunk: Buffer, last: bool) -> Entry | None:
+        view = memoryview(chunk).cast("B")
+        end = offset + len(view)
+        pos = offset
+        op = f"upload {self._what} at {offset}"
+        tries = self._r.tries(op)
+        while True:
+            self._r.pacer.wait_turn(op)
+            try:
+                with _inside():
+                    result = self.inner.send(pos, chunk if pos == offset else view[pos - offset:], last)
+            except UploadSessionLostError as exc:
+                if self._lost_left <= 0:
+                    raise
+                self._lost_left -= 1
+                wait = self._r.policy.scaled(self._r.policy.lost_session_wait_s)
+                self._r.pacer.report(RetryEvent(self._r.pacer.remote, op, wait, reason_of(exc)))
+                self._r.pacer.clock.sleep(wait)
+                continue
+            except TransientError as exc:
+                behind = getattr(exc, "committed_offset", None)
+                if behind is not None and behind < offset:
+                    raise  # bytes before this chunk are missing: only the caller can re-read them
+                tries.failed(exc)
+                committed = self.committed()
+                if committed < offset:
+                    raise
+                if committed >= end:
+                    return self._r.call(lambda: self.inner.send(self.size, b"", True), op) if last else None
+                if committed > pos:
+                    tries.reset()
+                pos = committed
+                continue
+            self._r.pacer.succeeded()
+            return result
+
+
+class _Capability:
+    """An optional capability object (Features) whose calls are retried."""
+
+    def __init__(self, inner: Any, retrier: Retrier) -> None:
+        self._inner = inner
+        self._r = retrier
+
+    def set_properties(self, entry: Entry, properties: Mapping[str, str]) -> Entry:
+        result: Entry = self._r.call(lambda: self._inner.set_properties(entry, properties),
+                                     f"set properties {entry.path}")
+        return result
+
+    def set_modified(self, entry: Entry, modified: datetime) -> Entry:
+        result: Entry = self._r.call(lambda: self._inner.set_modified(entry, modified), f"set mtime {entry.path}")
+        return result
+
+    def delta(self, cursor: str | None) -> tuple[list[Entry], str]:
+        result: tuple[list[Entry], str] = self._r.call(lambda: self._inner.delta(cursor), "delta")
+        return result
+
+    def latest_cursor(self) -> str:
+        result: str = self._r.call(self._inner.latest_cursor, "delta cursor")
+        return result
+
+    def find_by_property(self, folder: Entry, key: str, value: str) -> list[Entry]:
+        result: list[Entry] = self._r.call(lambda: self._inner.find_by_property(folder, key, value),
+                                           f"find {key}={value} in {folder.path}")
+        return result
+
+    def hash_file(self, entry: Entry, kinds: Iterable[HashType]) -> dict[HashType, str]:
+        kinds = list(kinds)
+        result: dict[HashType, str] = self._r.call(lambda: self._inner.hash_file(entry, kinds),
+                                                   f"hash {entry.path}")
+        return result
+
+
+class RetryingProvider:
+    """A Provider whose every call is retried per `policy` and paced by the remote's shared `Pacer`.
+
+    Attributes the contract does not name (an adapter's own helpers) are passed through unwrapped.
+    """
+
+    def __init__(self, inner: Provider, policy: RetryPolicy | None = None, pacer: Pacer | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.hash_types = inner.hash_types
+        self.policy = policy or RetryPolicy()
+        self.pacer = pacer or pacer_for(inner.name)
+        self._r = Retrier(self.policy, self.pacer)
+        f = inner.features
+        wrap = self._capability
+        self.features: Features = replace(f, properties=wrap(f.properties), mod_time=wrap(f.mod_time),
+                                          delta=wrap(f.delta), content_hasher=wrap(f.content_hasher),
+                                          property_lookup=wrap(f.property_lookup))
+        if hasattr(inner, "page_call"):
+            inner.page_call = self._r.call
+
+    def _capability(self, obj: Any) -> Any:
+        return None if obj is None else _Capability(obj, self._r)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def root(self) -> Entry:
+        return self._r.call(self.inner.root, "root")
+
+    def stat(self, path: str) -> Entry:
+        return self._r.call(lambda: self.inner.stat(path), f"stat {path}")
+
+    def list(self, folder: Entry) -> Iterator[Entry]:
+        """The adapter's listing; each page is retried on its own (page_call)."""
+        return self.inner.list(folder)
+
+    def open_range(self, entry: Entry, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes, resumed after a transient failure from the last byte received."""
+        op = f"download {entry.path}"
+        first = self._r.call(lambda: self.inner.open_range(entry, start, end), op)
+        return self._stream(entry, start, end, first, op)
+
+    def _stream(self, entry: Entry, start: int, end: int | None, blocks: Iterator[bytes],
+                op: str) -> Iterator[bytes]:
+        pos = start
+        tries = self._r.tries(op)
+        while True:
+            try:
+                with _inside():
+                    block = next(blocks)
+            except StopIteration:
+                return
+            except TransientError as exc:
+                tries.failed(exc)
+                self._r.pacer.wait_turn(op)
+                blocks = iter(self._r.call(lambda at=pos: self.inner.open_range(entry, at, end), op))  # type: ignore[misc]
+                continue
+            if block:
+                pos += len(block)
+                tries.reset()
+                self._r.pacer.succeeded()
+            yield block
+
+    def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> RetryingUploadSession:
+        session = self._r.call(lambda: self.inner.begin_upload(parent, name, size, meta), f"start upload {name}")
+        return RetryingUploadSession(session, self._r, name)
+
+    def resume_upload(self, token: str) -> RetryingUploadSession:
+        session = self._r.call(lambda: self.inner.resume_upload(token), "resume upload")
+        return RetryingUploadSession(session, self._r, "resumed upload")
+
+    def mkdir(self, parent: Entry, name: str) -> Entry:
+        return self._r.call(lambda: self.inner.mkdir(parent, name), f"mkdir {name}")
+
+    def delete(self, entry: Entry) -> None:
+        """Delete; a retry that finds the item gone counts as done (the lost reply had succeeded)."""
+        tried = [0]
+
+        def once() -> None:
+            tried[0] += 1
+            try:
+                self.inner.delete(entry)
+            except NotFoundError:
+                if tried[0] == 1:
+                    raise
+        self._r.call(once, f"delete {entry.path}")

@@ -8,6 +8,7 @@ message; never a token, and never an upload session URI (it is a bearer capabili
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import socket
@@ -34,18 +35,22 @@ from driveferry.errors import (
 )
 
 # The daily upload cap (~750 GB/day) is a 403 userRateLimitExceeded whose message is exactly this
-# (api-notes 5.2; rclone --drive-stop-on-upload-limit keys on the same string). Everything else with
-# that reason is the per-minute rate limit, which is transient.
+# (api-notes 5.2; rclone --drive-stop-on-upload-limit keys on the same string); it has also appeared
+# with reason rateLimitExceeded (rclone backend/drive/drive.go accepts both: api-notes Part C §19).
+# Everything else with those reasons is the per-minute rate limit, which is transient.
 DAILY_CAP_MESSAGE = "User rate limit exceeded."
+_CAP_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
 
-# Drive promises no Retry-After on rate limits (api-notes 5.2); its docs start exponential backoff at
-# about 1 s. The retry policy honours retry_after_s exactly, so this is the wait per throttle.
-THROTTLE_HINT_S = 1.0
+# Drive promises no Retry-After on rate limits (api-notes 5.2, Part C §18): 0 tells the retry policy
+# "no hint", so it backs off exponentially (developers.google.com/drive/api/guides/limits).
+THROTTLE_HINT_S = 0.0
 
-_THROTTLE_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
+# sharingRateLimitExceeded: too many sharing requests; Drive's error guide says to back off the same way
+_THROTTLE_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded", "sharingRateLimitExceeded"})
 _UNSUPPORTED_REASONS = frozenset({"fileNotDownloadable", "cannotDownloadAbusiveFile",
                                   "exportSizeLimitExceeded"})
-_STORAGE_REASONS = frozenset({"storageQuotaExceeded", "teamDriveFileLimitExceeded"})
+# storage full: 403 quotaExceeded "The user has exceeded their Drive storage quota" (api-notes Part C §19)
+_STORAGE_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded", "teamDriveFileLimitExceeded"})
 _PERMISSION_REASONS = frozenset({"insufficientPermissions", "insufficientFilePermissions", "forbidden",
                                  "appNotAuthorizedToFile", "domainPolicy", "authError"})
 
@@ -91,7 +96,7 @@ def _from_status(status: int, headers: Mapping[str, str], content: bytes, what: 
     retry_after = _retry_after_s(headers)
     if status == 401:
         return PermissionDeniedError(text + " (credentials expired or revoked)", **kw)
-    if reason == "userRateLimitExceeded" and message == DAILY_CAP_MESSAGE:
+    if reason in _CAP_REASONS and message == DAILY_CAP_MESSAGE:
         resets = datetime.now(UTC) + timedelta(seconds=retry_after) if retry_after is not None else None
         return QuotaExceededError(text + " (daily upload cap)", kind="daily_upload", resets_at=resets, **kw)
     if reason in _THROTTLE_REASONS or status == 429:
@@ -139,14 +144,26 @@ def parse_error_body(content: bytes) -> tuple[str | None, str | None]:
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form only), else None."""
+    """Seconds from a Retry-After header, else None. Both forms of RFC 9110 §10.2.3: delta-seconds, or
+    an HTTP-date, taken relative to the response's own Date header when it has one (so a server whose
+    clock differs from ours, or an emulator with a scaled clock, is read in its own time)."""
     value = headers.get("retry-after") or headers.get("Retry-After")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    date = headers.get("date") or headers.get("Date")
+    try:
+        now = email.utils.parsedate_to_datetime(date) if date else datetime.now(UTC)
+    except (TypeError, ValueError):
+        now = datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _short(exc: BaseException) -> str:

@@ -1,8 +1,10 @@
 """A small Microsoft Graph client over requests: auth, paging, delta, ranged downloads.
 
 Thread-safe: each thread gets its own requests.Session (connection pools are not shared across threads).
-Errors leave this module already translated (errors.translate); GETs are retried per the RetryPolicy,
-a throttle's Retry-After honoured per call, so one throttled remote never stalls another.
+Errors leave this module already translated (errors.translate) and nothing here retries: the retry
+layer (providers/retrying.py) wraps the provider, and collection pages go through `page_call`, which
+that layer sets. Every request carries a User-Agent naming driveferry and its version (Microsoft's
+throttling guidance asks for decorated traffic: api-notes Part C §18).
 
 Graph quirks handled here (api-notes sections 9, 10, 13):
 - paging: follow `@odata.nextLink` verbatim (absolute URL, skiptoken inside); delta ends with
@@ -17,17 +19,17 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin
 
 import requests
 
+from driveferry import __version__
 from driveferry.errors import PermanentError, PermissionDeniedError, TransientError
 from driveferry.providers.onedrive.auth import TokenSource
 from driveferry.providers.onedrive.errors import ResyncRequiredError, translate
-from driveferry.providers.retrying import RetryPolicy, call_with_retry
+from driveferry.providers.retrying import plain_call
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ PAGE_SIZE = 1000  # the largest $top known to work (rclone's default); Graph cla
 READ_BLOCK = 256 * 1024  # below glibc's pinned 1 MiB mmap threshold: reused heap, not a fresh mapping per block
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIABLE = re.compile(r"bytes \*/(\d+)")
+# Microsoft's decoration format is "ISV|Company|App/Version" (learn.microsoft.com/sharepoint/dev/
+# general-development/how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online)
+USER_AGENT = f"ISV|driveferry|driveferry/{__version__}"
+PageCall = Callable[[Callable[[], dict[str, Any]], str], dict[str, Any]]
 
 
 def path_segments(path: str) -> str:
@@ -63,15 +69,14 @@ class GraphClient:
     """Graph v1.0 at `api_root` for one drive (`drive_base`, e.g. "/drives/{id}" or "/users/{upn}/drive")."""
 
     def __init__(self, api_root: str, drive_base: str, tokens: TokenSource, *, ca_file: str | None = None,
-                 timeout_s: float = 120.0, policy: RetryPolicy | None = None,
-                 login_hint: str = "run `driveferry auth login onedrive`") -> None:
+                 timeout_s: float = 120.0, login_hint: str = "run `driveferry auth login onedrive`") -> None:
         self.login_hint = login_hint
         self.api_root = api_root.rstrip("/")
         self.drive_base = drive_base
         self.tokens = tokens
         self.ca_file = ca_file
         self.timeout = (30.0, timeout_s)
-        self.policy = policy or RetryPolicy()
+        self.page_call: PageCall = plain_call
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -83,6 +88,7 @@ class GraphClient:
         s: requests.Session | None = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
+            s.headers["User-Agent"] = USER_AGENT
             if self.ca_file:
                 s.verify = self.ca_file
                 s.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise beat verify= (api-notes 15.2)
@@ -130,18 +136,16 @@ class GraphClient:
     def redact(url: str) -> str:
         return url.split("?", 1)[0]
 
-    def retried(self, fn: Callable[[], Any], what: str) -> Any:
-        return call_with_retry(fn, self.policy, what)
-
     def get_json(self, path_or_url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        """GET a JSON object, retrying transient failures."""
-        def once() -> dict[str, Any]:
-            data = self.request("GET", path_or_url, params=params).json()
-            if not isinstance(data, dict):
-                raise PermanentError(f"GET {self.redact(path_or_url)}: expected a JSON object")
-            return data
-        result: dict[str, Any] = self.retried(once, f"GET {self.redact(path_or_url)}")
-        return result
+        """GET a JSON object (one request; a transient failure raises)."""
+        data = self.request("GET", path_or_url, params=params).json()
+        if not isinstance(data, dict):
+            raise PermanentError(f"GET {self.redact(path_or_url)}: expected a JSON object")
+        return data
+
+    def get_page(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """One page of a collection, through `page_call` (so the retry layer retries it on its own)."""
+        return self.page_call(lambda: self.get_json(url, params), f"list {self.redact(url)}")
 
     # --- addressing ---------------------------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class GraphClient:
         """Every object of a collection, page by page (nextLink followed verbatim, without our params)."""
         url: str | None = path_or_url
         while url:
-            page = self.get_json(url, params)
+            page = self.get_page(url, params)
             params = None  # the nextLink already carries $top/$select/$skiptoken
             yield from (v for v in page.get("value", []) if isinstance(v, dict))
             url = page.get("@odata.nextLink")
@@ -180,7 +184,7 @@ class GraphClient:
             try:
                 next_url: str | None = url
                 while next_url:
-                    page = self.get_json(next_url)  # next/delta links keep $top and $select
+                    page = self.get_page(next_url)  # next/delta links keep $top and $select
                     items.extend(v for v in page.get("value", []) if isinstance(v, dict))
                     next_url = page.get("@odata.nextLink")
                     if not next_url:
@@ -203,22 +207,21 @@ class GraphClient:
 
     def download_location(self, item_id: str) -> str:
         """The pre-authenticated download URL of a file (GET /content -> 302 Location)."""
-        def once() -> str:
-            resp = self.request("GET", self.id_url(item_id) + "/content", ok=(301, 302, 303, 307),
-                                allow_redirects=False, what=f"GET content of {item_id}")
-            resp.close()
-            return urljoin(resp.url, resp.headers["Location"])
-        location: str = self.retried(once, f"download {item_id}")
-        return location
+        resp = self.request("GET", self.id_url(item_id) + "/content", ok=(301, 302, 303, 307),
+                            allow_redirects=False, what=f"GET content of {item_id}")
+        resp.close()
+        return urljoin(resp.url, resp.headers["Location"])
 
     def download(self, item_id: str, start: int = 0, end: int | None = None, *,
                  url: str | None = None) -> Iterator[bytes]:
-        """Bytes [start, end) of a file, resuming after broken streams and expired download URLs.
+        """Bytes [start, end) of a file, following expired download URLs and short 206 answers.
+
+        A transient failure raises (the retry layer resumes from the last byte it received).
 
         `url`: a download URL obtained earlier (e.g. a listing's @microsoft.graph.downloadUrl); when it
         has expired, /content is asked for a new one.
         """
-        pos, fresh, attempt = start, False, 1
+        pos, fresh = start, False
         url = url or ""
         while end is None or pos < end:
             if not url:
@@ -234,12 +237,6 @@ class GraphClient:
             except _ExpiredUrl:
                 log.info("download URL of %s expired; asking for a new one", item_id)
                 url = ""
-            except TransientError as exc:
-                if attempt >= self.policy.max_attempts:
-                    raise
-                time.sleep(self.policy.delay_s(attempt, exc))
-                attempt += 1
-                fresh = False
 
     def _ranged(self, url: str, pos: int, end: int | None, fresh: bool) -> Iterator[bytes]:
         what = "GET download URL"

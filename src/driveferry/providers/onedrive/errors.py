@@ -38,7 +38,12 @@ from driveferry.errors import (
 DEFAULT_THROTTLE_S = 5.0  # a 429 without Retry-After (rare) still deserves a real pause
 
 _FRAGMENT_CODES = frozenset({"invalidRange", "fragmentOverlap", "fragmentOutOfOrder"})
-_TRANSIENT_STATUSES = frozenset({500, 502, 504, 509})
+_TRANSIENT_STATUSES = frozenset({500, 502, 504})
+# Graph throttles with 429 (activityLimitReached), 503 (serviceNotAvailable) and, on SharePoint, 509
+# (bandwidthLimitExceeded), each with Retry-After (learn.microsoft.com/graph/throttling; SharePoint
+# "avoid getting throttled or blocked"; api-notes Part C §18).
+_THROTTLE_STATUSES = frozenset({429, 503, 509})
+_THROTTLE_CODES = frozenset({"activityLimitReached", "throttledRequest", "tooManyRequests"})
 
 
 class FragmentRejectedError(PermanentError):
@@ -78,8 +83,10 @@ def error_codes(body: Any) -> list[str]:
     return codes
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: seconds (Graph sends fractions like "2.128") or a date."""
+def parse_retry_after(value: str | None, *, now: float | None = None, date: str | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: seconds (Graph sends fractions like "2.128") or an
+    HTTP-date, relative to `now` (epoch seconds), else to the response's `date` header, else our clock
+    (RFC 9110 §10.2.3; a server's Date keeps us in its own time, scaled emulator clocks included)."""
     if not value:
         return None
     text = value.strip()
@@ -91,6 +98,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
+    if now is None and date:
+        try:
+            now = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            now = None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -157,11 +169,11 @@ def _translate_response(resp: requests.Response, what: str, upload_session: bool
     msg = f"{what}: HTTP {status}" + (f" ({'/'.join(codes)})" if codes else "")
     kw: dict[str, Any] = {"status": status, "code": code}
 
-    if status in (429, 503):
-        delay = parse_retry_after(resp.headers.get("Retry-After"))
-        if delay is not None or status == 429:
+    if status in _THROTTLE_STATUSES or _THROTTLE_CODES.intersection(codes):
+        delay = parse_retry_after(resp.headers.get("Retry-After"), date=resp.headers.get("Date"))
+        if delay is not None or status == 429 or _THROTTLE_CODES.intersection(codes):
             return ThrottledError(msg, retry_after_s=DEFAULT_THROTTLE_S if delay is None else delay, **kw)
-        return TransientError(msg, **kw)
+        return TransientError(msg, **kw)  # 503/509 without Retry-After: back off exponentially
     if status in _TRANSIENT_STATUSES:
         return TransientError(msg, **kw)
     if status == 401:

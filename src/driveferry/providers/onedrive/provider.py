@@ -24,7 +24,7 @@ from driveferry.errors import AlreadyExistsError, NotFoundError, UnsupportedErro
 from driveferry.integrity.hashes import HashType, from_wire
 from driveferry.providers.base import Entry, Features, Kind, UploadMeta
 from driveferry.providers.onedrive import names
-from driveferry.providers.onedrive.api import GRAPH_ROOT, ITEM_FIELDS, GraphClient
+from driveferry.providers.onedrive.api import GRAPH_ROOT, ITEM_FIELDS, GraphClient, PageCall
 from driveferry.providers.onedrive.auth import MsalTokens, TokenSource, token_source
 from driveferry.providers.onedrive.upload import (
     CHUNK_MULTIPLE,
@@ -34,7 +34,6 @@ from driveferry.providers.onedrive.upload import (
     create_session,
     graph_time,
 )
-from driveferry.providers.retrying import RetryPolicy
 
 EMPTY_QUICKXOR = "00" * 20  # quickXorHash of zero bytes (api-notes 14.2: AAAAAAAAAAAAAAAAAAAAAAAAAAA=)
 
@@ -65,6 +64,15 @@ class OneDriveProvider:
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=False,
                                  mod_time=self, delta=self, case_insensitive=True,
                                  illegal_name_chars="/")  # everything else is mapped reversibly (names.py)
+
+    @property
+    def page_call(self) -> PageCall:
+        """How collection pages are fetched (the retry layer sets a retrying one; see api.py)."""
+        return self.client.page_call
+
+    @page_call.setter
+    def page_call(self, call: PageCall) -> None:
+        self.client.page_call = call
 
     # --- normalisation ------------------------------------------------------------------------------
 
@@ -159,9 +167,8 @@ class OneDriveProvider:
         body = {"name": names.encode(name), "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
         path = _join(parent.path, name)
         try:
-            item = self.client.retried(lambda: self.client.request(
-                "POST", self.client.id_url(parent.id) + "/children", json=body, ok=(200, 201),
-                what=f"create folder {path}").json(), f"mkdir {path}")
+            item = self.client.request("POST", self.client.id_url(parent.id) + "/children", json=body,
+                                       ok=(200, 201), what=f"create folder {path}").json()
         except AlreadyExistsError:
             existing = self.stat(path)  # also covers a retry whose first attempt had succeeded
             if existing.kind is not Kind.FOLDER:
@@ -170,17 +177,15 @@ class OneDriveProvider:
         return self.entry(item, path)
 
     def delete(self, entry: Entry) -> None:
-        self.client.retried(lambda: self.client.request("DELETE", self.client.id_url(entry.id), ok=(200, 204),
-                                                        what=f"delete {entry.path}"), f"delete {entry.path}")
+        self.client.request("DELETE", self.client.id_url(entry.id), ok=(200, 204), what=f"delete {entry.path}")
 
     # --- optional capabilities ----------------------------------------------------------------------
 
     def set_modified(self, entry: Entry, modified: datetime) -> Entry:
         """ModTimeSetter: PATCH fileSystemInfo.lastModifiedDateTime (the time OneDrive shows)."""
         body = {"fileSystemInfo": {"lastModifiedDateTime": graph_time(modified)}}
-        item = self.client.retried(lambda: self.client.request(
-            "PATCH", self.client.id_url(entry.id), json=body, what=f"set time of {entry.path}").json(),
-            f"set time {entry.path}")
+        item = self.client.request("PATCH", self.client.id_url(entry.id), json=body,
+                                   what=f"set time of {entry.path}").json()
         return self.entry(item, entry.path)
 
     def delta(self, cursor: str | None) -> tuple[builtins.list[Entry], str]:
@@ -256,8 +261,8 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
 
     Drive keys: `drive_id` or `user` (UPN; app-only sign-in needs one of them), `root` (folder path),
     `create_root` (make `root` if missing),
-    `api_root` (default: `endpoint` + "/v1.0" when `endpoint` is set, else Graph), `ca_file`,
-    `max_attempts` (retries of reads).
+    `api_root` (default: `endpoint` + "/v1.0" when `endpoint` is set, else Graph), `ca_file`.
+    Retry keys are read where providers are built (registry.retry_policy).
     """
     tokens: TokenSource = token_source(section, name=name, state_dir=Path(state_dir))
     drive_id, user = section.get("drive_id"), section.get("user")
@@ -271,9 +276,8 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
         base = "/me/drive"
     endpoint = section.get("endpoint")
     api_root = str(section.get("api_root") or (f"{str(endpoint).rstrip('/')}/v1.0" if endpoint else GRAPH_ROOT))
-    policy = RetryPolicy(max_attempts=int(section.get("max_attempts", RetryPolicy.max_attempts)))
     ca = section.get("ca_file")
-    client = GraphClient(api_root, base, tokens, ca_file=str(ca) if ca else None, policy=policy,
+    client = GraphClient(api_root, base, tokens, ca_file=str(ca) if ca else None,
                          login_hint=f"run `driveferry auth login {name}`")
     create = str(section.get("create_root", "false")).lower() in ("1", "true", "yes")
     return OneDriveProvider(client, root=str(section.get("root") or ""), name=name, create_root=create)

@@ -90,16 +90,18 @@ def create_session(client: GraphClient, parent_id: str, name: str, path: str, si
         item["fileSystemInfo"] = {"lastModifiedDateTime": when}
     url = f"{client.id_url(parent_id)}:/{path_segments(name)}:/createUploadSession"
 
-    def once() -> str:
-        body = client.request("POST", url, json={"item": item}, what=f"create upload session for {path}").json()
-        return str(body["uploadUrl"])
-    return UploadToken(size, parent_id, name, path, client.retried(once, f"upload {path}"), replace, when)
+    body = client.request("POST", url, json={"item": item}, what=f"create upload session for {path}").json()
+    return UploadToken(size, parent_id, name, path, str(body["uploadUrl"]), replace, when)
 
 
 class GraphUploadSession:
-    """One resumable upload (the UploadSession contract of providers/base.py)."""
+    """One resumable upload (the UploadSession contract of providers/base.py). Requests are made once;
+    the retry layer retries them."""
 
     chunk_multiple = CHUNK_MULTIPLE
+    # A fragment PUT may answer 404 right after the session was created and succeed when repeated
+    # (rclone sleeps 5 s and retries the same fragment: api-notes Part C §18); the retry layer reads this.
+    transient_lost = True
 
     def __init__(self, client: GraphClient, token: UploadToken, entry_of: EntryOf, find: Find) -> None:
         self._client = client
@@ -123,17 +125,14 @@ class GraphUploadSession:
 
     def _status(self) -> int:
         """Server's first expected byte; `size` when the upload already completed."""
-        def once() -> int:
-            resp = self._call("GET", "upload status")
-            if resp.status_code == 200:
-                nxt = first_expected(resp.json())
-                return self.size if nxt is None else nxt
-            err = translate(resp, what=f"upload status for {self._t.path}", upload_session=True)
-            if isinstance(err, UploadSessionLostError) and self._completed() is not None:
-                return self.size  # a finished session is gone too; the file is there
-            raise err
-        result: int = self._client.retried(once, f"upload status {self._t.path}")
-        return result
+        resp = self._call("GET", "upload status")
+        if resp.status_code == 200:
+            nxt = first_expected(resp.json())
+            return self.size if nxt is None else nxt
+        err = translate(resp, what=f"upload status for {self._t.path}", upload_session=True)
+        if isinstance(err, UploadSessionLostError) and self._completed() is not None:
+            return self.size  # a finished session is gone too; the file is there
+        raise err
 
     def _completed(self) -> Entry | None:
         """The uploaded file if the session finished: we saw it, or the item at the path has our size and
@@ -205,15 +204,13 @@ class GraphUploadSession:
         behaviour = "replace" if t.replace else "fail"
         url = f"{self._client.id_url(t.parent_id)}:/{path_segments(t.name)}:/content"
 
-        def once() -> dict[str, Any]:
-            resp = self._client.request("PUT", url, data=b"", ok=(200, 201), what=f"upload {t.path}",
-                                        params={"@microsoft.graph.conflictBehavior": behaviour})
-            item: dict[str, Any] = resp.json()
-            if t.modified:  # a simple PUT cannot carry fileSystemInfo: set it afterwards
-                item = self._client.request("PATCH", self._client.id_url(str(item["id"])), what=f"set time of {t.path}",
-                                            json={"fileSystemInfo": {"lastModifiedDateTime": t.modified}}).json()
-            return item
-        self._done = self._entry_of(self._client.retried(once, f"upload {t.path}"), t.path)
+        resp = self._client.request("PUT", url, data=b"", ok=(200, 201), what=f"upload {t.path}",
+                                    params={"@microsoft.graph.conflictBehavior": behaviour})
+        item: dict[str, Any] = resp.json()
+        if t.modified:  # a simple PUT cannot carry fileSystemInfo: set it afterwards
+            item = self._client.request("PATCH", self._client.id_url(str(item["id"])), what=f"set time of {t.path}",
+                                        json={"fileSystemInfo": {"lastModifiedDateTime": t.modified}}).json()
+        self._done = self._entry_of(item, t.path)
         return self._done
 
     def abort(self) -> None:
