@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 
@@ -33,19 +33,37 @@ class Headers:
         return self._d.items()
 
 
+class BodyStream(Protocol):
+    """What a request body is read from (the server wraps the socket's stream to count and throttle)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 @dataclass
 class Request:
+    """One request as the handlers see it.
+
+    `content_length` is the declared body length, or None when the body's end is only known from the
+    stream (`Transfer-Encoding: chunked`, RFC 9112 section 7.1): then the body is read to the end of
+    the de-chunked stream. `user` and `client_id` are set by `Emulator.authorized` on routes that
+    check a bearer token (None otherwise, and `client_id` None when the token names no client).
+    """
+
     method: str
     path: str  # percent-decoded path, no query
     raw_path: str  # path as sent (still percent-encoded)
     query: dict[str, list[str]]
     headers: Headers
-    body_stream: IO[bytes]
-    content_length: int
+    body_stream: BodyStream
+    content_length: int | None
     base_url: str  # scheme://host:port of this server, as clients should use it
     params: dict[str, str] = field(default_factory=dict)  # router captures
     route: str = ""  # route name, for counters and faults
+    user: str | None = None
+    client_id: str | None = None
     _body: bytes | None = None
+    _read: int = 0  # body bytes read so far
+    _ended: bool = False  # the whole body has been read
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
@@ -54,11 +72,20 @@ class Request:
     def flag(self, name: str) -> bool:
         return (self.arg(name) or "").lower() == "true"
 
+    @property
+    def body_read(self) -> int:
+        """Body bytes read so far (the size of a chunked body once it has been read)."""
+        return self._read
+
+    @property
+    def body_consumed(self) -> bool:
+        """True once nothing of the body is left on the connection."""
+        return self._ended or self.content_length == 0
+
     def body(self) -> bytes:
         """The whole request body (for JSON requests; uploads should use `iter_body`)."""
         if self._body is None:
-            self._body = self.body_stream.read(self.content_length) if self.content_length else b""
-            self.content_length = 0
+            self._body = b"".join(self.iter_body())
         return self._body
 
     def iter_body(self, block: int = 1 << 20) -> Iterator[bytes]:
@@ -67,13 +94,17 @@ class Request:
             if self._body:
                 yield self._body
             return
-        remaining = self.content_length
-        while remaining > 0:
-            data = self.body_stream.read(min(block, remaining))
+        while not self._ended:
+            want = block if self.content_length is None else min(block, self.content_length - self._read)
+            data = self.body_stream.read(want) if want > 0 else b""
             if not data:
-                raise ConnectionError("client closed the connection in the middle of the body")
-            remaining -= len(data)
-            self.content_length = remaining
+                if self.content_length is not None and self._read < self.content_length:
+                    raise ConnectionError("client closed the connection in the middle of the body")
+                self._ended = True
+                return
+            self._read += len(data)
+            if self.content_length is not None and self._read >= self.content_length:
+                self._ended = True
             yield data
 
     def drain(self) -> None:

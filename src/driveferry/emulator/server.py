@@ -19,23 +19,26 @@ import json
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
-from driveferry.emulator.faults import FaultPlan, FaultRule
-from driveferry.emulator.http import ErrorFactory, Headers, Request, Response, Router, WireError, parse_query
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from driveferry.emulator.faults import FaultPlan
+from driveferry.emulator.http import ErrorFactory, Request, Response, Router
+from driveferry.emulator.realism import Realism
 from driveferry.emulator.state import State
+from driveferry.emulator.wsgi import DROP, EmulatorApp
 from driveferry.fileio import iter_range
 
 log = logging.getLogger(__name__)
 
-CONTROL_PREFIX = "/_emulator"
 _BLOCK = 1 << 20
+_SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as the headers
 
 
 class ApiModule(Protocol):
@@ -53,189 +56,128 @@ def _plain_errors(status: int, code: str, message: str) -> Response:
     return Response.json({"error": {"code": code, "message": message}}, status)
 
 
-class _CountingReader:
-    """Wraps the request stream to count bytes in per route (uploads included)."""
+class _Handler(WSGIRequestHandler):
+    """werkzeug's request handler with HTTP/1.1 keep-alive.
 
-    def __init__(self, raw: Any, emulator: Emulator, route: str) -> None:
-        self._raw = raw
-        self._emu = emulator
-        self._route = route
+    werkzeug's own `run_wsgi` answers every request with `Connection: close` and, after the response,
+    reads whatever is left on the socket, which on a persistent connection is the next request. Here
+    the application always consumes the request body (or asks for the connection to be dropped), so a
+    connection stays open for the next request, as clients that pool connections expect.
+    """
 
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self._raw.read(n)
-        if data:
-            self._emu.state.counters.add("bytes_in", self._route, len(data))
-            self._emu.throttle(len(data))
-        return data
-
-
-class _ResetInBody(Exception):
-    """A reset fault fired while reading the request body: drop the connection."""
-
-
-class _CutReader(_CountingReader):
-    def __init__(self, raw: Any, emulator: Emulator, route: str, cut_at: int) -> None:
-        super().__init__(raw, emulator, route)
-        self._left = cut_at
-
-    def read(self, n: int = -1) -> bytes:
-        if self._left <= 0:
-            raise _ResetInBody()
-        data = super().read(min(n, self._left) if n >= 0 else self._left)
-        self._left -= len(data)
-        return data
-
-
-class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # headers and a small body go out in separate writes; with Nagle on, the second write waits for
     # the client's delayed ACK (~40 ms per request)
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.address_string(), *args)
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
+        log.debug("%s " + message, self.address_string(), *args)
 
-    def do_GET(self) -> None:
-        self._dispatch()
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        started: list[Any] = []
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return None
 
-    def _dispatch(self) -> None:
-        emu = self.server.emulator
-        split = urlsplit(self.path)
-        method = self.command
-        headers = Headers(self.headers.items())
-        override = headers.get("x-http-method-override")
-        if method == "POST" and override:
-            method = override.upper()
-        path = unquote(split.path)
-        query = parse_query(split.query)
-        route, params, known = emu.router.match(method, path, query)
-        length = int(headers.get("content-length") or 0)
-        if override and method == "GET" and length:
-            # googleapiclient turns a long GET into a POST with the query string as the body
-            query.update(parse_query(self.rfile.read(length).decode()))
-            length = 0
-        name = route.name if route else "unknown"
-        errors: ErrorFactory = route.errors if route else emu.errors_for_path(path)
-        req = Request(method=method, path=path, raw_path=split.path, query=query, headers=headers,
-                      body_stream=_CountingReader(self.rfile, emu, name),  # type: ignore[arg-type]
-                      content_length=length, base_url=emu.base_url, params=params, route=name)
-        emu.state.counters.add("requests", name)
-        fired: dict[str, FaultRule] = {}
         try:
-            if route is None:
-                req.drain()
-                status = 405 if known else 404
-                raise WireError(errors(status, "notFound" if status == 404 else "methodNotAllowed",
-                                       f"No such endpoint: {method} {split.path}"))
-            if route.auth and not emu.authorized(req, route.name):
-                req.drain()
-                resp = errors(401, "unauthenticated", "Invalid Credentials")
-                resp.headers.append(("WWW-Authenticate", 'Bearer realm="driveferry-emulator", error="invalid_token"'))
-                raise WireError(resp)
-            fired = emu.faults.decide(route.name, method) if not path.startswith(CONTROL_PREFIX) else {}
-            for kind in fired:
-                emu.state.counters.add("faults", f"{route.name}:{kind}")
-            if "latency" in fired:
-                time.sleep(fired["latency"].latency_ms / 1000)
-            if "status" in fired:
-                req.drain()
-                rule = fired["status"]
-                resp = errors(rule.status, rule.code or "backendError", rule.message or "Injected fault")
-                if rule.retry_after is not None:
-                    resp.headers.append(("Retry-After", rule.retry_after))
-                raise WireError(resp)
-            if "reset" in fired and length > 0:
-                req.body_stream = _CutReader(self.rfile, emu, name, emu.faults.cut_point(length))  # type: ignore[assignment]
-            resp = route.handler(req)
-        except WireError as exc:
-            resp = exc.response
-        except _ResetInBody:
-            self._drop()
-            return
-        except ConnectionError:
-            self.close_connection = True
-            return
-        except Exception:  # never a traceback to the client: a 500 in the API's own shape
-            log.exception("emulator handler failed for %s %s", method, split.path)
-            resp = errors(500, "backendError", "Backend Error")
-        if req.content_length:
+            result = self.server.app(environ, start_response)
             try:
-                req.drain()
-            except (ConnectionError, _ResetInBody):
-                self._drop()
-                return
-        if "reset" in fired and length == 0 and resp.download:
-            fired["truncate"] = fired["reset"]
-        self._send(resp, fired, name)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        except OSError:
-            pass
-
-    def _send(self, resp: Response, fired: dict[str, FaultRule], route: str) -> None:
-        emu = self.server.emulator
-        emu.state.counters.add("statuses", str(resp.status))
-        body = resp.body
-        length = len(body) if isinstance(body, bytes | bytearray) else resp.length
-        self.send_response(resp.status)
-        for k, v in resp.headers:
-            self.send_header(k, v)
-        if length is not None and resp.header("Content-Length") is None:
-            self.send_header("Content-Length", str(length))
-        self.end_headers()
-        if self.command == "HEAD" or length == 0:
-            return
-        chunks: Iterable[bytes] = [body] if isinstance(body, bytes | bytearray) else body
-        cut = emu.faults.cut_point(length or 1) if resp.download and "truncate" in fired else None
-        corrupt_at = emu.faults.corrupt_offset(length or 1) if resp.download and "corrupt" in fired else None
-        sent = 0
-        try:
-            for chunk in chunks:
-                if corrupt_at is not None and sent <= corrupt_at < sent + len(chunk):
-                    b = bytearray(chunk)
-                    b[corrupt_at - sent] ^= 0xFF
-                    chunk = bytes(b)
-                if cut is not None and sent + len(chunk) > cut:
-                    self.wfile.write(chunk[: cut - sent])
-                    self._drop()
-                    return
-                emu.throttle(len(chunk))
-                # counted when handed to the socket: a client that has the bytes must see them counted
-                emu.state.counters.add("bytes_out", route, len(chunk))
-                self.wfile.write(chunk)
-                sent += len(chunk)
-        except (OSError, ssl.SSLError):  # the client went away mid-body (killed relay, reset): normal here
+                self._write_response(environ, started, result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except (OSError, ssl.SSLError) as exc:  # the client went away mid-response: routine here
+            log.debug("connection from %s ended: %s", self.address_string(), exc)
             self.close_connection = True
-        finally:
-            close = getattr(chunks, "close", None)
-            if close:
-                close()
+        except Exception:
+            log.exception("emulator response to %s %s failed", self.command, self.path)
+            self.close_connection = True
+        if environ.get(DROP) or environ.get("driveferry.close"):
+            self.close_connection = True
+
+    def _write_response(self, environ: dict[str, Any], started: list[Any], result: Iterable[bytes]) -> None:
+        head: bytearray | None = None
+        chunked = False
+        for data in result:
+            if head is None and not started:
+                raise RuntimeError("the application sent a body before start_response")
+            if head is None:
+                head, chunked = self._head(started)
+                if len(data) <= _SMALL_BODY and not chunked:
+                    head += data
+                    self.wfile.write(head)
+                    continue
+                self.wfile.write(head)
+            if not data:
+                continue
+            if chunked:
+                self.wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
+            else:
+                self.wfile.write(data)
+        if environ.get(DROP):
+            return
+        if head is None:
+            if not started:
+                raise RuntimeError("the application returned without start_response")
+            head, chunked = self._head(started)
+            self.wfile.write(head)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _head(self, started: list[Any]) -> tuple[bytearray, bool]:
+        """The status line and headers; chunked framing when the length is unknown (HTTP/1.1)."""
+        status, headers = started
+        code = int(status.split(None, 1)[0])
+        out = bytearray(f"{self.protocol_version} {status}\r\n".encode("latin-1"))
+        has_length = False
+        for k, v in headers:
+            out += f"{k}: {v}\r\n".encode("latin-1")
+            has_length = has_length or k.lower() == "content-length"
+        chunked = not (has_length or self.command == "HEAD" or code < 200 or code in (204, 304))
+        if chunked:
+            out += b"Transfer-Encoding: chunked\r\n"
+        if self.close_connection or self.environ.get("driveferry.close"):
+            out += b"Connection: close\r\n"
+        out += b"\r\n"
+        return out, chunked
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(ThreadedWSGIServer):
+    """werkzeug's threaded server; a vanished client (TLS EOF, reset) is not an error worth a traceback."""
+
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], emulator: Emulator, family: int) -> None:
-        self.address_family = family
-        self.emulator = emulator
-        super().__init__(addr, _Handler)
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
+        log.debug(message, *args)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints a traceback to stderr; a vanished client (TLS EOF, reset) is routine here
-        import sys
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError | ssl.SSLError):
             log.debug("connection from %s ended: %s", client_address, exc)
             return
         log.exception("emulator connection from %s failed", client_address)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound, listening socket; OSError (address in use, ...) reaches the caller as an exception.
+
+    werkzeug's server binds by itself but answers a bind error with a message on stderr and exit(1)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(_Server.request_queue_size)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def iter_file(path: Path, start: int = 0, end: int | None = None, block: int = _BLOCK) -> Iterator[bytes]:
@@ -258,7 +200,7 @@ class Emulator:
 
     def __init__(self, data_dir: Path | str, host: str = "127.0.0.1", port: int = 0, tls: bool = False,
                  faults: FaultPlan | None = None, allow_remote: bool = False,
-                 modules: list[ApiModule] | None = None) -> None:
+                 modules: list[ApiModule] | None = None, realism: Realism | None = None) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(f"refusing to bind the emulator to non-loopback address {host}; "
                              "pass allow_remote (--allow-remote) if you really mean it")
@@ -268,21 +210,27 @@ class Emulator:
         self.tls = tls
         self.state = State(self.data_dir)
         self.faults = faults or FaultPlan()
+        self.realism = realism or Realism()
         self.router = Router()
         self._prefix_errors: list[tuple[str, ErrorFactory]] = []
         self._audiences: list[tuple[str, str]] = []  # (route prefix, audience)
         self._bw_lock = threading.Lock()
         self._bw_next = 0.0
         self.modules = modules if modules is not None else default_modules()
-        self._server = _Server((host, port), self, socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.port = self._server.server_address[1]
         self.ca_file: Path | None = None
+        ctx: ssl.SSLContext | None = None
         if tls:
             from driveferry.emulator.tls import ensure_certificates
             self.ca_file, cert, key = ensure_certificates(self.data_dir / "tls", host)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+        sock = _listen(host, port)
+        try:
+            # werkzeug serves a socket it is handed (fd) and wraps it for TLS itself
+            self._server = _Server(host, port, EmulatorApp(self), _Handler, ssl_context=ctx, fd=sock.fileno())
+        finally:
+            sock.close()  # the server holds its own duplicate of the descriptor
+        self.port = self._server.server_address[1]
         hostpart = f"[{host}]" if ":" in host else host
         self.base_url = f"{'https' if tls else 'http'}://{hostpart}:{self.port}"
         from driveferry.emulator.control import register_control
@@ -305,11 +253,21 @@ class Emulator:
         return _plain_errors
 
     def authorized(self, req: Request, route: str) -> bool:
+        """True if the request carries a valid bearer token for the route's audience; sets `req.user`
+        (the token's subject) and `req.client_id` (the OAuth client it was issued to, if known).
+        The one place that sets them."""
         auth = req.headers.get("authorization") or ""
         if not auth.lower().startswith("bearer "):
             return False
         audience = next((a for p, a in self._audiences if route.startswith(p)), "*")
-        return self.state.check_token(auth[7:].strip(), audience) is not None
+        checked: Any = self.state.check_token(auth[7:].strip(), audience)
+        if checked is None:
+            return False
+        if isinstance(checked, str):  # a bare subject: the issuer recorded no client
+            req.user, req.client_id = checked, None
+        else:
+            req.user, req.client_id = str(checked.subject), getattr(checked, "client_id", None) or None
+        return True
 
     def throttle(self, nbytes: int) -> None:
         """Apply the plan's bandwidth cap (shared by all connections)."""

@@ -97,7 +97,7 @@ def retry_policy(section: Mapping[str, Any], name: str = "remote") -> RetryPolic
             max_delay_s=float(section.get("retry_max_delay_s", base.max_delay_s)),
             jitter=str(section.get("retry_jitter", base.jitter)),  # type: ignore[arg-type]
             give_up_s=give_up, max_attempts=int(attempts) if attempts else None,
-            time_scale=float(section.get("time_scale", 1.0) or 1.0))
+            time_scale=float(section.get("time_scale", 1.0)))
     except (TypeError, ValueError) as exc:
         raise UserError(f"remote {name!r}: bad retry setting: {exc}") from None
 

@@ -17,7 +17,7 @@ from driveferry.emulator.drive.errors import DriveError, bad_request, not_downlo
 from driveferry.emulator.drive.hashing import write_blob
 from driveferry.emulator.drive.models import DriveModel
 from driveferry.emulator.drive.records import OCTET_STREAM, DriveFile, StoredContent
-from driveferry.emulator.drive.uploads import ContentRange, UploadSessions
+from driveferry.emulator.drive.uploads import ContentRange, UploadSessions, exact_body
 from driveferry.emulator.http import Request, Response
 
 _BLOCK = 1 << 20  # upload read size: fewer, larger hand-offs to the hashing lanes
@@ -181,10 +181,15 @@ class MediaHandlers:
         return Response.empty(200, [("Location", uri), ("X-GUploader-UploadID", s.upload_id)])
 
     def chunk(self, req: Request) -> Response:
-        """PUT to a session URI: 308 + Range while incomplete (no Range if nothing kept), 200 + file at the end."""
+        """PUT or POST to a session URI: 308 + Range while incomplete (no Range if nothing kept), 200 + file
+        at the end. Drive takes chunks by POST as well as PUT (Google's Go client and rclone POST them)."""
         uid = req.arg("upload_id") or ""
-        rng = ContentRange.parse(req.headers.get("content-range"), req.content_length)
-        result = self.sessions.put(uid, rng, req.iter_body(_BLOCK))
+        header, length = req.headers.get("content-range"), req.content_length
+        if header is None and length is None:  # a chunked body that is the whole content: its size is what came
+            length = len(req.body())
+        rng = ContentRange.parse(header, length)
+        body = req.iter_body(_BLOCK) if length is not None else exact_body(rng, req.iter_body(_BLOCK))
+        result = self.sessions.put(uid, rng, body)
         if result.file is not None:
             mask = fields.file_mask(result.session.fields)
             return Response.json(fields.apply(self.model.resource(result.file), mask))
@@ -207,7 +212,7 @@ class MediaHandlers:
         mask = fields.file_mask(req.arg("fields"))
         user = self.user(req)
         self.model.quotas.check_upload_allowed(user)
-        self.model.quotas.check_storage(req.content_length)
+        self.model.quotas.check_storage(req.content_length or 0)  # a chunked body is checked once read
         ctype = req.headers.get("content-type") or OCTET_STREAM
         if kind == "media":
             meta: dict[str, Any] = {}
@@ -218,6 +223,12 @@ class MediaHandlers:
             content = write_blob(self.model.state.new_blob_path(), [data])
         else:
             raise bad_request(f"Invalid uploadType: {kind}", "uploadType")
+        if req.content_length is None:
+            try:
+                self.model.quotas.check_storage(content.size)
+            except DriveError:
+                self.model.state.remove_blob(content.blob)
+                raise
         self.model.quotas.record_upload(user, content.size)
         f = self._commit(req, meta, media_type, content, user)
         return Response.json(fields.apply(self.model.resource(f), mask))

@@ -112,7 +112,8 @@ class DriveApi:
         self._emu: Emulator | None = None
 
     def credentials(self, base_url: str) -> dict[str, Any]:
-        return {"drive": {"root_url": base_url + "/", "api_root": base_url + "/drive/v3/"}}
+        scale = self._emu.realism.time_scale() if self._emu is not None else {}  # the client divides waits by it
+        return {"drive": {"root_url": base_url + "/", "api_root": base_url + "/drive/v3/", **scale}}
 
     def register(self, router: Router, emulator: Emulator) -> None:
         self._emu = emulator
@@ -142,7 +143,10 @@ class DriveApi:
         DriveChanges(model).register(add, v3)  # drive.changes.startPageToken, drive.changes.list
         # The session URI is the credential: no Authorization needed (api-notes 4.6.2).
         for path in (up + "/files", up + f"/files/{_ID}"):
-            add("drive.upload.chunk", "PUT", path, media.chunk, auth=False, query={"upload_id": None})
+            # a request carrying upload_id is a chunk or a status query, never a new upload; Drive takes
+            # both methods (rclone POSTs chunks to the session URI: rclone backend/drive/upload.go makeRequest)
+            for method in ("PUT", "POST"):
+                add("drive.upload.chunk", method, path, media.chunk, auth=False, query={"upload_id": None})
             add("drive.upload.cancel", "DELETE", path, media.cancel, auth=False, query={"upload_id": None})
             for method in ("POST", "PATCH", "PUT"):
                 add("drive.upload.initiate", method, path, media.initiate, query={"uploadType": "resumable"})
@@ -160,13 +164,8 @@ class DriveApi:
         return self.model
 
     def _user(self, req: Request) -> str:
-        """The bearer token's subject (the server has already checked it on authenticated routes)."""
-        auth = req.headers.get("authorization") or ""
-        if self._emu is not None and auth.lower().startswith("bearer "):
-            subject = self._emu.state.check_token(auth[7:].strip(), self.audience)
-            if subject:
-                return subject
-        return "anonymous"
+        """The bearer token's subject (set by Emulator.authorized on authenticated routes)."""
+        return req.user or "anonymous"
 
     # --- files -------------------------------------------------------------------------------------------
 

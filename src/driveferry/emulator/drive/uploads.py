@@ -20,7 +20,7 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,12 @@ class ContentRange:
     total: int | None
 
     @classmethod
-    def parse(cls, header: str | None, length: int) -> ContentRange:
-        """No header: the body is the whole content (how the Python client sends an empty file)."""
+    def parse(cls, header: str | None, length: int | None) -> ContentRange:
+        """No header: the body is the whole content (how the Python client sends an empty file).
+
+        `length` None (a chunked body, RFC 9112 section 7.1) skips the length check here: the body is
+        held to the range while it streams (`exact_body`), and without a header the caller passes the
+        length it read."""
         if header is None:
             return cls(0, length - 1, length) if length else cls(None, None, 0)
         m = _RANGE.match(header.strip())
@@ -62,9 +66,30 @@ class ContentRange:
         if m["star"]:
             return cls(None, None, total)
         first, last = int(m["first"]), int(m["last"])
-        if last < first or (total is not None and last >= total) or last - first + 1 != length:
+        if last < first or (total is not None and last >= total) or \
+                (length is not None and last - first + 1 != length):
             raise bad_request(f"Content-Range {header} does not match the {length}-byte body.", "Content-Range")
         return cls(first, last, total)
+
+    @property
+    def length(self) -> int:
+        """The body length this range announces (0 for a status query)."""
+        return 0 if self.first is None or self.last is None else self.last - self.first + 1
+
+
+def exact_body(rng: ContentRange, body: Iterable[bytes]) -> Iterator[bytes]:
+    """The blocks of a body of unknown length, 400 as soon as it is longer than `rng`, or at its end if
+    shorter (the session keeps nothing of such a chunk: `put` stores all or nothing)."""
+    seen = 0
+    for data in body:
+        seen += len(data)
+        if seen > rng.length:
+            raise bad_request(f"The {seen}+-byte body is longer than its Content-Range ({rng.length} bytes).",
+                              "Content-Range")
+        yield data
+    if seen != rng.length:
+        raise bad_request(f"The {seen}-byte body does not match its Content-Range ({rng.length} bytes).",
+                          "Content-Range")
 
 
 @dataclass(frozen=True)
@@ -184,8 +209,8 @@ class UploadSessions:
                                  f"{s.received} byte(s).")
             final = total is not None and rng.last + 1 == total
             end = rng.last + 1 if final else max(s.received, (rng.last + 1) // CHUNK_MULTIPLE * CHUNK_MULTIPLE)
-            if end > s.received:
-                self.model.quotas.check_upload_allowed(s.owner)
+            # no cap check here: an upload in progress completes even past the daily cap ("Uploads that
+            # are in progress will complete", Google admin help 172541); only new sessions are refused
             written = self._store(s, body, skip=s.received - rng.first, keep=end - s.received)
             received = s.received + written
             if written:

@@ -28,10 +28,11 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from driveferry.emulator.graph.copy import CopyJobs
 from driveferry.emulator.graph.errors import (
     GraphError,
     InvalidRange,
@@ -55,6 +56,9 @@ _DRIVE = r"/v1\.0/(?:me/drive|drives/(?P<drive>[^/]+))"
 _BASE = r"(?:/root|/items/(?P<item>[^/:]+))"
 _ITEM = _DRIVE + _BASE + r"(?::(?P<path>[^:]*):?)?"  # trailing colon optional when nothing follows
 _SUB = _DRIVE + _BASE + r"(?::(?P<path>[^:]*):)?"  # ...but required before /children etc.
+# `/drive` (the caller's default drive) is also a documented address for copy (driveitem-copy)
+_COPY = r"/v1\.0/(?:me/drive|drive|drives/(?P<drive>[^/]+))" + _BASE + r"(?::(?P<path>[^:]*):)?" \
+    r"/(?:microsoft\.graph\.)?copy"
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 DEFAULT_TOP, MAX_TOP = 200, 1000
 CONFLICT_KEY = "@microsoft.graph.conflictBehavior"
@@ -102,9 +106,11 @@ class GraphApi:
         self.model: GraphModel
         self.sessions: UploadSessions
         self.tokens: DownloadTokens
+        self.copies: CopyJobs
 
     def credentials(self, base_url: str) -> dict[str, Any]:
-        return {"graph": {"api_root": base_url + "/v1.0", "drive_id": self.model.drive_id}}
+        scale = self.emu.realism.time_scale()  # the client divides its waits by it
+        return {"graph": {"api_root": base_url + "/v1.0", "drive_id": self.model.drive_id, **scale}}
 
     # --- wiring ----------------------------------------------------------------------------------------
 
@@ -113,6 +119,7 @@ class GraphApi:
         self.model = GraphModel(emulator.state)
         self.sessions = UploadSessions(self.model)
         self.tokens = DownloadTokens(self.model)
+        self.copies = CopyJobs(self.model)
         emulator.add_prefix_errors("/v1.0/", graph_errors)
         emulator.add_prefix_errors("/_graph", graph_errors)
 
@@ -128,6 +135,8 @@ class GraphApi:
         add("graph.upload.simple", "PUT", _SUB + "/content", self.simple_upload)
         add("graph.upload.create", "POST", _SUB + r"/(?:microsoft\.graph\.)?createUploadSession",
             self.create_session)
+        add("graph.item.copy", "POST", _COPY, self.copy_item)
+        add("graph.copy.monitor", "GET", r"/_graphmonitor/(?P<job>[^/]+)", self.copy_status, auth=False)
         add("graph.item.update", "PATCH", _ITEM, self.update_item)
         add("graph.item.delete", "DELETE", _ITEM, self.delete_item)
         add("graph.download", "GET", r"/_graphdl/(?P<token>[^/]+)", self.download, auth=False)
@@ -154,9 +163,7 @@ class GraphApi:
         if drive is not None and drive != self.model.drive_id:
             raise ItemNotFound(f"Drive {drive!r} was not found.")
         if drive is None:
-            auth = req.headers.get("authorization") or ""
-            subject = self.emu.state.check_token(auth[7:].strip(), self.audience) or ""
-            if subject.startswith("app:"):
+            if (req.user or "").startswith("app:"):  # the token's subject, set by Emulator.authorized
                 raise GraphError("/me request is only valid with delegated authentication flow.",
                                  code="BadRequest")
 
@@ -367,15 +374,40 @@ class GraphApi:
                                     fs_modified=fs_modified, if_match=req.headers.get("if-match"))
         return Response.json(self._renderer(req).item(updated))
 
+    def copy_item(self, req: Request) -> Response:
+        """POST .../copy: 202 + monitor URL in Location (graph/copy.py has the rules)."""
+        source = self._item(req)
+        body = json_body(req)
+        parent_id: str | None = None
+        ref = body.get("parentReference")
+        if ref is not None and not isinstance(ref, dict):
+            raise InvalidRequest("parentReference must be an object.")
+        if ref:
+            drive = ref.get("driveId")
+            if drive is not None and drive != self.model.drive_id:
+                raise ItemNotFound(f"Drive {drive!r} was not found.")
+            if "id" in ref:
+                parent_id = str(ref["id"])
+            elif "path" in ref:
+                parent_id = self.model.by_path(str(ref["path"]).split("root:", 1)[-1]).id
+        name = body.get("name")
+        if name is not None and not isinstance(name, str):
+            raise InvalidRequest("name must be a string.")
+        job = self.copies.start(source.id, parent_id, name, req.arg(CONFLICT_KEY, "fail") or "fail")
+        return Response.empty(202, [("Location", f"{req.base_url}/_graphmonitor/{job.id}")])
+
+    def copy_status(self, req: Request) -> Response:
+        status, body = self.copies.status(req.params["job"])
+        return Response.json(body, status)
+
     def delete_item(self, req: Request) -> Response:
         self.model.delete(self._item(req).id, if_match=req.headers.get("if-match"))
         return Response.empty(204)
 
     def simple_upload(self, req: Request) -> Response:
         """PUT .../content: create or replace (default conflict behaviour replace, from the query)."""
-        if req.content_length > self.simple_upload_limit:
-            raise GraphError(f"Simple upload is limited to {self.simple_upload_limit} bytes; use an upload"
-                             " session.", "maxFileSizeExceeded", status=413, code="requestTooLarge")
+        if req.content_length is not None and req.content_length > self.simple_upload_limit:
+            raise self._too_large()
         conflict = req.arg(CONFLICT_KEY, "replace") or "replace"
         target = self._new_target(req)
         if target is None:
@@ -386,8 +418,22 @@ class GraphApi:
             conflict = "replace"
         else:
             parent_id, name = target[0].id, target[1]
-        result = self.model.create_file(parent_id, name, req.iter_body(), conflict=conflict)
+        body = req.iter_body() if req.content_length is not None else self._limited(req.iter_body())
+        result = self.model.create_file(parent_id, name, body, conflict=conflict)
         return Response.json(self._renderer(req).item(result), 201 if result.cversion == 1 else 200)
+
+    def _too_large(self) -> GraphError:
+        return GraphError(f"Simple upload is limited to {self.simple_upload_limit} bytes; use an upload"
+                          " session.", "maxFileSizeExceeded", status=413, code="requestTooLarge")
+
+    def _limited(self, body: Iterator[bytes]) -> Iterator[bytes]:
+        """A chunked body (no Content-Length) held to the simple-upload limit while it streams."""
+        seen = 0
+        for data in body:
+            seen += len(data)
+            if seen > self.simple_upload_limit:
+                raise self._too_large()
+            yield data
 
     def create_session(self, req: Request) -> Response:
         body = json_body(req)

@@ -1,0 +1,216 @@
+"""The retry policy and the per-remote pacer, on a fake clock (no real sleeping, no timing)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httplib2
+import pytest
+import requests
+
+from driveferry.errors import NotFoundError, PermanentError, ThrottledError, TransientError
+from driveferry.providers.gdrive.errors import translate as drive_translate
+from driveferry.providers.onedrive.errors import parse_retry_after
+from driveferry.providers.onedrive.errors import translate as graph_translate
+from driveferry.providers.pacing import Pacer, RetryEvent, RetryPolicy, pacer_for
+from driveferry.providers.registry import retry_policy
+from driveferry.providers.retrying import Retrier
+
+
+class FakeClock:
+    """Monotonic time that moves only when someone sleeps; records every sleep. Thread-safe."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+
+def failing(errors: list[Exception], result: str = "ok") -> tuple[list[int], object]:
+    calls = [0]
+
+    def fn() -> str:
+        calls[0] += 1
+        if errors:
+            raise errors.pop(0)
+        return result
+    return calls, fn
+
+
+def retrier(policy: RetryPolicy, rng: float = 1.0, name: str = "r") -> tuple[Retrier, FakeClock, list[RetryEvent]]:
+    clock = FakeClock()
+    pacer = Pacer(name, clock, rng=lambda: rng)
+    events: list[RetryEvent] = []
+    pacer.observers.append(events.append)
+    return Retrier(policy, pacer), clock, events
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    p = RetryPolicy(base_delay_s=1, max_delay_s=8)
+    assert [p.cap_s(n) for n in range(1, 7)] == [1, 2, 4, 8, 8, 8]
+    assert [p.backoff_s(n, 0, lambda: 1.0) for n in range(1, 6)] == [1, 2, 4, 8, 8]
+    assert [p.backoff_s(n, 0, lambda: 0.25) for n in range(1, 5)] == [0.25, 0.5, 1, 2]  # full jitter
+    d = RetryPolicy(base_delay_s=1, max_delay_s=8, jitter="decorrelated")
+    assert d.backoff_s(1, 1, lambda: 0.0) == 1  # never below the base
+    assert d.backoff_s(2, 2, lambda: 1.0) == 6  # up to 3 x the previous
+    assert d.backoff_s(3, 6, lambda: 1.0) == 8  # truncated at the cap
+
+
+def test_transient_errors_back_off_then_succeed() -> None:
+    r, clock, events = retrier(RetryPolicy(base_delay_s=1, max_delay_s=4))
+    calls, fn = failing([TransientError("503", status=503)] * 4)
+    assert r.call(fn, "stat x") == "ok"  # type: ignore[arg-type]
+    assert calls[0] == 5 and clock.sleeps == [1, 2, 4, 4]
+    assert [(e.remote, e.op, e.wait_s, e.reason, e.attempt) for e in events] == [
+        ("r", "stat x", w, "503", n) for n, w in enumerate([1, 2, 4, 4], 1)]
+
+
+def test_retry_after_is_honoured_exactly_and_scaled() -> None:
+    r, clock, _ = retrier(RetryPolicy(time_scale=10))
+    _, fn = failing([ThrottledError("429", retry_after_s=120, status=429), ThrottledError("429", retry_after_s=30)])
+    assert r.call(fn, "list") == "ok"  # type: ignore[arg-type]
+    assert clock.sleeps == [12.0, 3.0]  # remote seconds divided by the remote's time_scale
+
+
+def test_other_errors_are_not_retried() -> None:
+    r, clock, _ = retrier(RetryPolicy())
+    for exc in (PermanentError("400"), NotFoundError("404")):
+        calls, fn = failing([exc])
+        with pytest.raises(type(exc)):
+            r.call(fn, "x")  # type: ignore[arg-type]
+        assert calls[0] == 1
+    assert clock.sleeps == []
+
+
+def test_give_up_time_bounds_the_waiting() -> None:
+    r, clock, _ = retrier(RetryPolicy(base_delay_s=1, max_delay_s=16, give_up_s=100))
+    calls, fn = failing([TransientError("500")] * 1000)
+    with pytest.raises(TransientError):
+        r.call(fn, "x")  # type: ignore[arg-type]
+    assert sum(clock.sleeps) <= 100 and sum(clock.sleeps) + 16 > 100
+    assert calls[0] == len(clock.sleeps) + 1
+
+
+def test_a_throttle_holds_every_caller_of_that_remote_only() -> None:
+    clock = FakeClock()
+    shared, other = Pacer("gd", clock, rng=lambda: 1.0), Pacer("od", clock, rng=lambda: 1.0)
+    policy = RetryPolicy()
+    a, b, c = Retrier(policy, shared), Retrier(policy, shared), Retrier(policy, other)
+    _, fn = failing([ThrottledError("429", retry_after_s=30)], "a")
+    assert a.call(fn, "a") == "a" and clock.sleeps == [30]  # type: ignore[arg-type]
+    # a throttle met by one thread: a call from another thread on the same remote waits it out first
+    shared.throttled(policy, ThrottledError("429", retry_after_s=7))
+    start, when_called = clock.monotonic(), []
+    t = threading.Thread(target=lambda: b.call(lambda: when_called.append(clock.monotonic()), "b"))
+    t.start()
+    t.join()
+    assert when_called == [start + 7]
+    assert c.call(lambda: clock.monotonic(), "c") == start + 7  # another remote: no wait at all
+    assert shared.stats.waits == 2 and shared.stats.waited_s == 37 and other.stats.waits == 0
+
+
+def test_shared_level_grows_across_callers_and_relaxes_on_success() -> None:
+    clock = FakeClock()
+    pacer = Pacer("gd", clock, rng=lambda: 1.0)
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=64)
+    drive_throttle = ThrottledError("403 rateLimitExceeded", retry_after_s=0.0)  # Drive sends no Retry-After
+    assert [pacer.throttled(policy, drive_throttle) for _ in range(4)] == [1, 2, 4, 8]
+    pacer.succeeded()
+    assert pacer.throttled(policy, drive_throttle) == 1
+
+
+def test_pacers_are_per_remote_name_and_shared_across_threads() -> None:
+    got: list[Pacer] = []
+    threads = [threading.Thread(target=lambda: got.append(pacer_for("same-remote"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(p) for p in got}) == 1 and pacer_for("another-remote") is not got[0]
+
+
+def _drive_resp(status: int, **headers: str) -> httplib2.Response:
+    return httplib2.Response({"status": str(status), **headers})
+
+
+def _drive_body(reason: str, message: str) -> bytes:
+    import json
+    return json.dumps({"error": {"code": 403, "message": message,
+                                 "errors": [{"reason": reason, "message": message}]}}).encode()
+
+
+def test_drive_retry_after_as_seconds_and_as_date_relative_to_the_response_date() -> None:
+    server_now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)  # not our clock: the server's Date counts
+    later = format_datetime(server_now + timedelta(seconds=90), usegmt=True)
+    err = drive_translate(_drive_resp(429, **{"retry-after": later, "date": format_datetime(server_now, usegmt=True)}))
+    assert isinstance(err, ThrottledError) and err.retry_after_s == 90
+    err = drive_translate(_drive_resp(429, **{"retry-after": "7"}))
+    assert isinstance(err, ThrottledError) and err.retry_after_s == 7
+
+
+@pytest.mark.parametrize("reason", ["rateLimitExceeded", "userRateLimitExceeded", "sharingRateLimitExceeded"])
+def test_drive_rate_limits_are_throttles_without_a_hint(reason: str) -> None:
+    err = drive_translate(_drive_resp(403), _drive_body(reason, "Rate Limit Exceeded"))
+    assert isinstance(err, ThrottledError) and err.retry_after_s == 0.0  # 0: back off exponentially
+
+
+@pytest.mark.parametrize("reason", ["rateLimitExceeded", "userRateLimitExceeded"])
+def test_drive_daily_cap_is_told_apart_by_its_message(reason: str) -> None:
+    from driveferry.errors import QuotaExceededError
+    err = drive_translate(_drive_resp(403), _drive_body(reason, "User rate limit exceeded."))
+    assert isinstance(err, QuotaExceededError) and err.kind == "daily_upload"
+    full = drive_translate(_drive_resp(403), _drive_body("quotaExceeded", "The user has exceeded their Drive storage quota"))
+    assert isinstance(full, QuotaExceededError) and full.kind == "storage"
+
+
+def test_drive_backend_error_is_transient() -> None:
+    err = drive_translate(_drive_resp(503), _drive_body("backendError", "Backend Error"))
+    assert type(err) is TransientError
+
+
+def _graph_resp(status: int, code: str | None = None, **headers: str) -> requests.Response:
+    import json
+    r = requests.Response()
+    r.status_code = status
+    r.headers.update(headers)
+    r._content = json.dumps({"error": {"code": code}}).encode() if code else b""
+    r.request = requests.Request("GET", "https://graph.example/v1.0/me/drive").prepare()
+    return r
+
+
+@pytest.mark.parametrize("status,code", [(429, "activityLimitReached"), (503, "serviceNotAvailable"),
+                                         (509, None)])
+def test_graph_throttles_carry_retry_after(status: int, code: str | None) -> None:
+    err = graph_translate(_graph_resp(status, code, **{"Retry-After": "41"}))
+    assert isinstance(err, ThrottledError) and err.retry_after_s == 41
+
+
+def test_graph_retry_after_date_is_read_against_the_response_date() -> None:
+    server_now = datetime(2031, 5, 5, 8, 0, tzinfo=UTC)
+    headers = {"Retry-After": format_datetime(server_now + timedelta(seconds=315), usegmt=True),
+               "Date": format_datetime(server_now, usegmt=True)}
+    err = graph_translate(_graph_resp(429, "activityLimitReached", **headers))
+    assert isinstance(err, ThrottledError) and err.retry_after_s == 315
+    assert parse_retry_after(headers["Retry-After"], date=headers["Date"]) == 315
+    assert type(graph_translate(_graph_resp(503, "serviceNotAvailable"))) is TransientError  # no hint: back off
+
+
+def test_policy_from_a_remote_section() -> None:
+    p = retry_policy({"time_scale": 50, "retry_give_up": "2h", "retry_jitter": "decorrelated"})
+    assert (p.time_scale, p.give_up_s, p.jitter) == (50, 7200, "decorrelated")
+    assert retry_policy({"retry_give_up": "never"}).give_up_s is None
+    assert retry_policy({}).time_scale == 1 and retry_policy({}).give_up_s == 6 * 3600
+    from driveferry.errors import UserError
+    with pytest.raises(UserError):
+        retry_policy({"time_scale": 0}, "gd")
