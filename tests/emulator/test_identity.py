@@ -22,6 +22,7 @@ from google.oauth2 import service_account
 from driveferry.emulator import identity
 from driveferry.emulator.graph.routes import GraphApi
 from driveferry.emulator.server import Emulator
+from driveferry.emulator.state import TokenInfo
 
 GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
 FILES_SCOPE = ["https://graph.microsoft.com/Files.ReadWrite.All"]
@@ -209,10 +210,10 @@ def test_google_service_account_jwt_bearer_with_subject(emu: Emulator) -> None:
     info = emu.credentials()["google"]["service_account_info"]
     sa = service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPE)  # type: ignore[no-untyped-call]
     sa.refresh(GoogleRequest(_http(emu)))
-    assert emu.state.check_token(sa.token, "google") == info["client_email"]
+    assert emu.state.check_token(sa.token, "google") == TokenInfo(info["client_email"], info["client_id"])
     delegated = sa.with_subject("someone@example.com")
     delegated.refresh(GoogleRequest(_http(emu)))
-    assert emu.state.check_token(delegated.token, "google") == "someone@example.com"
+    assert emu.state.check_token(delegated.token, "google") == TokenInfo("someone@example.com", info["client_id"])
 
 
 def test_google_jwt_signed_by_another_key_is_rejected(emu: Emulator) -> None:

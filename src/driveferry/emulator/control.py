@@ -57,6 +57,9 @@ def register_control(router: Router, emu: Emulator) -> None:
         now = emu.state.advance_clock(advance)
         return Response.json({"now": now.isoformat(), "offset_s": emu.state.clock.offset_s})
 
+    from driveferry.emulator.realism.control import register_realism_control
+    register_realism_control(router, emu)  # /_emulator/realism...
+
     p = "/_emulator"
     router.add("control.counters", "GET", p + "/counters", counters, control_errors, auth=False)
     router.add("control.counters.reset", "POST", p + "/counters/reset", reset_counters, control_errors, auth=False)

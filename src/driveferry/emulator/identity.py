@@ -3,7 +3,8 @@
 `modules()` returns the Google token endpoint (identity_google.GoogleIdentity) and the Entra ID (Azure
 AD v2.0) endpoints msal talks to (identity_microsoft.MicrosoftIdentity). Their routes need no bearer
 token. Every token they issue is a row in State's token table, so the API routes check it with
-`State.check_token(token, audience)`; audiences are "google" (Drive) and "microsoft" (Graph).
+`State.check_token(token, audience)` (-> TokenInfo: subject and OAuth client id); audiences are "google"
+(Drive) and "microsoft" (Graph).
 
 `Emulator.credentials()` gathers, from these modules:
 
@@ -61,12 +62,14 @@ def b64url_json(obj: Any) -> str:
     return b64url(json.dumps(obj, separators=(",", ":")).encode())
 
 
-def stable_token(state: State, meta_key: str, audience: str, subject: str, prefix: str = "emu") -> str:
+def stable_token(state: State, meta_key: str, audience: str, subject: str, prefix: str = "emu",
+                 client_id: str = "") -> str:
     """A long-lived token kept in emu_meta: the same across restarts until it is revoked."""
     token = state.get_meta(meta_key, "")
-    if token and state.check_token(token, audience) is not None:
+    info = state.check_token(token, audience) if token else None
+    if info is not None and info.client_id == client_id:
         return token
-    token = state.issue_token(audience, subject, LONG_LIVED_S, prefix=prefix)
+    token = state.issue_token(audience, subject, LONG_LIVED_S, prefix=prefix, client_id=client_id)
     state.set_meta(meta_key, token)
     return token
 

@@ -88,6 +88,7 @@ class MicrosoftIdentity:
         self.device_interval_s = device_interval_s
 
     def register(self, router: Router, emulator: Emulator) -> None:
+        self.emu = emulator
         st = self.state = emulator.state
         with st.lock:
             st.db.executescript(_SCHEMA)
@@ -108,10 +109,12 @@ class MicrosoftIdentity:
 
     def credentials(self, base_url: str) -> dict[str, Any]:
         return {"microsoft": {
-            "access_token": stable_token(self.state, "identity.ms.access_token", "microsoft", USERNAME),
+            "access_token": stable_token(self.state, "identity.ms.access_token", "microsoft", USERNAME,
+                                         client_id=self.public_client_id),
             "authority": f"{base_url}/{self.tenant_id}", "tenant_id": self.tenant_id,
             "client_id": self.client_id, "client_secret": self.client_secret,
-            "public_client_id": self.public_client_id, "username": USERNAME}}
+            "public_client_id": self.public_client_id, "username": USERNAME,
+            **self.emu.realism.time_scale()}}  # expires_in is in emulated seconds
 
     # --- endpoints -------------------------------------------------------------------------------------
 
@@ -168,7 +171,8 @@ class MicrosoftIdentity:
                 raise WireError(aad_error(400, "invalid_scope", "The provided value for scope is not valid:"
                                           " client credential flows must have a scope with /.default suffixed"
                                           " to the resource identifier.", 1002012, cid))
-            token = self.state.issue_token("microsoft", f"app:{self.client_id}", ACCESS_TOKEN_S)
+            token = self.state.issue_token("microsoft", f"app:{self.client_id}", ACCESS_TOKEN_S,
+                                           client_id=self.client_id)
             return Response.json({"token_type": "Bearer", "expires_in": ACCESS_TOKEN_S - 1,
                                   "ext_expires_in": ACCESS_TOKEN_S - 1, "access_token": token})
         if grant in (DEVICE_GRANT, "refresh_token") and f.get("client_id") not in (self.public_client_id,
@@ -225,8 +229,9 @@ class MicrosoftIdentity:
         return Response.json({
             "token_type": "Bearer", "scope": " ".join(scopes), "expires_in": ACCESS_TOKEN_S - 1,
             "ext_expires_in": ACCESS_TOKEN_S - 1,
-            "access_token": self.state.issue_token("microsoft", USERNAME, ACCESS_TOKEN_S),
-            "refresh_token": self.state.issue_token(REFRESH_AUDIENCE, USERNAME, LONG_LIVED_S, prefix="0.emu"),
+            "access_token": self.state.issue_token("microsoft", USERNAME, ACCESS_TOKEN_S, client_id=client_id),
+            "refresh_token": self.state.issue_token(REFRESH_AUDIENCE, USERNAME, LONG_LIVED_S, prefix="0.emu",
+                                                    client_id=client_id),
             "id_token": id_token,
             "client_info": b64url_json({"uid": self.user_oid, "utid": self.tenant_id})})
 

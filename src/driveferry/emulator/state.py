@@ -2,8 +2,10 @@
 
 Both API models (drive/, graph/) keep their tables in the same database (prefixed `drive_`, `graph_`) and
 their content as blob files under DATA/blobs. Everything survives a restart of the emulator, open upload
-sessions included. The clock can be advanced through the control endpoint so quota windows and session
-expiry can be tested without waiting.
+sessions included. The clock can be advanced through the control endpoint, and scaled (run k times faster
+than wall time), so quota windows, token expiry, rate limits and session expiry can be tested without
+waiting. `CALLER` names the API request a handler thread is serving (route, user, OAuth client), for the
+model rules that depend on who asks (Drive appProperties are private to the OAuth client that wrote them).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +29,82 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS emu_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS emu_tokens (
     token TEXT PRIMARY KEY, audience TEXT NOT NULL, subject TEXT NOT NULL,
-    expires_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+    expires_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, client_id TEXT NOT NULL DEFAULT ''
 );
 """
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """Who a valid bearer token speaks for: the user (subject) and the OAuth client it was issued to
+    ("" when the issuer did not say, e.g. tokens minted directly by tests)."""
+
+    subject: str
+    client_id: str = ""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The API request the current handler thread serves (set by the realism hook before each handler)."""
+
+    route: str
+    user: str | None = None
+    client_id: str | None = None
+
+
+CALLER: ContextVar[Caller | None] = ContextVar("driveferry_emulator_caller", default=None)
+
+
 class Clock:
-    """Real UTC time plus an offset that tests advance (persisted in emu_meta)."""
+    """Emulated UTC time: now = start + offset + (wall - wall_start) * scale.
 
-    def __init__(self, offset_s: float = 0.0) -> None:
-        self.offset_s = offset_s
+    `offset_s` is what tests add (`advance`, persisted in emu_meta); `scale` k makes emulated time run
+    k times wall time (realism profiles: a 315 s Retry-After then costs 315/k wall seconds to a client
+    that divides its waits by k). Changing the scale keeps `now()` continuous. With scale 1 this is
+    real time plus the offset, as it always was.
+    """
 
-    def now(self) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=self.offset_s)
+    def __init__(self, offset_s: float = 0.0, scale: float = 1.0) -> None:
+        self._lock = threading.Lock()
+        self._wall_start = time.time()
+        self._start = self._wall_start
+        self._offset_s = offset_s
+        self.scale = scale
 
     def timestamp(self) -> float:
-        return self.now().timestamp()
+        """Emulated POSIX seconds."""
+        with self._lock:
+            return self._start + self._offset_s + (time.time() - self._wall_start) * self.scale
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp(), UTC)
+
+    @property
+    def offset_s(self) -> float:
+        """Emulated minus wall time, in seconds (what `GET /_emulator/clock` reports)."""
+        return self.timestamp() - time.time()
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset_s += seconds
+
+    def set_scale(self, scale: float) -> None:
+        """Run `scale` times wall time from now on (now() does not jump)."""
+        if not scale > 0:
+            raise ValueError("clock scale must be positive")
+        with self._lock:
+            wall = time.time()
+            self._start += (wall - self._wall_start) * self.scale
+            self._wall_start = wall
+            self.scale = scale
+
+
+_TABLES = ("requests", "bytes_in", "bytes_out", "faults", "statuses", "realism")
 
 
 class Counters:
-    """Thread-safe counters the control endpoint reports: requests and bytes per route, faults fired."""
+    """Thread-safe counters the control endpoint reports: requests and bytes per route, faults fired,
+    realism behaviours fired ("drive.rate_limited", ...)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -52,6 +113,7 @@ class Counters:
         self.bytes_out: dict[str, int] = defaultdict(int)
         self.faults: dict[str, int] = defaultdict(int)
         self.statuses: dict[str, int] = defaultdict(int)
+        self.realism: dict[str, int] = defaultdict(int)
 
     def add(self, table: str, key: str, n: int = 1) -> None:
         with self._lock:
@@ -61,7 +123,7 @@ class Counters:
         with self._lock:
             out: dict[str, Any] = {
                 name: dict(getattr(self, name))
-                for name in ("requests", "bytes_in", "bytes_out", "faults", "statuses")
+                for name in _TABLES
             }
         out["total_bytes_in"] = sum(out["bytes_in"].values())
         out["total_bytes_out"] = sum(out["bytes_out"].values())
@@ -69,7 +131,7 @@ class Counters:
 
     def reset(self) -> None:
         with self._lock:
-            for name in ("requests", "bytes_in", "bytes_out", "faults", "statuses"):
+            for name in _TABLES:
                 getattr(self, name).clear()
 
 
@@ -87,6 +149,7 @@ class State:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._migrate_tokens()
         self.clock = Clock(float(self.get_meta("clock_offset_s", "0")))
         self.counters = Counters()
 
@@ -120,9 +183,14 @@ class State:
                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
     def advance_clock(self, seconds: float) -> datetime:
-        self.clock.offset_s += seconds
+        self.clock.advance(seconds)
         self.set_meta("clock_offset_s", repr(self.clock.offset_s))
         return self.clock.now()
+
+    def set_clock_scale(self, scale: float) -> None:
+        """Scale emulated time (see Clock); the offset reached so far is persisted."""
+        self.clock.set_scale(scale)
+        self.set_meta("clock_offset_s", repr(self.clock.offset_s))
 
     # --- blobs -------------------------------------------------------------------------------------
 
@@ -145,16 +213,24 @@ class State:
 
     # --- bearer tokens (shared by the Google and Microsoft identity endpoints) ----------------------
 
-    def issue_token(self, audience: str, subject: str, lifetime_s: int = 3600, prefix: str = "emu") -> str:
+    def _migrate_tokens(self) -> None:
+        with self.lock:
+            cols = {r["name"] for r in self.db.execute("PRAGMA table_info(emu_tokens)")}
+            if "client_id" not in cols:  # a data directory from before tokens named their OAuth client
+                self.db.execute("ALTER TABLE emu_tokens ADD COLUMN client_id TEXT NOT NULL DEFAULT ''")
+
+    def issue_token(self, audience: str, subject: str, lifetime_s: int = 3600, prefix: str = "emu",
+                    client_id: str = "") -> str:
+        """A new bearer token; `lifetime_s` is in emulated seconds, `client_id` the OAuth client it is for."""
         token = f"{prefix}-{secrets.token_urlsafe(24)}"
         with self.tx() as db:
-            db.execute("INSERT INTO emu_tokens(token, audience, subject, expires_at) VALUES(?,?,?,?)",
-                       (token, audience, subject, self.clock.timestamp() + lifetime_s))
+            db.execute("INSERT INTO emu_tokens(token, audience, subject, expires_at, client_id) VALUES(?,?,?,?,?)",
+                       (token, audience, subject, self.clock.timestamp() + lifetime_s, client_id))
         return token
 
-    def check_token(self, token: str, audience: str) -> str | None:
-        """The subject of a valid, unexpired, unrevoked token for `audience`, else None."""
-        rows = self.query("SELECT subject, expires_at, revoked, audience FROM emu_tokens WHERE token=?",
+    def check_token(self, token: str, audience: str) -> TokenInfo | None:
+        """Subject and OAuth client of a valid, unexpired, unrevoked token for `audience`, else None."""
+        rows = self.query("SELECT subject, expires_at, revoked, audience, client_id FROM emu_tokens WHERE token=?",
                           (token,))
         if not rows:
             return None
@@ -163,7 +239,7 @@ class State:
             return None
         if row["audience"] not in (audience, "*"):
             return None
-        return str(row["subject"])
+        return TokenInfo(str(row["subject"]), str(row["client_id"] or ""))
 
     def revoke_tokens(self, audience: str | None = None) -> int:
         with self.tx() as db:

@@ -11,6 +11,11 @@ a restart. Seeding, tests and the lazy-sync simulator use this API directly:
     model.set_limits(daily_upload_bytes=10**9, storage_limit_bytes=None)
 
 Errors are `DriveError`s carrying the wire status and reason (404 notFound, 400 badRequest, 403 quota).
+
+Realism (`model.rules`, a `DriveRules`, set by the realism profile; off by default): search lag for new
+and renamed items, and appProperties private to the OAuth client of the request being served
+(`state.CALLER`; the model API outside a request acts as the emulator's own client).
+`model.on_event(name)` is called for each behaviour that fires ("drive.lag_hidden", ...).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields as dc_fields
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +41,8 @@ from driveferry.emulator.drive.records import (
     OCTET_STREAM,
     SHORTCUT_MIME,
     DriveFile,
+    DriveRules,
+    FileResource,
     StoredContent,
     is_valid_id,
     merge_properties,
@@ -44,7 +51,7 @@ from driveferry.emulator.drive.records import (
     parse_time,
     rfc3339,
 )
-from driveferry.emulator.state import State
+from driveferry.emulator.state import CALLER, State
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drive_files (
@@ -53,10 +60,15 @@ CREATE TABLE IF NOT EXISTS drive_files (
     drive_id TEXT, size INTEGER, md5 TEXT, sha1 TEXT, sha256 TEXT, blob TEXT, trashed INTEGER NOT NULL DEFAULT 0,
     starred INTEGER NOT NULL DEFAULT 0, description TEXT, version INTEGER NOT NULL DEFAULT 1,
     properties TEXT NOT NULL DEFAULT '{}', app_properties TEXT NOT NULL DEFAULT '{}',
-    shortcut_target TEXT, shortcut_target_mime TEXT
+    shortcut_target TEXT, shortcut_target_mime TEXT, client_app_properties TEXT NOT NULL DEFAULT '{}',
+    search_visible_at REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS drive_files_parent ON drive_files(parent);
 """
+# Columns added after the first release: (name, declaration) for ALTER TABLE on older data directories.
+_ADDED_COLUMNS = (("client_app_properties", "TEXT NOT NULL DEFAULT '{}'"),
+                  ("search_visible_at", "REAL NOT NULL DEFAULT 0"))
+_JSON_COLUMNS = ("properties", "app_properties", "client_app_properties")
 
 SEED_OWNER = "user@example.com"
 _COLUMNS = [f.name for f in dc_fields(DriveFile)]
@@ -65,8 +77,13 @@ _COLUMNS = [f.name for f in dc_fields(DriveFile)]
 def _row_to_file(row: sqlite3.Row) -> DriveFile:
     d = {k: row[k] for k in _COLUMNS}
     d["trashed"], d["starred"] = bool(d["trashed"]), bool(d["starred"])
-    d["properties"], d["app_properties"] = json.loads(d["properties"]), json.loads(d["app_properties"])
+    for k in _JSON_COLUMNS:
+        d[k] = json.loads(d[k])
     return DriveFile(**d)
+
+
+def _no_event(name: str) -> None:
+    return None
 
 
 class DriveModel:
@@ -75,8 +92,14 @@ class DriveModel:
     def __init__(self, state: State) -> None:
         self.state = state
         self.quotas = Quotas(state)
+        self.rules = DriveRules()
+        self.on_event: Callable[[str], None] = _no_event
         with state.lock:
             state.db.executescript(_SCHEMA + CHANGES_SCHEMA)
+            have = {r["name"] for r in state.db.execute("PRAGMA table_info(drive_files)")}
+            for name, decl in _ADDED_COLUMNS:
+                if name not in have:
+                    state.db.execute(f"ALTER TABLE drive_files ADD COLUMN {name} {decl}")
         root = state.get_meta("drive.root_id", "")
         if not root:
             root = new_file_id()
@@ -155,8 +178,25 @@ class DriveModel:
             memo[fid] = result
         return result
 
+    def client(self) -> str | None:
+        """Whose appProperties a read or write uses: the calling OAuth client when they are private,
+        None (the emulator's own client, the only map) otherwise or outside a request."""
+        caller = CALLER.get()
+        if not self.rules.private_app_properties or caller is None:
+            return None
+        return caller.client_id or None
+
     def resource(self, f: DriveFile, memo: dict[str, bool] | None = None) -> dict[str, Any]:
-        return f.resource(trashed=self.is_trashed(f, memo), native_size=self.native_size)
+        """The File resource as the current caller sees it (its own appProperties; a `search_hidden`
+        mark while the item is within its search lag)."""
+        client = self.client()
+        r = FileResource(f.resource(trashed=self.is_trashed(f, memo), native_size=self.native_size,
+                                    client=client))
+        if self.rules.private_app_properties and f.others_have_app_props(client):
+            self.on_event("drive.app_properties_hidden")
+        if f.search_visible_at and f.search_visible_at > self.state.clock.timestamp():
+            r.search_hidden = lambda: self.on_event("drive.lag_hidden")
+        return r
 
     def blob_path(self, f: DriveFile) -> Path | None:
         return self.state.blob_path(f.blob) if f.blob else None
@@ -259,7 +299,7 @@ class DriveModel:
         if self.find(fid) is not None:
             raise DriveError(409, "duplicate", "A file already exists with the provided ID.", location="id")
         f = DriveFile(id=fid, name=name, mime_type=mime, parent=parent.id, owner=owner, created=now, modified=now,
-                      drive_id=parent.drive_id)
+                      drive_id=parent.drive_id, search_visible_at=self._search_lag(self.rules.search_lag_new_s))
         if "createdTime" in meta:
             f.created = parse_time(meta["createdTime"], "createdTime")
         if "modifiedTime" in meta:
@@ -288,7 +328,7 @@ class DriveModel:
         if not src.is_native:
             self.quotas.check_storage(src.size or 0)
         new_meta: dict[str, Any] = {"name": src.name, "mimeType": src.mime_type, "parents": [src.parent or "root"],
-                                    "properties": src.properties, "appProperties": src.app_properties,
+                                    "properties": src.properties, "appProperties": src.app_props(self.client()),
                                     "description": src.description}
         for key, value in meta.items():
             if key in ("properties", "appProperties") and isinstance(value, dict):
@@ -319,6 +359,8 @@ class DriveModel:
         if "name" in patch:
             if not isinstance(patch["name"], str):
                 raise bad_request("Invalid value for name.", "name")
+            if patch["name"] != f.name:
+                f.search_visible_at = self._search_lag(self.rules.search_lag_renamed_s) or f.search_visible_at
             f.name = patch["name"]
         if "mimeType" in patch and isinstance(patch["mimeType"], str) and not f.is_folder:
             f.mime_type = patch["mimeType"]
@@ -376,10 +418,15 @@ class DriveModel:
             f.description = None if meta["description"] is None else str(meta["description"])
         if "starred" in meta:
             f.starred = bool(meta["starred"])
+        client = self.client()
         f.properties = merge_properties(f.properties, meta.get("properties"), "properties",
-                                        len(f.app_properties))
-        f.app_properties = merge_properties(f.app_properties, meta.get("appProperties"), "appProperties",
-                                            len(f.properties))
+                                        len(f.app_props(client)))
+        f.set_app_props(client, merge_properties(f.app_props(client), meta.get("appProperties"), "appProperties",
+                                                 len(f.properties)))
+
+    def _search_lag(self, lag_s: float) -> float:
+        """The emulated time from which search sees an item changed now (0: at once)."""
+        return self.state.clock.timestamp() + lag_s if lag_s > 0 else 0.0
 
     def _subtree(self, f: DriveFile) -> Iterator[DriveFile]:
         stack = [f]
@@ -403,7 +450,7 @@ class DriveModel:
             if k == "seq":
                 continue
             v = getattr(f, k)
-            vals.append(json.dumps(v) if k in ("properties", "app_properties") else v)
+            vals.append(json.dumps(v) if k in _JSON_COLUMNS else v)
         return vals
 
     def _insert(self, f: DriveFile) -> None:

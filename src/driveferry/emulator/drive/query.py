@@ -6,8 +6,11 @@
 
 Strings are single-quoted with `\\'` and `\\\\` escapes; keywords are case-insensitive (Google accepts
 `AND`; api-notes 3.1 marks this [UNC] and we accept it). The predicate runs over a file resource dict
-(the full `*` rendering), so the query sees exactly what a client would. Any error is the 400 that real
-Drive sends: reason `invalid`, location `q`, message "Invalid Value".
+(the full `*` rendering), so the query sees exactly what a client would: `appProperties has` sees only
+the caller's own appProperties when they are private. Search is eventually consistent (api-notes §20):
+a resource the model marked `search_hidden` (created or renamed within its search lag) matches no query;
+the hidden match is reported through the mark. Any error is the 400 that real Drive sends: reason
+`invalid`, location `q`, message "Invalid Value".
 """
 
 from __future__ import annotations
@@ -252,5 +255,18 @@ def compile_query(q: str, resolve: Callable[[str], str]) -> Compiled:
     if p.i != len(p.toks):
         raise _err()
     hint = next(iter(p.parent_ids)) if len(p.parent_ids) == 1 and not p.top_or else None
-    return Compiled(pred, hint)
+    return Compiled(_searchable(pred), hint)
+
+
+def _searchable(pred: Predicate) -> Predicate:
+    """`pred`, false for resources search cannot see yet (the hidden match is reported)."""
+    def visible(f: dict[str, Any]) -> bool:
+        if not pred(f):
+            return False
+        hidden = getattr(f, "search_hidden", None)
+        if hidden is None:
+            return True
+        hidden()
+        return False
+    return visible
 

@@ -2,6 +2,11 @@
 
 Kept apart from the model so the rules (what a file resource looks like, which property maps are valid)
 can be read on one screen. Times are RFC 3339 UTC with milliseconds and `Z`, as Drive sends them.
+
+`appProperties` are private to the OAuth client that wrote them; `properties` are shared by all apps
+(api-notes §20, developers.google.com/drive/api/guides/properties). A row keeps the emulator's own
+client's map in `app_properties` (the only map while `DriveRules.private_app_properties` is off) and
+other clients' maps in `client_app_properties`, keyed by client id.
 """
 
 from __future__ import annotations
@@ -71,6 +76,28 @@ def parse_time(text: object, location: str) -> str:
 
 
 @dataclass(frozen=True)
+class DriveRules:
+    """Realism rules the Drive model applies (all off by default: the emulator stays kind).
+
+    search_lag_new_s / search_lag_renamed_s: emulated seconds a created / renamed item stays invisible
+    to `files.list` with `q` (search is eventually consistent; `files.get` by id sees it at once,
+    api-notes §20, rclone#2485). private_app_properties: each OAuth client sees only its own
+    appProperties (api-notes §20).
+    """
+
+    search_lag_new_s: float = 0.0
+    search_lag_renamed_s: float = 0.0
+    private_app_properties: bool = False
+
+
+class FileResource(dict[str, Any]):
+    """A rendered File resource; `search_hidden`, when set, marks it as not yet visible to search and
+    is called when a query would have matched it (so the hidden match is counted)."""
+
+    search_hidden: Any = None
+
+
+@dataclass(frozen=True)
 class StoredContent:
     """Bytes written to a blob file, with the digests computed while they streamed in."""
 
@@ -106,7 +133,26 @@ class DriveFile:
     app_properties: dict[str, str] = field(default_factory=dict)
     shortcut_target: str | None = None
     shortcut_target_mime: str | None = None
+    client_app_properties: dict[str, dict[str, str]] = field(default_factory=dict)
+    search_visible_at: float = 0.0  # emulated POSIX time from which search (files.list q) sees it
     seq: int = 0
+
+    def app_props(self, client: str | None) -> dict[str, str]:
+        """The appProperties `client` sees (None: the emulator's own OAuth client)."""
+        return self.app_properties if client is None else self.client_app_properties.get(client, {})
+
+    def set_app_props(self, client: str | None, props: dict[str, str]) -> None:
+        if client is None:
+            self.app_properties = props
+        elif props:
+            self.client_app_properties = {**self.client_app_properties, client: props}
+        else:
+            self.client_app_properties = {k: v for k, v in self.client_app_properties.items() if k != client}
+
+    def others_have_app_props(self, client: str | None) -> bool:
+        """True if some other client stored appProperties here (they are hidden from `client`)."""
+        return (client is not None and bool(self.app_properties)) or any(
+            v for k, v in self.client_app_properties.items() if k != client)
 
     @property
     def is_folder(self) -> bool:
@@ -117,8 +163,8 @@ class DriveFile:
         """Google-native (Docs, folders, shortcuts...): no binary content, no md5/sha."""
         return self.mime_type.startswith(NATIVE_PREFIX)
 
-    def resource(self, *, trashed: bool, native_size: bool) -> dict[str, Any]:
-        """The full File resource (what `fields=*` returns)."""
+    def resource(self, *, trashed: bool, native_size: bool, client: str | None = None) -> dict[str, Any]:
+        """The full File resource (what `fields=*` returns), with the appProperties `client` sees."""
         owner = {"kind": "drive#user", "displayName": self.owner.split("@")[0], "emailAddress": self.owner,
                  "me": True, "permissionId": permission_id(self.owner)}
         r: dict[str, Any] = {
@@ -138,8 +184,9 @@ class DriveFile:
             r["description"] = self.description
         if self.properties:
             r["properties"] = dict(self.properties)
-        if self.app_properties:
-            r["appProperties"] = dict(self.app_properties)
+        app = self.app_props(client)
+        if app:
+            r["appProperties"] = dict(app)
         if self.drive_id is not None:
             r["driveId"] = self.drive_id
             r["teamDriveId"] = self.drive_id

@@ -23,6 +23,10 @@ Python API for seeding and tests (all raise `errors.GraphError` subclasses on ru
     m.drop_hash(f.id)                                         # report no quickXorHash (as right after upload)
     m.set_quota(10 * 2**30); m.quota(); m.expire_delta_tokens()
     m.drive_id, m.root_id                                     # what credentials()["graph"] reports
+
+Realism (`m.rules`, a `GraphRules`, set by the realism profile; all off by default): SharePoint-library
+rewriting of Office files uploaded over HTTP, transient fragment 404s and Business ignoring `fileSize`
+(the last two applied by sessions.py). `m.on_event(name)` counts each behaviour that fires.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import mimetypes
 import os
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -54,7 +59,7 @@ from driveferry.emulator.graph.items import (
     parse_time,
     row_to_item,
 )
-from driveferry.emulator.state import State
+from driveferry.emulator.state import CALLER, State
 from driveferry.integrity.hashes import QuickXor
 
 _SCHEMA = """
@@ -70,7 +75,42 @@ CREATE UNIQUE INDEX IF NOT EXISTS graph_items_name ON graph_items(parent_id, nam
 CREATE INDEX IF NOT EXISTS graph_items_seq ON graph_items(seq);
 """
 
-__all__ = ["CONFLICT_BEHAVIOURS", "GraphModel", "Item", "check_name", "iso", "new_item_id", "parse_time"]
+__all__ = ["CONFLICT_BEHAVIOURS", "GraphModel", "GraphRules", "Item", "check_name", "iso", "new_item_id",
+           "parse_time"]
+
+# Office formats SharePoint document libraries rewrite on upload (rclone's onedrive docs, "Unexpected
+# file size/hash differences on Sharepoint": "mainly Office files (.docx, .xlsx, etc.)").
+OFFICE_EXTENSIONS = (".docx", ".docm", ".dotx", ".xlsx", ".xlsm", ".xltx", ".pptx", ".pptm", ".potx", ".vsdx")
+
+
+@dataclass(frozen=True)
+class GraphRules:
+    """Realism rules of the Graph model and its upload sessions (all off by default).
+
+    sharepoint_rewrite_bytes: bytes a SharePoint library appends to an Office file uploaded over HTTP
+    (it merges metadata into the file, so the stored size and quickXorHash differ from what was sent:
+    onedrive-api-docs#935, api-notes §21); 0 = off.
+    fragment_404_count / fragment_404_window_s: the first N fragment PUTs within T emulated seconds of a
+    session's creation answer 404 (rclone sleeps 5 s and retries the same fragment, api-notes §18).
+    ignore_file_size: `fileSize` in createUploadSession is "Only on OneDrive Personal"
+    (driveItemUploadableProperties, api-notes §21): Business neither quota-checks nor enforces it.
+    """
+
+    sharepoint_rewrite_bytes: int = 0
+    office_extensions: tuple[str, ...] = OFFICE_EXTENSIONS
+    fragment_404_count: int = 0
+    fragment_404_window_s: float = 0.0
+    ignore_file_size: bool = False
+
+
+def _no_event(name: str) -> None:
+    return None
+
+
+def _sharepoint_trailer(name: str, size: int) -> bytes:
+    """What the emulated library merges into a file: a metadata record, padded to `size` bytes."""
+    record = f'<!-- SharePoint document library properties: FileLeafRef="{name}" -->'.encode()
+    return (record + b" " * size)[:size]
 
 
 class GraphModel:
@@ -78,6 +118,8 @@ class GraphModel:
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self.rules = GraphRules()
+        self.on_event: Callable[[str], None] = _no_event
         with state.lock:
             state.db.executescript(_SCHEMA)
         self.drive_id = state.get_meta("graph.drive_id", "")
@@ -282,6 +324,7 @@ class GraphModel:
     def commit_content(self, parent_id: str, name: str, conflict: str, blob: str, size: int, qx: QuickXor,
                        fs_created: str | None, fs_modified: str | None, target_id: str | None = None) -> Item:
         """Make `blob` the content of a new or replaced file (used by uploads and `create_file`)."""
+        size = self._sharepoint_rewrite(name, blob, size, qx)
         qxh = base64.b64encode(qx.digest()).decode() if size else None
         mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
         with self.state.lock:
@@ -305,6 +348,23 @@ class GraphModel:
                                            existing.id))
             self.state.remove_blob(existing.blob)
             return self.get(existing.id)
+
+    def _sharepoint_rewrite(self, name: str, blob: str, size: int, qx: QuickXor) -> int:
+        """Append the library's metadata to an Office file uploaded over HTTP; the new size.
+
+        Only uploads are rewritten (the model API seeds files as they already are on the server)."""
+        extra = self.rules.sharepoint_rewrite_bytes
+        caller = CALLER.get()
+        if (extra <= 0 or caller is None or not caller.route.startswith("graph.upload")
+                or not name.lower().endswith(self.rules.office_extensions)):
+            return size
+        trailer = _sharepoint_trailer(name, extra)
+        with open(self.state.blob_path(blob), "r+b") as fh:
+            fh.seek(size)
+            fh.write(trailer)
+        qx.update(trailer)
+        self.on_event("graph.sharepoint_rewrites")
+        return size + len(trailer)
 
     def _insert(self, parent_id: str, name: str, kind: str, size: int = 0, blob: str | None = None,
                 qxh: str | None = None, mime: str | None = None, package_type: str | None = None,

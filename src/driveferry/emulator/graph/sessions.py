@@ -21,6 +21,10 @@ same session. Rules (api-notes 11.2):
   invalidRequest/uploadSessionIncomplete;
 - sessions expire 24 hours after their last fragment (emulator clock); unknown or expired: 404.
   Zero-byte files cannot be uploaded through a session (as on Business): use simple upload.
+
+Realism (the model's `GraphRules`, off by default): a declared `fileSize` is ignored as Business ignores
+it (no early quota check, no total enforced: the quota is checked at commit); the first fragment PUTs
+just after creation may answer a transient 404 itemNotFound/uploadSessionNotFound.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ class UploadSessions:
                 self.state.db.execute("ALTER TABLE graph_sessions ADD COLUMN defer INTEGER NOT NULL DEFAULT 0")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._young: dict[str, tuple[float, int]] = {}  # session -> (created at, transient 404s sent)
         self.sweep()
 
     def sweep(self) -> int:
@@ -130,6 +135,9 @@ class UploadSessions:
             if target.kind != "file":
                 raise InvalidRequest("Only files can be updated by an upload session.")
             parent_id, name = target.parent_id or "", target.name
+        if file_size is not None and self.model.rules.ignore_file_size:
+            self.model.on_event("graph.file_size_ignored")
+            file_size = None
         if file_size is not None:
             if file_size < 0:
                 raise InvalidRequest("fileSize must not be negative.")
@@ -144,7 +152,23 @@ class UploadSessions:
                        " fs_created, fs_modified, expires, defer) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                        (sid, parent_id, name, target_id, conflict, file_size, qx, blob.name, fs_created,
                         fs_modified, expires, int(defer_commit)))
+        if self.model.rules.fragment_404_count > 0:
+            with self._locks_guard:
+                self._young[sid] = (self.state.clock.timestamp(), 0)
         return self.get(sid)
+
+    def _transient_404(self, sid: str) -> None:
+        """Raise the 404 a session can answer just after its creation (GraphRules.fragment_404_*)."""
+        rules = self.model.rules
+        with self._locks_guard:
+            created, sent = self._young.get(sid, (0.0, rules.fragment_404_count))
+            young = self.state.clock.timestamp() - created < rules.fragment_404_window_s
+            if sent >= rules.fragment_404_count or not young:
+                self._young.pop(sid, None)
+                return
+            self._young[sid] = (created, sent + 1)
+        self.model.on_event("graph.fragment_404")
+        raise ItemNotFound("The upload session was not found or has expired.", "uploadSessionNotFound")
 
     def get(self, sid: str) -> Session:
         """A live session; 404 itemNotFound/uploadSessionNotFound if unknown or expired."""
@@ -162,6 +186,7 @@ class UploadSessions:
     def _drop(self, s: Session, keep_blob: bool = False) -> None:
         with self._locks_guard:
             self._locks.pop(s.id, None)
+            self._young.pop(s.id, None)
         with self.state.tx() as db:
             db.execute("DELETE FROM graph_sessions WHERE id=?", (s.id,))
         if not keep_blob:
@@ -171,6 +196,7 @@ class UploadSessions:
         """Append bytes [start, end] of `total`; returns the session (more expected) or the committed item."""
         with self._lock(sid):
             s = self.get(sid)
+            self._transient_404(sid)
             length = end - start + 1
             if length >= MAX_FRAGMENT:  # "less than 60 MiB" per request
                 raise GraphError("The fragment exceeds the maximum length of 60 MiB.", "maxFragmentLengthExceeded",
