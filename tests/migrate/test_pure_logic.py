@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from driveferry.errors import UserError
+from driveferry.errors import QuotaExceededError, UserError
 from driveferry.integrity.hashes import HashType
 from driveferry.integrity.provenance import MD5, SRC_ID, SRC_QXH, Provenance, provenance_properties
 from driveferry.migrate.destination import _proven_copy
 from driveferry.migrate.plan import Filters
-from driveferry.migrate.quota import WINDOW, QuotaStop, UploadBudget, Usage
+from driveferry.migrate.quota import WINDOW, QuotaStop, UploadBudget, Usage, quota_stop_of, quota_wait_s
 from driveferry.migrate.settings import build_settings, redact_url
 from driveferry.providers.base import Entry, Kind
 from driveferry.units import format_size, parse_duration, parse_size
@@ -79,15 +79,34 @@ def test_budget_rolls_over_24h() -> None:
         return Usage(sum(n for n, _ in inside), min((t for _, t in inside), default=None))
 
     b = UploadBudget(usage, lambda n, t: records.append((n, t)), lambda: now[0], limit_bytes=1000, flush_s=0)
-    b.reserve(600)
+    b.admit(600)
+    b.sent(600)
     now[0] += timedelta(hours=1)
-    b.reserve(400)
+    b.admit(400)
+    b.sent(400)
     with pytest.raises(QuotaStop) as stop:
-        b.reserve(1)
-    assert stop.value.resets_at == datetime(2026, 1, 1, tzinfo=UTC) + WINDOW
+        b.admit(1)
+    assert stop.value.resets_at == datetime(2026, 1, 1, tzinfo=UTC) + WINDOW and stop.value.waitable
     now[0] = datetime(2026, 1, 2, 0, 0, 1, tzinfo=UTC)  # the first 600 bytes left the window
-    b.reserve(600)
-    assert sum(n for n, _ in records) == 1600
+    b.admit(600)
+    assert sum(n for n, _ in records) == 1000
+
+
+def test_budget_lets_a_file_start_while_budget_remains_however_large() -> None:
+    """Drive's rule (admin help 172541): a file starts while the window holds less than the cap, even
+    one larger than what is left or than the whole cap; it is counted as it is sent, and only the next
+    file is refused."""
+    records: list[tuple[int, datetime]] = []
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    usage = lambda since: Usage(sum(n for n, t in records if t >= since), min((t for _, t in records), default=None))  # noqa: E731
+    b = UploadBudget(usage, lambda n, t: records.append((n, t)), lambda: now[0], limit_bytes=1000, flush_s=0)
+    b.sent(700)  # 300 left
+    b.admit(5000)  # five times the whole cap: starts
+    for _ in range(50):
+        b.sent(100)
+    with pytest.raises(QuotaStop):
+        b.admit(1)
+    assert sum(n for n, _ in records) == 5700
 
 
 def test_budget_batches_records_but_never_undercounts() -> None:
@@ -95,21 +114,37 @@ def test_budget_batches_records_but_never_undercounts() -> None:
     now = [datetime(2026, 1, 1, tzinfo=UTC)]
     usage = lambda since: Usage(sum(n for n, t in records if t >= since), min((t for _, t in records), default=None))  # noqa: E731
     b = UploadBudget(usage, lambda n, t: records.append((n, t)), lambda: now[0], limit_bytes=1000, flush_s=60)
-    for _ in range(9):
-        b.reserve(100)
-    assert sum(n for n, _ in records) < 900  # batched: not every reservation was a journal write
+    for _ in range(10):
+        b.admit(100)
+        b.sent(100)
+    assert sum(n for n, _ in records) < 1000  # batched: not every file was a journal write
     with pytest.raises(QuotaStop):
-        b.reserve(101)  # unflushed bytes still count against the cap
+        b.admit(1)  # unflushed bytes still count against the cap
     b.flush()
-    assert sum(n for n, _ in records) == 900
+    assert sum(n for n, _ in records) == 1000
 
 
 def test_max_transfer_per_run() -> None:
     b = UploadBudget(lambda s: Usage(0, None), lambda n, t: None, lambda: datetime.now(UTC),
                      limit_bytes=None, max_transfer_bytes=100)
-    b.reserve(60)
-    with pytest.raises(QuotaStop, match="max-transfer"):
-        b.reserve(41)
+    b.admit(60)
+    with pytest.raises(QuotaStop, match="max-transfer") as stop:
+        b.admit(41)
+    assert not stop.value.waitable
+
+
+def test_quota_waits_obey_the_time_scale() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    soon = QuotaStop("cap", now + timedelta(minutes=10))
+    assert quota_wait_s(soon, now) == 600
+    assert quota_wait_s(soon, now, time_scale=100) == 6
+    unknown = QuotaStop("cap", None)  # the destination said nothing of when: look again after an hour
+    assert quota_wait_s(unknown, now, time_scale=3600) == 1
+
+
+def test_storage_full_is_its_own_stop() -> None:
+    stop = quota_stop_of(QuotaExceededError("HTTP 403 quotaExceeded", kind="storage"))
+    assert not stop.waitable and stop.reason.startswith("destination storage full")
 
 
 def _entry(eid: str, size: int, hashes: dict[HashType, str], props: dict[str, str] | None = None) -> Entry:

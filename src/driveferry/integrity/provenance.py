@@ -1,7 +1,11 @@
 """Provenance: what a migrated file records about its origin, so anyone can re-verify it from metadata.
 
-Stored in the destination's properties (Drive `appProperties`). Drive limits each property to 124 bytes
-of key plus value (UTF-8), so keys are short and values are hex digests or ids.
+Stored in the destination's properties: on Drive the shared `properties`, which every app and credential
+sees (a re-run or a `verify` from another OAuth client id must find them), not `appProperties`, which
+are private to the OAuth client that wrote them (api-notes Part C §20). Copies made before carry them in
+appProperties; the Drive adapter reads both into `Entry.properties`, so `Provenance.read` covers either.
+Drive limits each property to 124 bytes of key plus value (UTF-8), so keys are short and values are hex
+digests or ids.
 
     df_src_id   the source item's id
     df_src_qxh  the source's quickXorHash (hex) as the source reported it when copied

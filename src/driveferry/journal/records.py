@@ -71,12 +71,14 @@ class PlannedItem:
     size_bytes: int | None = None
     modified: datetime | None = None
     hashes: Mapping[str, str] = field(default_factory=dict)
+    created: datetime | None = None  # the source's creation time, when it reports one
 
     @classmethod
     def from_entry(cls, entry: EntryLike) -> PlannedItem:
         """The planned item for a provider Entry (hash types become their string names)."""
         return cls(path=entry.path, source_id=entry.id, kind=str(entry.kind), size_bytes=entry.size,
-                   modified=entry.modified, hashes={str(k): v for k, v in entry.hashes.items()})
+                   modified=entry.modified, hashes={str(k): v for k, v in entry.hashes.items()},
+                   created=getattr(entry, "created", None))
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class ItemRecord:
     updated_at: datetime
     # set by `claim` on an item whose previous worker's lease expired (it may have died after uploading)
     taken_over: bool = False
+    source_created: datetime | None = None
 
 
 @dataclass(frozen=True)

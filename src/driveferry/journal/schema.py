@@ -17,12 +17,12 @@ from sqlalchemy.engine import Connection, Dialect
 from driveferry.errors import JournalError
 
 #: The version this code writes. Bump it and append a step to UPGRADES when the tables change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: UPGRADES[n] turns a journal of version n into version n + 1, inside the upgrade transaction.
 #: A fresh journal is created from `metadata` directly and stamped SCHEMA_VERSION, so a step only
 #: ever sees a journal of exactly its own version.
-UPGRADES: dict[int, Callable[[Connection], None]] = {}
+UPGRADES: dict[int, Callable[[Connection], None]] = {}  # filled at the end of the module
 
 # PostgreSQL advisory-lock key serialising schema creation between workers starting together.
 _SCHEMA_LOCK_KEY = 0x64665F6A6F75726E  # "df_journ"
@@ -93,6 +93,7 @@ items = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("size_bytes", sa.BigInteger),
     sa.Column("modified", UTCDateTime),
+    sa.Column("source_created", UTCDateTime),  # the source's creation time, set on the copy where possible
     sa.Column("source_hashes", sa.Text, nullable=False, server_default="{}"),  # JSON {type: hex}
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text),
@@ -131,6 +132,18 @@ quota_usage = sa.Table(
     sa.Column("user_key", sa.Text, primary_key=True),
     sa.Column("bucket_start", UTCDateTime, primary_key=True),  # whole minutes
     sa.Column("bytes", sa.BigInteger, nullable=False),
+)
+
+# Folders this job made (or adopted) on the destination, by path relative to the destination provider's
+# root. Workers agree on one folder per path through the primary key instead of a listing: Drive's
+# files.list lags behind creates (api-notes Part C §20, rclone#2485), so two workers that look a new
+# folder up by name can both miss it and make twins.
+dest_folders = sa.Table(
+    "dest_folders", metadata,
+    sa.Column("job_id", _BigId, sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("folder_id", sa.Text, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
 )
 
 workers = sa.Table(
@@ -189,3 +202,13 @@ def ensure_schema(conn: Connection, label: str, written_by: str) -> int:
         conn.execute(sa.insert(schema_version).values(version=version + 1, applied_at=now,
                                                       written_by=written_by))
     return found
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """Version 2: items.source_created and the dest_folders table."""
+    conn.execute(sa.text("ALTER TABLE items ADD COLUMN source_created "
+                         + UTCDateTime().impl.compile(dialect=conn.dialect)))
+    dest_folders.create(conn)
+
+
+UPGRADES[1] = _v1_to_v2

@@ -142,6 +142,33 @@ class Journal(LeaseOps, StatusOps):
             rows = conn.execute(sa.select(t.runs).where(c.job_id == job_id).order_by(c.started_at, c.id))
             return [to_run(r) for r in rows]
 
+    # --- destination folders -------------------------------------------------------------------------
+
+    def dest_folders(self, job_id: int) -> dict[str, str]:
+        """{path: folder id} of every destination folder the job recorded. Raises JournalError."""
+        c = t.dest_folders.c
+        with self._db.read() as conn:
+            return {str(r.path): str(r.folder_id)
+                    for r in conn.execute(sa.select(c.path, c.folder_id).where(c.job_id == job_id))}
+
+    def dest_folder(self, job_id: int, path: str) -> str | None:
+        """The folder id the job recorded for `path`, or None. Raises JournalError."""
+        c = t.dest_folders.c
+        with self._db.read() as conn:
+            found = conn.scalar(sa.select(c.folder_id).where(c.job_id == job_id, c.path == path))
+        return None if found is None else str(found)
+
+    def settle_dest_folder(self, job_id: int, path: str, folder_id: str) -> str:
+        """Record `folder_id` as the job's folder at `path` unless one is recorded already; returns the
+        recorded one (the first worker to record a path wins, on both databases). Raises JournalError."""
+        c = t.dest_folders.c
+        insert = (self._db.insert(t.dest_folders)
+                  .values(job_id=job_id, path=path, folder_id=folder_id, recorded_at=self._now())
+                  .on_conflict_do_nothing(index_elements=[c.job_id, c.path]))
+        with self._db.write() as conn:
+            conn.execute(insert)
+            return str(conn.scalar(sa.select(c.folder_id).where(c.job_id == job_id, c.path == path)))
+
     # --- planning ------------------------------------------------------------------------------------
 
     def plan_items(self, job_id: int, items: Iterable[PlannedItem], *, batch_size: int = 500) -> PlanResult:
@@ -176,8 +203,9 @@ class Journal(LeaseOps, StatusOps):
         for path, item in batch.items():
             modified = aware(item.modified, f"modified of {path}") if item.modified else None
             hashes = {str(k): v for k, v in item.hashes.items()}
+            created = aware(item.created, f"created of {path}") if item.created else None
             source = {"source_id": item.source_id, "kind": item.kind, "size_bytes": item.size_bytes,
-                      "modified": modified, "updated_at": now}
+                      "modified": modified, "source_created": created, "updated_at": now}
             row = existing.get(path)
             if row is None:
                 new_rows.append({**source, "job_id": job_id, "path": path, "created_at": now,

@@ -1,4 +1,4 @@
-"""The destination side of a migration: folders made once, and what already sits there.
+"""The destination side of a migration: folders made once (recorded in the journal), and what already sits there.
 
 `prepare(rel_path, source)` returns the parent folder, the name to write, and an existing copy when the
 destination already holds this exact source item (its provenance names the source id and its content
@@ -12,24 +12,43 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
 from driveferry.integrity.hashes import HashType
-from driveferry.integrity.provenance import Provenance
+from driveferry.integrity.provenance import SRC_ID, Provenance
+from driveferry.migrate.port import FolderLedger
 from driveferry.providers.base import Entry, Kind, Provider
 
 log = logging.getLogger(__name__)
 
 
-def settled_mkdir(provider: Provider, parent: Entry, name: str) -> Entry:
+def settled_mkdir(provider: Provider, parent: Entry, name: str, ledger: FolderLedger | None = None) -> Entry:
     """The folder `name` in `parent`, made if missing, agreed on by every worker that makes it at once.
 
-    Two workers (processes, machines) starting together both look, find nothing and create: Drive
-    keeps both folders. Each then looks again and keeps the oldest, which every worker finds (it was
-    created first, so it is visible to a look after any later create), and removes its own empty loser.
+    With a ledger (the journal) the agreement does not depend on listings, which lag behind creates
+    on Drive (api-notes Part C §20; rclone#2485): a folder already recorded for the path is used as
+    is; otherwise the folder made (or found) here is offered to the ledger, the first one recorded
+    wins, and a worker whose own folder lost removes it while it is still empty.
+
+    Without a ledger, two workers starting together both look, find nothing and create; each then
+    looks again and keeps the oldest, and removes its own empty loser.
     """
+    path = posixpath.join(parent.path, name) if parent.path else name
+    if ledger is not None:
+        known = ledger.folder_id(path)
+        if known is not None:
+            return _folder_entry(known, path, parent)
     made = provider.mkdir(parent, name)
+    if ledger is not None:
+        winner_id = ledger.settle_folder(path, made.id)
+        if winner_id == made.id:
+            return made
+        log.info("another worker made folder %s at the same time; using theirs", path)
+        if next(iter(provider.list(made)), None) is None:
+            provider.delete(made)
+        return _folder_entry(winner_id, path, parent)
     if not provider.features.duplicate_names:
         return made
     winner = provider.mkdir(parent, name)  # finds, never creates: `made` is there
@@ -37,6 +56,10 @@ def settled_mkdir(provider: Provider, parent: Entry, name: str) -> Entry:
         log.info("another worker made folder %s at the same time; using theirs", winner.path)
         provider.delete(made)
     return winner
+
+
+def _folder_entry(folder_id: str, path: str, parent: Entry) -> Entry:
+    return Entry(id=folder_id, path=path, name=posixpath.basename(path), kind=Kind.FOLDER, parent_id=parent.id)
 
 
 def _proven_copy(candidate: Entry, source: Entry) -> bool:
@@ -58,15 +81,42 @@ def _proven_copy(candidate: Entry, source: Entry) -> bool:
 
 
 class Destination:
-    """Folder cache and duplicate guard for one destination root (thread-safe)."""
+    """Folder cache and duplicate guard for one destination root (thread-safe).
 
-    def __init__(self, provider: Provider, root: Entry) -> None:
+    Folders are found in this order: this process's cache, the ledger (folders the job recorded,
+    possibly by another worker), then made; never by a listing alone, so a folder just made by a
+    worker elsewhere is used, not twinned. Files are matched by name in a cached listing of their
+    folder and, for an item another worker may have uploaded unrecorded (`fresh`), also by a query
+    on their provenance (the destination's property lookup), which needs no full listing.
+    """
+
+    def __init__(self, provider: Provider, root: Entry, ledger: FolderLedger | None = None) -> None:
         self.provider = provider
         self.root = root
+        self.ledger = ledger
         self._folders: dict[str, Entry] = {"": root}
+        self._dir_of: dict[str, str] = {root.id: ""}  # folder id -> rel_dir, for replaced()
         self._listings: dict[str, dict[str, list[Entry]]] = {}
         self._lock = threading.Lock()
         self._mk_lock = threading.RLock()  # folder() recurses for parents
+        if ledger is not None:
+            self._adopt(ledger.folder_ids())
+
+    def _adopt(self, recorded: Mapping[str, str]) -> None:
+        """Cache the recorded folders below the root (parents first, so each knows its parent's id)."""
+        base = self.root.path.strip("/")
+        for path in sorted(recorded, key=lambda p: p.count("/")):
+            rel = path[len(base) + 1:] if base else path
+            if base and not path.startswith(base + "/"):
+                continue
+            parent = self._folders.get(posixpath.dirname(rel))
+            if rel and parent is not None:
+                self._remember(rel, _folder_entry(recorded[path], path, parent))
+
+    def _remember(self, rel_dir: str, folder: Entry) -> None:
+        with self._lock:
+            self._folders[rel_dir] = folder
+            self._dir_of[folder.id] = rel_dir
 
     def folder(self, rel_dir: str) -> Entry:
         """The destination folder for `rel_dir`, created (mkdir -p) the first time it is needed."""
@@ -78,7 +128,7 @@ class Destination:
             parent_dir, name = posixpath.split(rel_dir)
             parent = self.folder(parent_dir) if rel_dir not in self._folders else self._folders[rel_dir]
             if rel_dir not in self._folders:
-                self._folders[rel_dir] = settled_mkdir(self.provider, parent, name)
+                self._remember(rel_dir, settled_mkdir(self.provider, parent, name, self.ledger))
             return self._folders[rel_dir]
 
     def _listing(self, rel_dir: str, folder: Entry) -> dict[str, list[Entry]]:
@@ -97,19 +147,33 @@ class Destination:
     def prepare(self, rel_path: str, source: Entry, fresh: bool = False) -> tuple[Entry, str, Entry | None, bool]:
         """(parent folder, name, proven existing copy or None, whether the name is already taken).
 
-        `fresh` lists the folder again instead of using this process's cached listing: for an item
-        taken over from a dead worker, which may have uploaded it without recording that."""
+        `fresh` lists the folder again instead of using this process's cached listing, and also asks
+        the destination for files carrying this source's id in their provenance: for an item taken
+        over from a dead worker, which may have uploaded it without recording that, while the copy
+        is still missing from listings."""
         rel_dir, name = posixpath.split(rel_path)
         parent = self.folder(rel_dir)
         if fresh:
             with self._lock:
                 self._listings.pop(rel_dir, None)
         same_name = self._listing(rel_dir, parent).get(name, [])
-        for candidate in same_name:
+        candidates = list(same_name)
+        lookup = self.provider.features.property_lookup
+        if fresh and lookup is not None:
+            seen = {c.id for c in candidates}
+            found = [e for e in lookup.find_by_property(parent, SRC_ID, source.id) if e.id not in seen]
+            if found:
+                with self._lock:  # replaced() must see these too
+                    self._listings.setdefault(rel_dir, {}).setdefault(name, []).extend(
+                        e for e in found if e.name == name)
+            candidates += found
+        for candidate in candidates:
+            if candidate.name != name:
+                continue
             candidate = self._with_hashes(candidate)
             if _proven_copy(candidate, source):
                 return parent, name, candidate, True
-        return parent, name, None, bool(same_name)
+        return parent, name, None, any(c.name == name for c in candidates)
 
     def _with_hashes(self, entry: Entry) -> Entry:
         """A destination that reports no hashes (the local filesystem) computes them, so a copy is proven
@@ -121,10 +185,10 @@ class Destination:
 
     def replaced(self, parent: Entry, name: str, source: Entry, new: Entry) -> None:
         """Delete older copies of `source` under `parent` now that `new` holds its current content."""
-        rel_dir = next((k for k, v in self._folders.items() if v.id == parent.id), None)
-        if rel_dir is None:
-            return
         with self._lock:
+            rel_dir = self._dir_of.get(parent.id)
+            if rel_dir is None:
+                return
             olds = list(self._listings.get(rel_dir, {}).get(name, []))
         for old in olds:
             prov = Provenance.read(old.properties)

@@ -21,10 +21,11 @@ from driveferry.errors import DriveferryError, UserError
 from driveferry.migrate.destination import Destination, settled_mkdir
 from driveferry.migrate.journal_port import JobPort
 from driveferry.migrate.plan import Filters, Planned, plan, plan_changes
-from driveferry.migrate.quota import QuotaStop, UploadBudget, Usage
+from driveferry.migrate.port import FolderLedger
+from driveferry.migrate.quota import QuotaStop, UploadBudget, Usage, quota_wait_s
 from driveferry.migrate.relay import Relay
 from driveferry.migrate.settings import MigrateSettings
-from driveferry.migrate.workers import Progress, Workers, WorkerSettings
+from driveferry.migrate.workers import Progress, Tally, Workers, WorkerSettings
 from driveferry.providers.base import Entry, Kind, Provider
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,15 @@ class PlanProgress(Progress):
         """Called once after planning: what this run still has to send."""
 
 
-def _resolve_root(provider: Provider, path: str, create: bool) -> Entry:
+def _resolve_root(provider: Provider, path: str, create: bool, ledger: FolderLedger | None = None) -> Entry:
+    """The folder at `path`. With `create`, missing folders are made; with a ledger, folders are taken
+    from it first and recorded in it, so workers starting together agree on one (see settled_mkdir)."""
     from driveferry.errors import NotFoundError
+    if create and ledger is not None and path.strip("/"):
+        entry = provider.root()
+        for part in [p for p in path.strip("/").split("/") if p]:
+            entry = settled_mkdir(provider, entry, part, ledger)
+        return entry
     try:
         entry = provider.stat(path)
     except NotFoundError:
@@ -166,29 +174,61 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     port.plan(items)
     progress.planned(summary.planned)
     progress.remaining(*port.remaining())
-    dst_root = _resolve_root(dst, dst_path, create=True)
+    dst_root = _resolve_root(dst, dst_path, create=True, ledger=port)
     user_key = f"{dst.name}:{dst_root.id}" if daily_cap is None else f"{dst.name}"
     budget = UploadBudget(
         usage=lambda since: Usage(*port.uploaded_since(user_key, since)),
         record=lambda n, at: port.record_upload(user_key, n, at),
         now=lambda: datetime.now(UTC), limit_bytes=daily_cap, max_transfer_bytes=settings.max_transfer)
-    workers = Workers(port, Relay(src, dst), Destination(dst, dst_root), budget,
-                      WorkerSettings(settings.transfers, settings.chunk_size, settings.lease_s, run_id,
-                                     settings.worker_id), progress)
+    relay, dest = Relay(src, dst), Destination(dst, dst_root, port)
+    worker_settings = WorkerSettings(settings.transfers, settings.chunk_size, settings.lease_s, run_id,
+                                     settings.worker_id)
+    stop: QuotaStop | None = None
     try:
-        tally = workers.run()
+        while True:
+            workers = Workers(port, relay, dest, budget, worker_settings, progress)
+            tally = workers.run()
+            _add(summary, tally)
+            stop = workers.quota_stop
+            if stop is None or not (settings.wait_for_quota and stop.waitable):
+                break
+            budget.flush()
+            _wait_for_quota(stop, budget, _time_scale(dst))
     finally:
         budget.flush()
         summary.seconds = time.monotonic() - started
-    summary.copied, summary.skipped, summary.failed = tally.copied, tally.skipped, tally.failed
-    summary.bytes_uploaded, summary.resumed = tally.bytes_uploaded, tally.resumed
-    summary.failures = [{"path": p, "error": e} for p, e in tally.failures]
-    stop: QuotaStop | None = workers.quota_stop
     if stop is not None:
         summary.stopped_for_quota = stop.reason
         summary.resets_at = stop.resets_at.isoformat() if stop.resets_at else None
     port.finish({**summary.to_json(), **({DELTA_KEY: cursor} if cursor else {})})
     return summary
+
+
+def _add(summary: Summary, tally: Tally) -> None:
+    summary.copied += tally.copied
+    summary.skipped += tally.skipped
+    summary.failed += tally.failed
+    summary.bytes_uploaded += tally.bytes_uploaded
+    summary.resumed += tally.resumed
+    summary.failures += [{"path": p, "error": e} for p, e in tally.failures]
+
+
+def _time_scale(provider: Provider) -> float:
+    """How much faster the remote's clock runs (the `time_scale` remote key, read by the retry layer;
+    an emulator's scaled clock): quota waits are divided by it like every other wait."""
+    policy = getattr(provider, "policy", None)
+    return float(getattr(policy, "time_scale", 1.0) or 1.0)
+
+
+def _wait_for_quota(stop: QuotaStop, budget: UploadBudget, time_scale: float) -> None:
+    """Sleep until the daily budget should have room again (--wait-for-quota); the next round of
+    workers then finds out (a file that starts, or the destination's cap error again)."""
+    now = datetime.now(UTC)
+    if stop.resets_at is None:  # the destination refused without saying when; our own records may know
+        stop = QuotaStop(stop.reason, budget.resets_at(), stop.kind)
+    wait_s = quota_wait_s(stop, now, time_scale)
+    log.warning("daily upload cap reached (%s); waiting %.0f s before starting more files", stop.reason, wait_s)
+    time.sleep(wait_s)
 
 
 class _Counted:

@@ -96,7 +96,8 @@ class JobPort:
                     unsupported.append((p.rel_path, p.reason))
                 e = p.entry
                 yield PlannedItem(path=p.rel_path, source_id=e.id, kind=str(e.kind), size_bytes=e.size,
-                                  modified=e.modified, hashes={str(k): v for k, v in e.hashes.items()})
+                                  modified=e.modified, hashes={str(k): v for k, v in e.hashes.items()},
+                                  created=e.created)
 
         self.journal.plan_items(self.job_id, rows())
         for path, reason in unsupported:
@@ -117,7 +118,8 @@ class JobPort:
     def _claimed(self, rec: ItemRecord) -> ClaimedItem:
         path = posixpath.join(self.src_root_path, rec.path) if self.src_root_path else rec.path
         entry = Entry(id=rec.source_id, path=path, name=posixpath.basename(rec.path), kind=Kind(rec.kind),
-                      size=rec.size_bytes, modified=rec.modified, hashes=_hashes(rec.source_hashes))
+                      size=rec.size_bytes, modified=rec.modified, hashes=_hashes(rec.source_hashes),
+                      created=rec.source_created)
         return ClaimedItem(rec.id, rec.path, entry, rec.session_token, rec.committed_offset or 0, rec.attempts,
                            rec.taken_over)
 
@@ -161,6 +163,17 @@ class JobPort:
         self.journal.heartbeat(self.worker_id, job_id=self.job_id, host=socket.gethostname(), pid=os.getpid(),
                                run_id=self.run_id, current_item_id=current, bytes_done=bytes_done,
                                rate_bytes_per_s=rate)
+
+    # --- the FolderLedger ----------------------------------------------------------------------------
+
+    def folder_ids(self) -> Mapping[str, str]:
+        return self.journal.dest_folders(self.job_id)
+
+    def folder_id(self, path: str) -> str | None:
+        return self.journal.dest_folder(self.job_id, path)
+
+    def settle_folder(self, path: str, folder_id: str) -> str:
+        return self.journal.settle_dest_folder(self.job_id, path, folder_id)
 
     # --- budget and bookkeeping ----------------------------------------------------------------------
 

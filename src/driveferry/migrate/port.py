@@ -67,3 +67,21 @@ class JournalPort(Protocol):
     def unfinished_elsewhere(self, worker_id: str) -> bool:
         """True while other workers hold unexpired leases on unfinished items."""
         ...
+
+
+class FolderLedger(Protocol):
+    """Where the destination folders this job made are recorded (the journal), so that workers and
+    re-runs agree on one folder per path without listing the destination: Drive's listings lag
+    behind creates (api-notes Part C §20)."""
+
+    def folder_ids(self) -> Mapping[str, str]:
+        """{path relative to the destination provider's root: folder id} recorded so far."""
+        ...
+
+    def folder_id(self, path: str) -> str | None:
+        """The folder recorded for `path`, or None."""
+        ...
+
+    def settle_folder(self, path: str, folder_id: str) -> str:
+        """Record `folder_id` for `path` unless another is recorded already; returns the recorded one."""
+        ...

@@ -133,7 +133,7 @@ class Relay:
         src_entry = job.source
         size = src_entry.size or 0
         base_props = provenance_properties(src_entry, job.run_id, None)
-        meta = UploadMeta(modified=src_entry.modified, mime_type=src_entry.mime_type,
+        meta = UploadMeta(modified=src_entry.modified, created=src_entry.created, mime_type=src_entry.mime_type,
                           properties=base_props, replace=job.replace)
         hasher = MultiHasher(self.kinds)
         buf = self._buffer(min(size, job.chunk_size))

@@ -23,7 +23,7 @@ from driveferry.errors import (
 )
 from driveferry.migrate.destination import Destination
 from driveferry.migrate.port import ClaimedItem, Finished, JournalPort
-from driveferry.migrate.quota import QuotaStop, UploadBudget
+from driveferry.migrate.quota import QuotaStop, UploadBudget, quota_stop_of
 from driveferry.migrate.relay import Relay, RelayJob
 
 log = logging.getLogger(__name__)
@@ -186,23 +186,27 @@ class Workers:
         size = entry.size or 0
         token = item.session_token
         try:
-            parent, name, existing, taken = self.dest.prepare(path, entry, fresh=item.taken_over)
+            # an item someone started before (its session is in the journal) may be on the destination
+            # already without a record: look afresh, by provenance too
+            fresh = item.taken_over or token is not None
+            parent, name, existing, taken = self.dest.prepare(path, entry, fresh=fresh)
             if existing is not None:
                 self.tally.add(skipped=1)
                 self.progress.file_finished(path, "skipped")
                 return Finished(item.item_id, existing.id, dict(existing.hashes), 0)
-            self.budget.reserve(max(0, size - (item.committed_offset if token else 0)))
+            self.budget.admit(max(0, size - (item.committed_offset if token else 0)))
             job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken)
             self.progress.file_started(path, size, item.committed_offset if token else 0)
             result = self.relay.copy(job, lambda tok, off: self._checkpoint(item, tok, off),
-                                     lambda n: self.progress.advance(path, n))
+                                     lambda n: self._sent(path, n))
             self.dest.replaced(parent, name, entry, result.entry)
             self.tally.add(copied=1, bytes_uploaded=result.bytes_uploaded, resumed=int(result.resumed_from > 0))
             self.progress.file_finished(path, "copied")
             return Finished(item.item_id, result.entry.id, dict(result.hashes), result.bytes_uploaded)
         except (QuotaStop, QuotaExceededError) as exc:
-            # the item keeps its session and offset; the final release() returns it to pending
-            self.quota_stop = exc if isinstance(exc, QuotaStop) else QuotaStop(str(exc), exc.resets_at)
+            # the item keeps its session and offset; the final release() returns it to pending. Files
+            # already uploading finish (Drive lets them: api-notes Part C §19); no new one starts.
+            self.quota_stop = exc if isinstance(exc, QuotaStop) else quota_stop_of(exc)
             self.stop.set()
             self.progress.file_finished(path, "paused")
         except LeaseLost:
@@ -229,6 +233,10 @@ class Workers:
                 self.tally.failed += 1
                 self.tally.failures.append((item.rel_path, str(exc)))
         self.progress.file_finished(item.rel_path, "failed" if final else "retry")
+
+    def _sent(self, path: str, nbytes: int) -> None:
+        self.budget.sent(nbytes)
+        self.progress.advance(path, nbytes)
 
     def _checkpoint(self, item: ClaimedItem, token: str, offset: int) -> None:
         if not self.journal.checkpoint(item.item_id, self.s.worker_id, token, offset):

@@ -44,6 +44,7 @@ class Entry:
     hashes: Mapping[HashType, str] = field(default_factory=lambda: MappingProxyType({}))
     properties: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     parent_id: str | None = None
+    created: datetime | None = None  # creation time as the remote reports it, when it keeps one
 
     @property
     def is_dir(self) -> bool:
@@ -52,9 +53,10 @@ class Entry:
 
 @dataclass(frozen=True)
 class UploadMeta:
-    """What an upload carries besides bytes: modified time, MIME type and provenance properties."""
+    """What an upload carries besides bytes: modified and created time, MIME type and provenance properties."""
 
     modified: datetime | None = None
+    created: datetime | None = None  # set where the destination accepts it (Drive, Graph's fileSystemInfo)
     mime_type: str | None = None
     properties: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     replace: bool = False  # replace a same-named file instead of adding one (conflict behaviour)
@@ -93,6 +95,14 @@ class ModTimeSetter(Protocol):
 
 
 @runtime_checkable
+class PropertyLookup(Protocol):
+    def find_by_property(self, folder: Entry, key: str, value: str) -> list[Entry]:
+        """Files in `folder` that carry the shared property `key` = `value`, found by a query rather
+        than by reading the whole listing (Drive: `properties has {key=... and value=...}`)."""
+        ...
+
+
+@runtime_checkable
 class DeltaLister(Protocol):
     def delta(self, cursor: str | None) -> tuple[list[Entry], str]:
         """Changes since `cursor` (None: everything), and the cursor for next time."""
@@ -119,7 +129,7 @@ class Features:
     max_chunk: largest chunk one request may carry.
     duplicate_names: whether one folder may hold two items of the same name (Drive: yes).
     daily_upload_cap_bytes: the remote's upload cap per user per rolling 24 h, if it has one.
-    properties/mod_time/delta/content_hasher: the optional capability objects, or None when absent.
+    properties/mod_time/delta/content_hasher/property_lookup: the optional capability objects, or None.
     """
 
     chunk_multiple: int = 1
@@ -132,6 +142,7 @@ class Features:
     case_insensitive: bool = False
     illegal_name_chars: str = ""
     daily_upload_cap_bytes: int | None = None  # Drive: 750 GB per user per rolling 24 h
+    property_lookup: PropertyLookup | None = None
 
 
 class Provider(Protocol):

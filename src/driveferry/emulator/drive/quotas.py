@@ -1,9 +1,11 @@
 """Drive's per-user daily upload cap and the storage quota, on the emulator clock.
 
 The cap is a rolling 24 h window of bytes received by uploads (and copies) per user, default 750 GB
-[DOC Workspace admin help]. Real Drive lets the request that crosses the cap finish and refuses the
-next ones with 403 userRateLimitExceeded "User rate limit exceeded." for up to a day; the emulator does
-the same: a request is refused once the window already holds the cap. The storage quota counts blob
+[DOC Workspace admin help]. Real Drive lets uploads in progress complete past the cap ("Uploads that
+are in progress will complete", Google admin help 172541; api-notes Part C §19) and refuses uploads
+that start later with 403 userRateLimitExceeded "User rate limit exceeded." for up to a day; the
+emulator does the same: a new upload (a session, or a one-request upload) is refused once the window
+already holds the cap, while the chunks of a session opened before keep being accepted. The storage quota counts blob
 content (native Docs are free) and refuses any write that would go over it.
 """
 
@@ -65,7 +67,8 @@ class Quotas:
         return int(rows[0]["n"])
 
     def check_upload_allowed(self, user: str) -> None:
-        """403 userRateLimitExceeded once the window holds the cap (the request that crosses it passes)."""
+        """403 userRateLimitExceeded for a new upload once the window holds the cap (the upload that
+        crosses it completes)."""
         if self.uploaded_in_window(user) >= int(self.limits()["daily_upload_bytes"] or 0):
             raise errors.daily_cap_exceeded()
 

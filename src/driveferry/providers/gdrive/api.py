@@ -35,7 +35,7 @@ SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 NATIVE_PREFIX = "application/vnd.google-apps."
 # Everything Entry needs, plus createdTime to break ties between same-named items (Drive allows them).
 FILE_FIELDS = ("id,name,mimeType,size,md5Checksum,sha1Checksum,sha256Checksum,modifiedTime,createdTime,"
-               "parents,appProperties,shortcutDetails,trashed")
+               "parents,properties,appProperties,shortcutDetails,trashed")
 PAGE_SIZE = 1000  # Drive's maximum; larger values are coerced (api-notes 3)
 
 Raw = dict[str, Any]
@@ -126,14 +126,17 @@ class DriveApi:
     # --- metadata ------------------------------------------------------------------------------------
 
     def list_page(self, folder_id: str, page_token: str | None = None, *, name: str | None = None,
-                  folders_only: bool = False) -> tuple[list[Raw], str | None]:
-        """One page of the untrashed children of `folder_id` (optionally only those called `name`).
+                  folders_only: bool = False, prop: tuple[str, str] | None = None) -> tuple[list[Raw], str | None]:
+        """One page of the untrashed children of `folder_id` (optionally only those called `name`, or
+        carrying the shared property `prop` = (key, value)).
 
         Returns (items, next page token or None on the last page).
         """
         q = f"{quote_q(folder_id)} in parents and trashed = false"
         if name is not None:
             q += f" and name = {quote_q(name)}"
+        if prop is not None:
+            q += f" and properties has {{key={quote_q(prop[0])} and value={quote_q(prop[1])}}}"
         if folders_only:
             q += f" and mimeType = {quote_q(FOLDER_MIME)}"
         params = dict(q=q, pageSize=PAGE_SIZE, fields=f"nextPageToken,files({FILE_FIELDS})",

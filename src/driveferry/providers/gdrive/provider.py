@@ -31,10 +31,11 @@ log = logging.getLogger(__name__)
 _HASH_FIELDS = {"md5Checksum": HashType.MD5, "sha1Checksum": HashType.SHA1, "sha256Checksum": HashType.SHA256}
 DAILY_UPLOAD_CAP_BYTES = 750 * 10**9  # per user per rolling 24 h (Workspace admin help; api-notes 5.2)
 MAX_CHUNK = 1 << 30  # no documented per-request limit; bounds relay memory per transfer
-PROPERTY_BYTES = 124  # appProperties: key + value, UTF-8 (api-notes 2.1)
+PROPERTY_BYTES = 124  # properties and appProperties: key + value, UTF-8 (api-notes 2.1)
 
 
 _Groups = dict[str, list[Entry]]  # outside the class, where `list` is still the builtin
+_Entries = list[Entry]
 
 
 def _age(raw: Raw) -> tuple[datetime, str]:
@@ -70,7 +71,8 @@ class GDriveProvider:
         self._lock = threading.Lock()
         self._mk_lock = threading.Lock()  # one creator at a time, so this process makes no twin folders
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=True,
-                                 properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes)
+                                 properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes,
+                                 property_lookup=self)
 
     # --- normalisation at the edge -----------------------------------------------------------------------
 
@@ -87,13 +89,17 @@ class GDriveProvider:
             kind = Kind.FILE
         name = str(raw.get("name") or "")
         modified = datetime.fromisoformat(raw["modifiedTime"]).astimezone(UTC) if raw.get("modifiedTime") else None
+        created = datetime.fromisoformat(raw["createdTime"]).astimezone(UTC) if raw.get("createdTime") else None
+        # provenance is written to `properties` (every app sees them) and was written to appProperties
+        # (private to one OAuth client) before; both are read, the shared ones winning (api-notes C §20)
+        props = {**(raw.get("appProperties") or {}), **(raw.get("properties") or {})}
         hashes = {t: str(raw[f]).lower() for f, t in _HASH_FIELDS.items() if raw.get(f)}
         parents = raw.get("parents") or []
         return Entry(id=str(raw["id"]), path=posixpath.join(parent_path, name) if parent_path else name,
                      name=name, kind=kind, size=int(raw["size"]) if kind is Kind.FILE and "size" in raw else None,
                      modified=modified, mime_type=mime or None, hashes=MappingProxyType(hashes),
-                     properties=MappingProxyType(dict(raw.get("appProperties") or {})),
-                     parent_id=str(parents[0]) if parents else None)
+                     properties=MappingProxyType(props), parent_id=str(parents[0]) if parents else None,
+                     created=created)
 
     # --- paths -------------------------------------------------------------------------------------------
 
@@ -246,10 +252,12 @@ class GDriveProvider:
             body["parents"] = [parent.id]
         if meta.modified is not None:
             body["modifiedTime"] = _rfc3339(meta.modified)
+        if meta.created is not None and file_id is None:  # createdTime is writable on create only
+            body["createdTime"] = _rfc3339(meta.created)
         if meta.mime_type:
             body["mimeType"] = meta.mime_type
         if meta.properties:
-            body["appProperties"] = _checked_properties(meta.properties)
+            body["properties"] = _checked_properties(meta.properties)
         fields = {"size": size, "parent": parent.id, "name": name, "parent_path": parent.path, "file_id": file_id}
         uri = call_with_retry(lambda: initiate(self.api, fields, body, meta.mime_type), self.retry,
                               f"start upload of {name}")
@@ -299,10 +307,20 @@ class GDriveProvider:
                              if not (k == entry.path or k.startswith(entry.path + "/")) or k == ""}
 
     def set_properties(self, entry: Entry, properties: Mapping[str, str]) -> Entry:
-        """Merge `properties` into the file's appProperties (private to this OAuth client)."""
-        body = {"appProperties": _checked_properties(properties)}
+        """Merge `properties` into the file's shared `properties` (visible to every app and credential,
+        unlike appProperties: api-notes Part C §20). The file's modified time goes in the same update:
+        Drive stamps an update that does not carry it with the time of the update (ibid.)."""
+        body: Raw = {"properties": _checked_properties(properties)}
+        if entry.modified is not None:
+            body["modifiedTime"] = _rfc3339(entry.modified)
         raw = call_with_retry(lambda: self.api.update(entry.id, body), self.retry, f"set properties {entry.path}")
         return self.to_entry(raw, posixpath.dirname(entry.path))
+
+    def find_by_property(self, folder: Entry, key: str, value: str) -> _Entries:
+        """PropertyLookup: files in `folder` whose shared properties hold `key` = `value` (a
+        `properties has {key=... and value=...}` query; appProperties of other clients stay unseen)."""
+        found = (self.to_entry(raw, folder.path) for raw in self._all(folder.id, prop=(key, value)))
+        return [entry for entry in found if entry.kind is Kind.FILE]
 
     def set_modified(self, entry: Entry, modified: datetime) -> Entry:
         body = {"modifiedTime": _rfc3339(modified)}
@@ -311,7 +329,7 @@ class GDriveProvider:
 
 
 def _checked_properties(properties: Mapping[str, str]) -> dict[str, str]:
-    """appProperties as Drive takes them; PermanentError for a key + value over 124 UTF-8 bytes."""
+    """properties as Drive takes them; PermanentError for a key + value over 124 UTF-8 bytes."""
     for key, value in properties.items():
         if len(key.encode()) + len(str(value).encode()) > PROPERTY_BYTES:
             raise PermanentError(f"property {key!r}: key and value exceed Drive's {PROPERTY_BYTES} bytes")
