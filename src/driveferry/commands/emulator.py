@@ -20,7 +20,8 @@ Prints one JSON line: {"base_url", "ca_file", "data_dir", "credentials": {...}[,
 serves until Ctrl-C. With --connect-proxy, clients with fixed endpoints reach it as
 HTTPS_PROXY=<connect_proxy> with the CA file trusted (e.g. rclone --ca-cert <ca_file>).
 State (metadata in SQLite, content as files under --data) survives a restart, open upload sessions
-included. Control endpoint: <base_url>/_emulator/{counters,faults,clock}."""
+included. Control endpoint: <base_url>/_emulator/{counters,faults,clock,realism}. With --profile, the
+emulator is as hard as the real services (see configs/emulator/real.toml)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -35,12 +36,28 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--tls", action="store_true", help="serve https with a generated local CA (msal needs it)")
     s.add_argument("--seed", metavar="FILE", help="TOML tree spec to create (see configs/emulator/)")
     s.add_argument("--faults", metavar="FILE", help="TOML fault plan (see configs/emulator/faults.example.toml)")
+    s.add_argument("--profile", metavar="FILE",
+                   help="realism profile TOML (configs/emulator/real.toml): rate limits, throttling, listing lag, "
+                        "per-client appProperties, scaled clock, ...; default: none (the kind emulator)")
     s.add_argument("--connect-proxy", type=int, metavar="PORT",
                    help="also run an HTTP CONNECT proxy on 127.0.0.1:PORT (0: any) tunnelling every host to the "
                         "emulator, for clients with fixed endpoints (rclone); needs --tls")
     s.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
     s.set_defaults(func=serve)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _load_profile(path: str) -> Any:
+    """The Realism of a profile file; a UserError (one line, exit 2) if it is missing or invalid."""
+    from driveferry.emulator.realism import Realism
+    try:
+        return Realism.load(path)
+    except FileNotFoundError:
+        raise UserError(f"realism profile {path} not found; see configs/emulator/real.toml") from None
+    except ValueError as exc:
+        raise UserError(f"realism profile {path} is invalid: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read realism profile {path}: {exc.strerror}") from None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -54,6 +71,7 @@ def serve(args: argparse.Namespace) -> int:
             raise UserError(f"fault plan {args.faults} not found") from None
         except (ValueError, TypeError) as exc:
             raise UserError(f"fault plan {args.faults} is invalid: {exc}") from None
+    realism = _load_profile(args.profile) if getattr(args, "profile", None) else None
     proxy_port = getattr(args, "connect_proxy", None)
     if proxy_port is not None and (not args.tls or not 0 <= proxy_port <= 65535):
         raise UserError("--connect-proxy needs --tls and a port in 0..65535")
@@ -61,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
         raise UserError(f"seed spec {args.seed} not found; see configs/emulator/")
     try:
         emu = Emulator(args.data, host=args.host, port=args.port, tls=args.tls, faults=plan,
-                       allow_remote=args.allow_remote)
+                       allow_remote=args.allow_remote, realism=realism)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:

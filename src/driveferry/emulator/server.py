@@ -200,7 +200,10 @@ class Emulator:
 
     def __init__(self, data_dir: Path | str, host: str = "127.0.0.1", port: int = 0, tls: bool = False,
                  faults: FaultPlan | None = None, allow_remote: bool = False,
-                 modules: list[ApiModule] | None = None, realism: Realism | None = None) -> None:
+                 modules: list[ApiModule] | None = None, realism: Realism | None = None,
+                 profile: Path | str | None = None) -> None:
+        """`realism` or `profile` (a realism TOML, e.g. configs/emulator/real.toml; ValueError if bad,
+        FileNotFoundError if missing) make it behave like the real clouds; neither: the kind default."""
         if not allow_remote and not _is_loopback(host):
             raise ValueError(f"refusing to bind the emulator to non-loopback address {host}; "
                              "pass allow_remote (--allow-remote) if you really mean it")
@@ -210,7 +213,7 @@ class Emulator:
         self.tls = tls
         self.state = State(self.data_dir)
         self.faults = faults or FaultPlan()
-        self.realism = realism or Realism()
+        self.realism = realism or (Realism.load(profile) if profile is not None else Realism())
         self.router = Router()
         self._prefix_errors: list[tuple[str, ErrorFactory]] = []
         self._audiences: list[tuple[str, str]] = []  # (route prefix, audience)

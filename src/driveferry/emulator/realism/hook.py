@@ -12,9 +12,10 @@ models (state.CALLER), then answers for the handler when a limit says so:
   length, and every call of that user in it is 429 activityLimitReached/throttledRequest (or 503
   serviceNotAvailable) with `Retry-After` = the seconds left, as a number or an HTTP-date (RFC 9110
   §10.2.3) in emulated time (api-notes §18, 12.2; Microsoft Q&A 648796: 41, 120, 315 s);
-- storms (`storm(api, duration_s)`): every authenticated call of the API gets its throttle answer.
+- storms (`storm(api, duration_s)`): every call of the API gets its throttle answer, pre-authenticated
+  upload and download URLs included.
 
-Only calls made by a user (a bearer token) count: pre-authenticated upload and download URLs belong to a
+Rate limits count only calls made by a user (a bearer token): upload and download URLs belong to a
 session already admitted. Model rules (search lag, private appProperties, SharePoint rewrites, fragment
 404s, fileSize) are pushed into the Drive and Graph models when the emulator is bound and whenever the
 settings change. Every behaviour that fires is counted under counters["realism"].
@@ -143,30 +144,32 @@ class Realism:
         client = req.client_id if req.client_id != EMULATOR_GOOGLE_CLIENT else None
         CALLER.set(Caller(req.route, req.user, client))
         api = req.route.split(".", 1)[0]
-        if api not in APIS or req.user is None:
+        if api not in APIS:
             return None
         write = req.method not in ("GET", "HEAD")
         if api == "drive":
             return self._drive(req.user, write)
         return self._graph(req.user, write)
 
-    def _drive(self, user: str, write: bool) -> Response | None:
+    def _drive(self, user: str | None, write: bool) -> Response | None:
         s = self.settings.drive
         if self._storms.remaining("drive") > 0:
             self.count("drive.storm_rejected")
             return DriveError(s.status, "rateLimitExceeded", DRIVE_MESSAGES["rateLimitExceeded"]).response()
-        if self._buckets.take("drive", user, write, s.rate_limit):
+        if user is None or self._buckets.take("drive", user, write, s.rate_limit):
             return None
         self.count("drive.rate_limited")
         reason = s.reasons[self._next("drive.reason", len(s.reasons))]
         return DriveError(s.status, reason, DRIVE_MESSAGES[reason]).response()
 
-    def _graph(self, user: str, write: bool) -> Response | None:
+    def _graph(self, user: str | None, write: bool) -> Response | None:
         s = self.settings.graph
         storm = self._storms.remaining("graph")
         if storm > 0:
             self.count("graph.storm_rejected")
             return self._throttled(storm, "seconds")
+        if user is None:
+            return None
         key = f"graph:{user}"
         left = self._episodes.remaining(key)
         if left > 0:
