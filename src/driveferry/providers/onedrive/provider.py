@@ -105,7 +105,8 @@ class OneDriveProvider:
         return Entry(id=str(item["id"]), path=path, name=posixpath.basename(path), kind=kind, size=size,
                      modified=parse_time(fsi.get("lastModifiedDateTime") or item.get("lastModifiedDateTime")),
                      mime_type=file.get("mimeType"), hashes=hashes, properties=props,
-                     parent_id=(item.get("parentReference") or {}).get("id"))
+                     parent_id=(item.get("parentReference") or {}).get("id"),
+                     created=parse_time(fsi.get("createdDateTime") or item.get("createdDateTime")))
 
     # --- the core -----------------------------------------------------------------------------------
 
@@ -157,7 +158,7 @@ class OneDriveProvider:
     def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> GraphUploadSession:
         path = _join(parent.path, name)
         token = create_session(self.client, parent.id, names.encode(name), path, size,
-                               replace=meta.replace, modified=meta.modified)
+                               replace=meta.replace, modified=meta.modified, created=meta.created)
         return GraphUploadSession(self.client, token, self.entry, self.find)
 
     def resume_upload(self, token: str) -> GraphUploadSession:

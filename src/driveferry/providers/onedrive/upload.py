@@ -64,6 +64,7 @@ class UploadToken:
     upload_url: str | None  # None: zero-byte file, uploaded by a simple PUT
     replace: bool
     modified: str | None
+    created: str | None = None  # fileSystemInfo.createdDateTime (tokens written before lack it)
 
     def dumps(self) -> str:
         return json.dumps({"v": 1, **asdict(self)}, sort_keys=True)
@@ -78,20 +79,27 @@ class UploadToken:
             raise UploadSessionLostError("not a OneDrive upload token") from exc
 
 
+def _fs_times(t: UploadToken) -> dict[str, str]:
+    return {k: v for k, v in (("lastModifiedDateTime", t.modified), ("createdDateTime", t.created)) if v}
+
+
 def create_session(client: GraphClient, parent_id: str, name: str, path: str, size: int, *,
-                   replace: bool, modified: datetime | None) -> UploadToken:
+                   replace: bool, modified: datetime | None, created: datetime | None = None) -> UploadToken:
     """Start an upload (a real session unless `size` is 0). Raises AlreadyExists/Quota/NotFound errors."""
     when = graph_time(modified) if modified else None
+    born = graph_time(created) if created else None
     if size == 0:
-        return UploadToken(size, parent_id, name, path, None, replace, when)
+        return UploadToken(size, parent_id, name, path, None, replace, when, born)
     item: dict[str, Any] = {"@microsoft.graph.conflictBehavior": "replace" if replace else "fail",
                             "name": name, "fileSize": size}  # fileSize: a full drive fails now, not at the end
-    if when:
-        item["fileSystemInfo"] = {"lastModifiedDateTime": when}
+    # the item's fileSystemInfo is writable in createUploadSession (api-notes Part B §11.2)
+    times = {"lastModifiedDateTime": when, "createdDateTime": born}
+    if when or born:
+        item["fileSystemInfo"] = {k: v for k, v in times.items() if v}
     url = f"{client.id_url(parent_id)}:/{path_segments(name)}:/createUploadSession"
 
     body = client.request("POST", url, json={"item": item}, what=f"create upload session for {path}").json()
-    return UploadToken(size, parent_id, name, path, str(body["uploadUrl"]), replace, when)
+    return UploadToken(size, parent_id, name, path, str(body["uploadUrl"]), replace, when, born)
 
 
 class GraphUploadSession:
@@ -207,9 +215,9 @@ class GraphUploadSession:
         resp = self._client.request("PUT", url, data=b"", ok=(200, 201), what=f"upload {t.path}",
                                     params={"@microsoft.graph.conflictBehavior": behaviour})
         item: dict[str, Any] = resp.json()
-        if t.modified:  # a simple PUT cannot carry fileSystemInfo: set it afterwards
+        if t.modified or t.created:  # a simple PUT cannot carry fileSystemInfo: set it afterwards
             item = self._client.request("PATCH", self._client.id_url(str(item["id"])), what=f"set time of {t.path}",
-                                        json={"fileSystemInfo": {"lastModifiedDateTime": t.modified}}).json()
+                                        json={"fileSystemInfo": _fs_times(t)}).json()
         self._done = self._entry_of(item, t.path)
         return self._done
 
