@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driveferry.errors import DriveferryError, TransientError
+from driveferry.errors import DriveferryError
 from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.providers.base import Entry, Provider, UploadMeta, UploadSession
 from driveferry.providers.ops import DirCache
@@ -33,7 +32,6 @@ __all__ = ["FIXABLE", "FixAction", "FixResult", "plan_fixes", "apply_fix", "chun
 
 FIXABLE = frozenset({Status.ZERO_FILLED_REMOTE, Status.STALE_REMOTE, Status.CONTENT_MISMATCH,
                      Status.SIZE_MISMATCH, Status.MISSING_REMOTE})
-_SEND_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -153,23 +151,12 @@ def _stream(session: UploadSession, path: Path, size: int, kind: HashType, expec
             if last and (offset + len(chunk) != size or fh.read(1) or hasher.hexdigests()[kind] != expected):
                 session.abort()  # the file changed under us: withhold the last chunk, commit nothing
                 return None
-            done = _send(session, offset, chunk, last)
+            # the retry layer (providers/retrying.py) retries each send in place at the committed offset
+            done = session.send(offset, chunk, last)
             if last:
-                return done if done is not None else _send(session, size, b"", True)
+                return done if done is not None else session.send(size, b"", True)
             offset += len(chunk)
             chunk = nxt
-
-
-def _send(session: UploadSession, offset: int, chunk: bytes, last: bool) -> Entry | None:
-    # send() is idempotent per offset and asks the server after a failed request, so a retry is safe.
-    for attempt in range(_SEND_ATTEMPTS):
-        try:
-            return session.send(offset, chunk, last)
-        except TransientError:
-            if attempt == _SEND_ATTEMPTS - 1:
-                raise
-            time.sleep(0.2 * 2 ** attempt)
-    return None
 
 
 def _mtime(st: os.stat_result) -> datetime:
