@@ -103,18 +103,27 @@ class RcloneEnv:
     def write_config(self) -> None:
         g, ms = self.emu.credentials()["google"], self.emu.credentials()["microsoft"]
         drive_id = self.emu.credentials()["graph"]["drive_id"]
+        self.written_tokens = {"emudrive": self.google_token(), "emuonedrive": self.microsoft_token()}
         text = (
             "[emudrive]\ntype = drive\n"
             f"client_id = {g['client_id']}\nclient_secret = {g['client_secret']}\nscope = drive\n"
             f"root_folder_id = {self.drive_folder_id}\n"
-            f"token = {json.dumps(self.google_token())}\n\n"
+            f"token = {json.dumps(self.written_tokens['emudrive'])}\n\n"
             "[emuonedrive]\ntype = onedrive\n"
             f"client_id = {ms['public_client_id']}\n"
             f"drive_id = {drive_id}\ndrive_type = business\n"
-            f"token = {json.dumps(self.microsoft_token())}\n")
+            f"token = {json.dumps(self.written_tokens['emuonedrive'])}\n")
         fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+
+    def saved_token(self, remote: str) -> dict[str, Any]:
+        """The token rclone keeps in the config now (it rewrites it after each refresh)."""
+        import configparser
+        cp = configparser.ConfigParser(interpolation=None)
+        cp.read(self.config_file)
+        token: dict[str, Any] = json.loads(cp[remote]["token"])
+        return token
 
     # --- running rclone ---------------------------------------------------------------------------------
 
