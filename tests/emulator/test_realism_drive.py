@@ -128,3 +128,21 @@ def test_without_the_profile_every_client_sees_the_same_app_properties(env: Env)
     fid = env.create(env.a, {"name": "x.bin", "appProperties": {"src": "od:1"}})
     b = env.second_client()
     assert env.get(b, fid, "appProperties") == {"appProperties": {"src": "od:1"}}
+
+
+def test_a_resumable_upload_writes_the_opening_apps_app_properties(env: Env) -> None:
+    env.realism({"drive": {"private_app_properties": True}})
+    b = env.second_client()
+    data = b"resumable bytes"
+    start = b.post(env.base + "/upload/drive/v3/files", params={"uploadType": "resumable", "fields": "id,appProperties"},
+                   json={"name": "r.bin", "appProperties": {"src": "colab"}},
+                   headers={"X-Upload-Content-Length": str(len(data))})
+    assert start.status_code == 200, start.text
+    # the session URI needs no token; the file is still written as the app that opened the session
+    done = env.ctl.put(start.headers["Location"], data=data,
+                       headers={"Content-Range": f"bytes 0-{len(data) - 1}/{len(data)}"})
+    assert done.status_code == 200, done.text
+    fid = done.json()["id"]
+    assert done.json()["appProperties"] == {"src": "colab"}
+    assert env.get(b, fid, "appProperties") == {"appProperties": {"src": "colab"}}
+    assert env.get(env.a, fid, "id,appProperties") == {"id": fid}

@@ -174,7 +174,8 @@ class MediaHandlers:
         if upload_mime and "mimeType" not in meta and target is None:
             meta["mimeType"] = upload_mime
         params = {"all_drives": req.flag("supportsAllDrives"), "add_parents": req.arg("addParents", ""),
-                  "remove_parents": req.arg("removeParents", "")}
+                  "remove_parents": req.arg("removeParents", ""),
+                  "client": self.model.client()}  # whose appProperties the chunk requests write (realism)
         s = self.sessions.initiate(self.user(req), meta, fields=req.arg("fields"), target_id=target,
                                    total=total, params=params)
         uri = f"{req.base_url}/upload/drive/v3/files?uploadType=resumable&upload_id={s.upload_id}"

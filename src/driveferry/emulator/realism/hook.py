@@ -23,6 +23,7 @@ settings change. Every behaviour that fires is counted under counters["realism"]
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from datetime import UTC, datetime
@@ -142,6 +143,8 @@ class Realism:
     def before(self, req: Request) -> Response | None:
         """An answer that replaces the handler's (rate limit, throttle, storm), or None to go on."""
         client = req.client_id if req.client_id != EMULATOR_GOOGLE_CLIENT else None
+        if req.route == "drive.upload.chunk":  # the session URI carries no token: act for the app that opened it
+            client = self._session_client(req.arg("upload_id") or "")
         CALLER.set(Caller(req.route, req.user, client))
         api = req.route.split(".", 1)[0]
         if api not in APIS:
@@ -150,6 +153,14 @@ class Realism:
         if api == "drive":
             return self._drive(req.user, write)
         return self._graph(req.user, write)
+
+    def _session_client(self, upload_id: str) -> str | None:
+        """The OAuth client that opened a Drive resumable session (drive/media.py records it in params)."""
+        if self._emu is None or not self.settings.drive.private_app_properties:
+            return None
+        rows = self._emu.state.query("SELECT params FROM drive_sessions WHERE upload_id=?", (upload_id,))
+        client = json.loads(rows[0]["params"]).get("client") if rows else None
+        return client if isinstance(client, str) else None
 
     def _drive(self, user: str | None, write: bool) -> Response | None:
         s = self.settings.drive
