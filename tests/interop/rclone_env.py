@@ -128,12 +128,16 @@ class RcloneEnv:
     # --- running rclone ---------------------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:
-        """The environment rclone runs with: proxy set, no inherited rclone settings, HOME in work_dir."""
+        """The environment rclone runs with: proxy set, the emulator CA as Go's trust roots, no inherited
+        rclone settings, HOME in work_dir."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("RCLONE_") and k.lower() not in ("http_proxy", "https_proxy", "no_proxy",
                                                                     "all_proxy")}
+        # SSL_CERT_FILE: rclone 1.60 polls Graph's copy monitor URL with Go's default client, which
+        # ignores --ca-cert (backend/onedrive/onedrive.go waitForJob: http.Get); Go reads the roots from it
         env.update({"HTTPS_PROXY": self.proxy.url, "HOME": str(self.work_dir), "XDG_CACHE_HOME":
-                    str(self.work_dir / "cache"), "RCLONE_CONFIG": str(self.config_file)})
+                    str(self.work_dir / "cache"), "RCLONE_CONFIG": str(self.config_file),
+                    "SSL_CERT_FILE": str(self.emu.ca_file)})
         return env
 
     def base_args(self) -> list[str]:

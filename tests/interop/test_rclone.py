@@ -198,3 +198,25 @@ def test_changenotify_polls_drive_changes(rclone_env: RcloneEnv, tmp_path: Path)
         proc.terminate()
         proc.wait(timeout=30)
     assert counters(rclone_env)["requests"].get("drive.changes.list", 0) >= 1
+
+
+@pytest.mark.parametrize("which", ["drive", "onedrive"])
+def test_server_side_copy_move_and_delete(rclone_env: RcloneEnv, tmp_path: Path, which: str) -> None:
+    """Server-side copy (Drive files.copy; Graph's async copy and its monitor URL), move, delete, purge."""
+    remote, _, _ = REMOTES[which]
+    data = os.urandom(3000)
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    rclone_env.run_rclone("copyto", str(src), f"{remote}ops/a/f.bin")
+    before = counters(rclone_env)["requests"]
+    rclone_env.run_rclone("copyto", f"{remote}ops/a/f.bin", f"{remote}ops/copy.bin")
+    rclone_env.run_rclone("moveto", f"{remote}ops/a/f.bin", f"{remote}ops/moved.bin")
+    after = counters(rclone_env)["requests"]
+    copy_route = "drive.files.copy" if which == "drive" else "graph.item.copy"
+    assert after.get(copy_route, 0) - before.get(copy_route, 0) == 1  # copied on the server, not re-uploaded
+    assert stored_bytes(rclone_env, which, "ops", "copy.bin") == data
+    assert stored_bytes(rclone_env, which, "ops", "moved.bin") == data
+    assert sorted(e["Path"] for e in rclone_env.lsjson(f"{remote}ops", "-R")) == ["a", "copy.bin", "moved.bin"]
+    rclone_env.run_rclone("deletefile", f"{remote}ops/copy.bin")
+    rclone_env.run_rclone("purge", f"{remote}ops")
+    assert "ops" not in [e["Path"] for e in rclone_env.lsjson(remote)]
