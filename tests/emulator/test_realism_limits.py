@@ -196,6 +196,12 @@ def test_real_profile_loads_and_serves(tmp_path: Path) -> None:
         assert settings["drive"]["private_app_properties"] is True
         assert settings["graph"]["throttle"]["retry_after_s"] == [41.0, 120.0, 315.0]
         assert e.about().status_code == 200
+        # the profile's model rules are live from the first request: a new folder is hidden from search
+        r = e.drive.post(e.base + "/drive/v3/files", json={"name": "New", "mimeType": "application/vnd.google-apps.folder"})
+        assert r.status_code == 200, r.text
+        listed = e.drive.get(e.base + "/drive/v3/files", params={"q": "name = 'New'"})
+        assert listed.status_code == 200 and listed.json()["files"] == []
+        assert e.counters()["drive.lag_hidden"] == 1
     finally:
         e.emu.stop()
 

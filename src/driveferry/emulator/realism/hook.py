@@ -64,6 +64,7 @@ class Realism:
         self._cycle: dict[str, int] = {}  # next reason / Retry-After / form index, per kind
         self._calls: dict[str, int] = {}  # Graph requests per user (every_requests episodes)
         self._local_counts: dict[str, int] = {}  # before binding (no emulator counters yet)
+        self._wired = False  # model rules pushed (the models register after the control routes bind us)
 
     @classmethod
     def load(cls, path: Path | str) -> Realism:
@@ -87,8 +88,10 @@ class Realism:
             model = getattr(module, "model", None)
             if isinstance(model, DriveModel):
                 model.rules, model.on_event = self.settings.drive.rules(), self.count
+                self._wired = True
             elif isinstance(model, GraphModel):
                 model.rules, model.on_event = self.settings.graph.rules(), self.count
+                self._wired = True
 
     def replace(self, settings: Settings) -> None:
         """Use new settings from now on (buckets start full again; episodes and storms go on)."""
@@ -129,6 +132,8 @@ class Realism:
 
     def describe(self) -> dict[str, Any]:
         """What `GET /_emulator/realism` answers: settings, counters, open storms and episodes."""
+        if not self._wired:
+            self._wire()
         return {"settings": self.settings.to_dict(), "counters": self.counters(),
                 "storms": self._storms.open_windows(), "episodes": self._episodes.open_windows(),
                 "clock": {"now": self._clock.now().isoformat(), "scale": self._clock.scale}}
@@ -142,6 +147,8 @@ class Realism:
 
     def before(self, req: Request) -> Response | None:
         """An answer that replaces the handler's (rate limit, throttle, storm), or None to go on."""
+        if not self._wired:
+            self._wire()
         client = req.client_id if req.client_id != EMULATOR_GOOGLE_CLIENT else None
         if req.route == "drive.upload.chunk":  # the session URI carries no token: act for the app that opened it
             client = self._session_client(req.arg("upload_id") or "")
