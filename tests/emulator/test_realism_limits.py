@@ -5,6 +5,7 @@ moves through the emulator clock, never by sleeping."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -131,6 +132,17 @@ def test_graph_throttle_retry_after_as_http_date_in_emulated_time(env: Env) -> N
     assert env.counters()["graph.retry_after_http_date"] == 1
 
 
+def test_graph_episodes_every_n_requests_and_the_503_form(env: Env) -> None:
+    env.realism({"graph": {"throttle": {"status": 503, "retry_after_s": [3600], "every_requests": 3}}})
+    assert [env.graph.get(env.graph_root).status_code for _ in range(2)] == [200, 200]
+    r = env.graph.get(env.graph_root)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "3600"
+    assert r.json()["error"]["code"] == "serviceNotAvailable"
+    env.advance(3600)
+    assert env.graph.get(env.graph_root).status_code == 200
+    assert env.counters()["graph.episodes_scheduled"] == 1
+
+
 def test_storm_refuses_every_call_until_it_ends_on_the_scaled_clock(env: Env) -> None:
     env.realism({"clock_scale": 50})
     assert env.emu.credentials()["drive"]["time_scale"] == 50
@@ -217,3 +229,20 @@ def test_serve_with_a_bad_profile_is_one_line_and_exit_2(tmp_path: Path, content
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "realism profile" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_serve_with_the_real_profile(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "driveferry.cli", "emulator", "serve", "--data",
+                             str(tmp_path / "emu"), "--profile", str(REAL_PROFILE)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        s = requests.Session()
+        s.trust_env = False
+        body = s.get(info["base_url"] + "/_emulator/realism", timeout=30).json()
+        assert body["settings"]["drive"]["rate_limit"]["writes_per_s"] == 3.0
+        assert "time_scale" not in info["credentials"]["drive"]  # the real profile runs at real time
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
