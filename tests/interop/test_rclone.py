@@ -69,8 +69,11 @@ def stored_bytes(env: RcloneEnv, which: str, folder: str, rel: str) -> bytes:
 def test_tokens_refresh_through_the_proxy(rclone_env: RcloneEnv) -> None:
     """The tokens were written already expired: rclone's first call refreshes each one at the real token
     URLs (oauth2.googleapis.com, login.microsoftonline.com), which only the CONNECT proxy can reach."""
-    for remote in ("emudrive", "emuonedrive"):
+    for remote, route in (("emudrive", "identity.google.token"), ("emuonedrive", "identity.ms.token")):
+        before = counters(rclone_env)["requests"].get(route, 0)
         rclone_env.run_rclone("lsjson", f"{remote}:")
+        # one refresh each: Go's oauth2 sends client_secret_basic first, which the endpoints accept
+        assert counters(rclone_env)["requests"].get(route, 0) - before == 1, remote
         saved = rclone_env.saved_token(remote)
         assert saved["access_token"] != rclone_env.written_tokens[remote]["access_token"], remote
         assert not saved["expiry"].startswith("2000-"), saved

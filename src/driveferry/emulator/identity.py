@@ -84,13 +84,26 @@ def meta_value(state: State, key: str, make: Any) -> str:
 
 
 def form(req: Request) -> dict[str, str]:
-    """The x-www-form-urlencoded body (first value of each field)."""
-    from urllib.parse import parse_qs
+    """The x-www-form-urlencoded body (first value of each field), with client_id/client_secret taken from
+    an `Authorization: Basic` header when the body lacks them: both token endpoints accept
+    client_secret_basic (RFC 6749 §2.3.1; Entra's openid-configuration lists it), and Go's oauth2 (rclone)
+    tries that style first."""
+    from urllib.parse import parse_qs, unquote_plus
     try:
         data = parse_qs(req.body().decode(), keep_blank_values=True)
     except UnicodeDecodeError:
         return {}
-    return {k: v[0] for k, v in data.items()}
+    out = {k: v[0] for k, v in data.items()}
+    auth = req.headers.get("authorization") or ""
+    if auth[:6].lower() == "basic " and "client_id" not in out:
+        try:
+            cid, _, secret = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return out
+        out["client_id"] = unquote_plus(cid)  # §2.3.1: each part form-urlencoded before base64
+        if secret:
+            out["client_secret"] = unquote_plus(secret)
+    return out
 
 
 def oauth_error(status: int, code: str, message: str) -> Response:
