@@ -1,9 +1,12 @@
 """Transfer workers: a bounded thread pool that claims files from the journal and relays them.
 
 One concurrency model (sync code, bounded threads): `transfers` threads claim items with a lease
-(small files a batch at a time), renewed in the background while the files move. Throttling is handled per call inside
-each provider, so a throttled request sleeps in its own thread without stalling the others. A quota
-stop (daily cap, --max-transfer) sets a shared event: every worker checkpoints and returns.
+(small files a batch at a time), renewed in the background while the files move. Throttling and 5xx
+are waited out by the providers' retry layer (providers/retrying.py), paced per remote; such an error
+that still reaches a worker (it outlasted the layer's give-up time) spends no attempt: the file goes
+to the back of the worker's queue and continues from its checkpoint. Only errors that waiting cannot
+clear (integrity, permission, not found, permanent) count against a file's attempts. A quota stop
+(daily cap, --max-transfer) sets a shared event: every worker checkpoints and returns.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from driveferry.errors import (
     DriveferryError,
@@ -34,6 +37,10 @@ FLUSH_EVERY_S = 2.0  # finished files wait at most this long (or until the batch
 
 class LeaseLost(Exception):
     """This worker's lease on the item expired and another worker owns it now: drop the item."""
+
+
+class _TryAgain(Exception):
+    """The file met an error that can clear by waiting: keep its lease and try it again later."""
 
 
 class Progress:
@@ -90,6 +97,7 @@ class Workers:
         self._active: set[int] = set()
         self._active_lock = threading.Lock()
         self._started = time.monotonic()
+        self._checkpoints: dict[int, tuple[str, int]] = {}  # item id -> (token, offset) last recorded
 
     def run(self) -> Tally:
         threads = [threading.Thread(target=self._loop, name=f"transfer-{i}", daemon=True)
@@ -154,12 +162,17 @@ class Workers:
                         self._active.update(i.item_id for i in queue)
                 item = queue.pop(0)
                 finished = None
+                again = False
                 try:
                     finished = self._transfer(item)
+                except _TryAgain:
+                    again = True
+                    queue.append(self._continued(item))  # still leased: behind the others in hand
                 finally:
                     if finished is not None:
                         done.append(finished)  # its lease is renewed until the journal records it
-                    else:
+                    elif not again:
+                        self._checkpoints.pop(item.item_id, None)
                         with self._active_lock:
                             self._active.discard(item.item_id)
         finally:
@@ -211,6 +224,12 @@ class Workers:
             self.progress.file_finished(path, "paused")
         except LeaseLost:
             self.progress.file_finished(path, "taken over")
+        except TransientError as exc:
+            # a throttle or 5xx that outlasted the retry layer's give-up time: waiting can clear it, so
+            # it spends no attempt (the layer has waited already; the file comes round again later)
+            log.warning("%s: %s; trying it again later (no attempt spent)", path, exc)
+            self.progress.file_finished(path, "retry")
+            raise _TryAgain(path) from exc
         except IntegrityError as exc:
             # nothing was committed (or the bad copy was deleted): start the file over, up to the
             # journal's attempt limit, with both hashes kept as evidence
@@ -238,7 +257,15 @@ class Workers:
         self.budget.sent(nbytes)
         self.progress.advance(path, nbytes)
 
+    def _continued(self, item: ClaimedItem) -> ClaimedItem:
+        """`item` as its last checkpoint left it (token and offset), to continue where it stopped."""
+        last = self._checkpoints.get(item.item_id)
+        if last is None:
+            return item
+        return replace(item, session_token=last[0], committed_offset=last[1])
+
     def _checkpoint(self, item: ClaimedItem, token: str, offset: int) -> None:
+        self._checkpoints[item.item_id] = (token, offset)
         if not self.journal.checkpoint(item.item_id, self.s.worker_id, token, offset):
             # another worker took the item over (our lease expired): stop sending its bytes
             raise LeaseLost(item.rel_path)

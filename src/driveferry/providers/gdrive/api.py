@@ -25,6 +25,7 @@ from googleapiclient import discovery_cache
 from googleapiclient.discovery import build_from_document
 from googleapiclient.http import build_http
 
+from driveferry import __version__
 from driveferry.errors import PermanentError, TransientError
 from driveferry.integrity.hashes import Buffer
 from driveferry.providers.gdrive.errors import translate
@@ -37,6 +38,7 @@ NATIVE_PREFIX = "application/vnd.google-apps."
 FILE_FIELDS = ("id,name,mimeType,size,md5Checksum,sha1Checksum,sha256Checksum,modifiedTime,createdTime,"
                "parents,properties,appProperties,shortcutDetails,trashed")
 PAGE_SIZE = 1000  # Drive's maximum; larger values are coerced (api-notes 3)
+USER_AGENT = f"driveferry/{__version__}"  # on every request (JSON, media, upload sessions)
 
 Raw = dict[str, Any]
 
@@ -44,6 +46,18 @@ Raw = dict[str, Any]
 def quote_q(value: str) -> str:
     """A Drive query string literal: single quotes, with \\ and ' escaped (api-notes 3.1)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class _DecoratedHttp(google_auth_httplib2.AuthorizedHttp):  # type: ignore[misc]
+    """AuthorizedHttp that names driveferry in the User-Agent of every request (JSON calls, media,
+    upload sessions; the refresh-and-retry of a 401 passes its own keyword arguments through)."""
+
+    def request(self, uri: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> Any:
+        headers = dict(headers or {})
+        agent = headers.get("user-agent")
+        headers["user-agent"] = USER_AGENT if not agent or USER_AGENT in agent else f"{USER_AGENT} {agent}"
+        return super().request(uri, method, body=body, headers=headers, **kwargs)
 
 
 class DriveApi:
@@ -69,14 +83,15 @@ class DriveApi:
     # --- per-thread plumbing ---------------------------------------------------------------------------
 
     def http(self) -> Any:
-        """This thread's AuthorizedHttp (built on build_http(), which does not follow 308s)."""
+        """This thread's AuthorizedHttp (built on build_http(), which does not follow 308s), sending
+        the driveferry User-Agent on every request."""
         authed = getattr(self._local, "http", None)
         if authed is None:
             h = build_http()
             h.timeout = self.timeout_s
             if self.ca_file:
                 h.ca_certs = self.ca_file
-            authed = google_auth_httplib2.AuthorizedHttp(self.credentials, http=h)
+            authed = _DecoratedHttp(self.credentials, http=h)
             self._local.http = authed
         return authed
 

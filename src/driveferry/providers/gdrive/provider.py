@@ -25,7 +25,7 @@ from driveferry.providers.gdrive.api import FOLDER_MIME, NATIVE_PREFIX, SHORTCUT
 from driveferry.providers.gdrive.auth import load_credentials
 from driveferry.providers.gdrive.delta import GDriveDelta
 from driveferry.providers.gdrive.upload import CHUNK_MULTIPLE, GDriveUploadSession, SessionToken, initiate
-from driveferry.providers.retrying import RetryPolicy, call_with_retry
+from driveferry.providers.retrying import plain_call
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,11 @@ class GDriveProvider:
 
     def __init__(self, api: DriveApi, *, name: str = "gdrive", root_folder_id: str | None = None,
                  root_path: str = "", create_root: bool = False, use_trash: bool = True,
-                 retry: RetryPolicy | None = None, download_chunk: int = 16 << 20,
+                 download_chunk: int = 16 << 20,
                  daily_upload_cap_bytes: int | None = DAILY_UPLOAD_CAP_BYTES) -> None:
         self.name = name
         self.api = api
-        self.retry = retry or RetryPolicy()
+        self.page_call = plain_call  # the retry layer installs its own, so each listing page is retried
         self.use_trash = use_trash
         self.download_chunk = download_chunk
         self._root_id = root_folder_id or api.drive_id or "root"  # a shared drive's id is its root folder's
@@ -107,7 +107,7 @@ class GDriveProvider:
     def root(self) -> Entry:
         """The root folder, resolved (and, with create_root, created) on first use."""
         if self._root is None:
-            raw = call_with_retry(lambda: self.api.get(self._root_id), self.retry, "get root")
+            raw = self.api.get(self._root_id)
             if self.to_entry(raw, "").kind is not Kind.FOLDER:
                 raise PermanentError(f"{self.name}: root {self._root_id} is not a folder")
             top = Entry(id=str(raw["id"]), path="", name="", kind=Kind.FOLDER)
@@ -134,12 +134,12 @@ class GDriveProvider:
         return self.to_entry(raws[0], parent.path)
 
     def _all(self, folder_id: str, **filters: Any) -> list[Raw]:
-        """Every page of a listing; each page retried on its own."""
+        """Every page of a listing, each fetched through `page_call` (retried on its own)."""
         items: list[Raw] = []
         token: str | None = None
         while True:
-            page, token = call_with_retry(lambda t=token: self.api.list_page(folder_id, t, **filters),  # type: ignore[misc]
-                                          self.retry, f"list {folder_id}")
+            page, token = self.page_call(lambda t=token: self.api.list_page(folder_id, t, **filters),  # type: ignore[misc]
+                                         f"list {folder_id}")
             items.extend(page)
             if token is None:
                 return items
@@ -219,7 +219,7 @@ class GDriveProvider:
     # --- content -----------------------------------------------------------------------------------------
 
     def open_range(self, entry: Entry, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Bytes [start, end) as successive Range requests of `download_chunk` bytes, each retried.
+        """Bytes [start, end) as successive Range requests of `download_chunk` bytes.
 
         Raises UnsupportedError for folders, shortcuts and native docs (Drive: 403 fileNotDownloadable).
         """
@@ -229,8 +229,7 @@ class GDriveProvider:
         pos = start
         while stop is None or pos < stop:
             want = pos + self.download_chunk if stop is None else min(stop, pos + self.download_chunk)
-            data, total = call_with_retry(lambda a=pos, b=want: self.api.get_range(entry.id, a, b),  # type: ignore[misc]
-                                          self.retry, f"download {entry.path}")
+            data, total = self.api.get_range(entry.id, pos, want)
             if total is not None:
                 stop = total if stop is None else min(stop, total)
             if not data:
@@ -260,8 +259,7 @@ class GDriveProvider:
         if meta.properties:
             body["properties"] = _checked_properties(meta.properties)
         fields = {"size": size, "parent": parent.id, "name": name, "parent_path": parent.path, "file_id": file_id}
-        uri = call_with_retry(lambda: initiate(self.api, fields, body, meta.mime_type), self.retry,
-                              f"start upload of {name}")
+        uri = initiate(self.api, fields, body, meta.mime_type)
         token = SessionToken(uri=uri, size=size, parent=parent.id, name=name, parent_path=parent.path,
                              file_id=file_id)
         return GDriveUploadSession(self.api, token, self.to_entry)
@@ -269,7 +267,7 @@ class GDriveProvider:
     def resume_upload(self, token: str) -> GDriveUploadSession:
         """Re-attach to a session; asks the server once. Raises UploadSessionLostError if it is gone."""
         session = GDriveUploadSession(self.api, SessionToken.loads(token), self.to_entry)
-        call_with_retry(session.committed, self.retry, "resume upload")
+        session.committed()
         return session
 
     # --- changes -----------------------------------------------------------------------------------------
@@ -277,8 +275,8 @@ class GDriveProvider:
     def mkdir(self, parent: Entry, name: str) -> Entry:
         """The folder `name` in `parent`, created unless one exists (`a/b` makes both, like mkdir -p).
 
-        Raises AlreadyExistsError if a non-folder holds the name. Each attempt looks before it
-        creates, so a create whose reply was lost is not repeated.
+        Raises AlreadyExistsError if a non-folder holds the name. Each call looks before it creates,
+        so a retried create whose reply was lost is not repeated.
         """
         head, _, rest = name.strip("/").partition("/")
         if not head:
@@ -296,13 +294,13 @@ class GDriveProvider:
             return self.to_entry(self.api.create_folder(parent.id, name), parent.path)
 
         with self._mk_lock:
-            folder = call_with_retry(attempt, self.retry, f"mkdir {name}")
+            folder = attempt()
         self._remember(folder)
         return folder
 
     def delete(self, entry: Entry) -> None:
         """Trash (default, `use_trash`) or permanently delete `entry`; a folder takes its contents."""
-        call_with_retry(lambda: self.api.delete(entry.id, trash=self.use_trash), self.retry, f"delete {entry.path}")
+        self.api.delete(entry.id, trash=self.use_trash)
         with self._lock:
             self._folders = {k: v for k, v in self._folders.items()
                              if not (k == entry.path or k.startswith(entry.path + "/")) or k == ""}
@@ -314,7 +312,7 @@ class GDriveProvider:
         body: Raw = {"properties": _checked_properties(properties)}
         if entry.modified is not None:
             body["modifiedTime"] = _rfc3339(entry.modified)
-        raw = call_with_retry(lambda: self.api.update(entry.id, body), self.retry, f"set properties {entry.path}")
+        raw = self.api.update(entry.id, body)
         return self.to_entry(raw, posixpath.dirname(entry.path))
 
     def find_by_property(self, folder: Entry, key: str, value: str) -> _Entries:
@@ -325,7 +323,7 @@ class GDriveProvider:
 
     def set_modified(self, entry: Entry, modified: datetime) -> Entry:
         body = {"modifiedTime": _rfc3339(modified)}
-        raw = call_with_retry(lambda: self.api.update(entry.id, body), self.retry, f"set mtime {entry.path}")
+        raw = self.api.update(entry.id, body)
         return self.to_entry(raw, posixpath.dirname(entry.path))
 
 
@@ -349,11 +347,10 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
     creds = load_credentials(section, name=name, state_dir=state_dir)
     api = DriveApi(creds, endpoint=section.get("endpoint"), ca_file=section.get("ca_file"),
                    timeout_s=float(section.get("timeout_s", 60.0)), drive_id=section.get("drive_id"))
-    retry = RetryPolicy(max_attempts=int(section.get("retry_attempts", RetryPolicy.max_attempts)))
     cap = section.get("daily_upload_cap_bytes", DAILY_UPLOAD_CAP_BYTES)
     return GDriveProvider(api, name=name, root_folder_id=section.get("root_folder_id"),
                           root_path=str(section.get("root") or section.get("root_path") or ""),
                           create_root=_flag(section.get("create_root", False)),
-                          use_trash=_flag(section.get("use_trash", True)), retry=retry,
+                          use_trash=_flag(section.get("use_trash", True)),
                           download_chunk=int(section.get("download_chunk_bytes", 16 << 20)),
                           daily_upload_cap_bytes=int(cap) if cap else None)
