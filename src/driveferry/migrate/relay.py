@@ -138,7 +138,7 @@ class Relay:
         hasher = MultiHasher(self.kinds)
         buf = self._buffer(min(size, job.chunk_size))
         if size <= job.chunk_size:
-            return self._copy_small(job, meta, hasher, buf, progress)
+            return self._copy_small(job, meta, hasher, buf, checkpoint, progress)
         session, committed = self._session(job, meta, size)
         checkpoint(session.token, committed)
         resumed_from = committed
@@ -181,8 +181,12 @@ class Relay:
         return memoryview(buf)[:nbytes]
 
     def _copy_small(self, job: RelayJob, meta: UploadMeta, hasher: MultiHasher, buf: memoryview,
-                    progress: Progress | None) -> RelayResult:
-        """One chunk: read and check it whole before the upload starts, with full provenance up front."""
+                    checkpoint: Checkpoint, progress: Progress | None) -> RelayResult:
+        """One chunk: read and check it whole before the upload starts, with full provenance up front.
+
+        The session is checkpointed before its bytes go, so a worker that takes the file over after a
+        crash finds the finished upload through the session (a status query answers with the file),
+        not through a listing, which lags behind new files on Drive (api-notes Part C §20)."""
         size = job.source.size or 0
         chunks = rechunk(self.src.open_range(job.source, 0, size), buf)
         data = next(chunks, memoryview(b""))
@@ -196,17 +200,22 @@ class Relay:
         _check_source(job, hashes)
         props = provenance_properties(job.source, job.run_id, hashes)
         meta = replace(meta, properties=props)
-        session = self.dst.begin_upload(job.dest_parent, job.dest_name, len(data), meta)
-        result = session.send(0, data, True)
+        if size:
+            session, committed = self._session(job, meta, size)
+            checkpoint(session.token, committed)
+        else:  # nothing to resume: a zero-byte upload is a single request on every destination
+            session, committed = self.dst.begin_upload(job.dest_parent, job.dest_name, 0, meta), 0
+        result = session.send(size, b"", True) if size and committed >= size else session.send(0, data, True)
         if result is None:
             result = session.send(len(data), b"", True)
         if result is None:
             raise IntegrityError(f"{job.source.path}: upload did not finish", hash_type="size",
                                  expected=str(len(data)), actual="0")
-        if progress:
-            progress(len(data))
+        sent = len(data) - min(committed, len(data))
+        if progress and sent:
+            progress(sent)
         self._verify_or_delete(job, result, hashes)
-        return RelayResult(result, hashes, len(data), 0, props)
+        return RelayResult(result, hashes, sent, committed, props)
 
     def _finish(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str], sent: int,
                 resumed_from: int) -> RelayResult:
