@@ -250,5 +250,7 @@ class State:
             return cur.rowcount
 
     def close(self) -> None:
+        if self.clock.scale != 1:  # keep the emulated time a scaled clock gained for the next start
+            self.set_meta("clock_offset_s", repr(self.clock.offset_s))
         with self.lock:
             self.db.close()

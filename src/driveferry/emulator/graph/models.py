@@ -37,7 +37,6 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -59,6 +58,7 @@ from driveferry.emulator.graph.items import (
     parse_time,
     row_to_item,
 )
+from driveferry.emulator.graph.rules import OFFICE_EXTENSIONS, GraphRules, no_event, sharepoint_trailer
 from driveferry.emulator.state import CALLER, State
 from driveferry.integrity.hashes import QuickXor
 
@@ -75,43 +75,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS graph_items_name ON graph_items(parent_id, nam
 CREATE INDEX IF NOT EXISTS graph_items_seq ON graph_items(seq);
 """
 
-__all__ = ["CONFLICT_BEHAVIOURS", "GraphModel", "GraphRules", "Item", "check_name", "iso", "new_item_id",
-           "parse_time"]
-
-# Office formats SharePoint document libraries rewrite on upload (rclone's onedrive docs, "Unexpected
-# file size/hash differences on Sharepoint": "mainly Office files (.docx, .xlsx, etc.)").
-OFFICE_EXTENSIONS = (".docx", ".docm", ".dotx", ".xlsx", ".xlsm", ".xltx", ".pptx", ".pptm", ".potx", ".vsdx")
-
-
-@dataclass(frozen=True)
-class GraphRules:
-    """Realism rules of the Graph model and its upload sessions (all off by default).
-
-    sharepoint_rewrite_bytes: bytes a SharePoint library appends to an Office file uploaded over HTTP
-    (it merges metadata into the file, so the stored size and quickXorHash differ from what was sent:
-    onedrive-api-docs#935, api-notes §21); 0 = off.
-    fragment_404_count / fragment_404_window_s: the first N fragment PUTs within T emulated seconds of a
-    session's creation answer 404 (rclone sleeps 5 s and retries the same fragment, api-notes §18).
-    ignore_file_size: `fileSize` in createUploadSession is "Only on OneDrive Personal"
-    (driveItemUploadableProperties, api-notes §21): Business neither quota-checks nor enforces it.
-    """
-
-    sharepoint_rewrite_bytes: int = 0
-    office_extensions: tuple[str, ...] = OFFICE_EXTENSIONS
-    fragment_404_count: int = 0
-    fragment_404_window_s: float = 0.0
-    ignore_file_size: bool = False
-
-
-def _no_event(name: str) -> None:
-    return None
-
-
-def _sharepoint_trailer(name: str, size: int) -> bytes:
-    """What the emulated library merges into a file: a metadata record, padded to `size` bytes."""
-    record = f'<!-- SharePoint document library properties: FileLeafRef="{name}" -->'.encode()
-    return (record + b" " * size)[:size]
-
+__all__ = ["CONFLICT_BEHAVIOURS", "OFFICE_EXTENSIONS", "GraphModel", "GraphRules", "Item", "check_name", "iso",
+           "new_item_id", "parse_time"]
 
 class GraphModel:
     """The drive (see the module docstring for the API). Thread-safe through State's lock."""
@@ -119,7 +84,7 @@ class GraphModel:
     def __init__(self, state: State) -> None:
         self.state = state
         self.rules = GraphRules()
-        self.on_event: Callable[[str], None] = _no_event
+        self.on_event: Callable[[str], None] = no_event
         with state.lock:
             state.db.executescript(_SCHEMA)
         self.drive_id = state.get_meta("graph.drive_id", "")
@@ -358,7 +323,7 @@ class GraphModel:
         if (extra <= 0 or caller is None or not caller.route.startswith("graph.upload")
                 or not name.lower().endswith(self.rules.office_extensions)):
             return size
-        trailer = _sharepoint_trailer(name, extra)
+        trailer = sharepoint_trailer(name, extra)
         with open(self.state.blob_path(blob), "r+b") as fh:
             fh.seek(size)
             fh.write(trailer)

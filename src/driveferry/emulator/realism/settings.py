@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from driveferry.emulator.drive.records import DriveRules
-from driveferry.emulator.graph.models import OFFICE_EXTENSIONS, GraphRules
+from driveferry.emulator.graph.rules import OFFICE_EXTENSIONS, GraphRules
 
 DRIVE_REASONS = ("userRateLimitExceeded", "rateLimitExceeded")
 RETRY_AFTER_FORMS = ("seconds", "http-date", "alternate")
