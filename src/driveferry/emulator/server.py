@@ -22,18 +22,17 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from driveferry.emulator.faults import FaultPlan
-from driveferry.emulator.http import ErrorFactory, Request, Response, Router
+from driveferry.emulator.http import ErrorFactory, FileBody, Request, Response, Router
 from driveferry.emulator.realism import Realism
 from driveferry.emulator.state import State
-from driveferry.emulator.wsgi import DROP, EmulatorApp
-from driveferry.fileio import iter_range
+from driveferry.emulator.wsgi import DROP, EmulatorApp, FileStream
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +101,12 @@ class _Handler(WSGIRequestHandler):
             self.close_connection = True
 
     def _write_response(self, environ: dict[str, Any], started: list[Any], result: Iterable[bytes]) -> None:
+        if isinstance(result, FileStream) and started and not isinstance(self.connection, ssl.SSLSocket):
+            whole, framed = self._head(started)
+            if not framed:  # the kernel copies file to socket: no pass through user space
+                self.wfile.write(whole)
+                result.send_to(self.connection)
+                return
         head: bytearray | None = None
         chunked = False
         for data in result:
@@ -180,10 +185,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def iter_file(path: Path, start: int = 0, end: int | None = None, block: int = _BLOCK) -> Iterator[bytes]:
-    """Stream bytes [start, end) of a file in blocks (end None: to the end)."""
-    with open(path, "rb") as fh:
-        yield from iter_range(fh, start, end, block)
+def iter_file(path: Path, start: int = 0, end: int | None = None, block: int = _BLOCK) -> FileBody:
+    """Bytes [start, end) of a file as a response body (end None: to the end), opened now."""
+    return FileBody(path, start, path.stat().st_size if end is None else end, block)
 
 
 def _is_loopback(host: str) -> bool:

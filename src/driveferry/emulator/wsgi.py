@@ -14,6 +14,7 @@ RST), marks `environ[DROP]` and stops; the server (server.py) then closes withou
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from driveferry.emulator.faults import FaultRule
-from driveferry.emulator.http import Headers, Request, Response, WireError, parse_query
+from driveferry.emulator.http import FileBody, Headers, Request, Response, WireError, parse_query
 
 if TYPE_CHECKING:
     from driveferry.emulator.server import Emulator
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 CONTROL_PREFIX = "/_emulator"
 DROP = "driveferry.drop"  # environ key: the server must close the connection at once, writing nothing more
 _LINGER_0 = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on=1, 0 s}: close() sends RST
-_UNKNOWN_CUT_SPAN = 1 << 20  # a reset in a body of unknown length cuts within its first MiB
+_UNKNOWN_CUT_SPAN = 1 << 20
+_SENDFILE_BLOCK = 8 << 20  # counted per block: counters move during a long download  # a reset in a body of unknown length cuts within its first MiB
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -237,9 +239,12 @@ class EmulatorApp:
             if not isinstance(body, bytes | bytearray):
                 _close(body)
             return []
-        if isinstance(body, bytes | bytearray) and not fired and emu.faults.bandwidth_bps <= 0:
-            emu.state.counters.add("bytes_out", route, len(body))
-            return [bytes(body)]
+        if not fired and emu.faults.bandwidth_bps <= 0:
+            if isinstance(body, bytes | bytearray):
+                emu.state.counters.add("bytes_out", route, len(body))
+                return [bytes(body)]
+            if isinstance(body, FileBody) and length == body.end - body.start:
+                return FileStream(body, lambda n: emu.state.counters.add("bytes_out", route, n))
         return self._stream(environ, resp, length, fired, route)
 
     def _stream(self, environ: dict[str, Any], resp: Response, length: int | None,
@@ -270,6 +275,37 @@ class EmulatorApp:
                 sent += len(chunk)
         finally:
             _close(chunks)
+
+
+class FileStream:
+    """A file range on its way out with nothing to apply to its bytes: the server sends it with
+    sendfile where it can (`send_to`), else iterates it. Bytes are counted before they are handed to
+    the socket either way (a client that has them must see them counted)."""
+
+    def __init__(self, body: FileBody, count: Callable[[int], None]) -> None:
+        self.body = body
+        self._count = count
+
+    def __iter__(self) -> Iterator[bytes]:
+        for block in self.body:
+            self._count(len(block))
+            yield block
+
+    def send_to(self, sock: socket.socket) -> None:
+        """sendfile the whole range; ConnectionError if the file ends early (the length was promised)."""
+        offset, end = self.body.start, self.body.end
+        while offset < end:
+            n = min(end - offset, _SENDFILE_BLOCK)
+            self._count(n)
+            stop = offset + n
+            while offset < stop:
+                sent = os.sendfile(sock.fileno(), self.body.fileno(), offset, stop - offset)
+                if sent == 0:
+                    raise ConnectionError("the file is shorter than the response's Content-Length")
+                offset += sent
+
+    def close(self) -> None:
+        self.body.close()
 
 
 def _close(body: object) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +18,16 @@ from driveferry.emulator.drive.hashing import write_blob
 from driveferry.emulator.drive.models import DriveModel
 from driveferry.emulator.drive.records import OCTET_STREAM, DriveFile, StoredContent
 from driveferry.emulator.drive.uploads import ContentRange, UploadSessions, exact_body
-from driveferry.emulator.http import Request, Response
+from driveferry.emulator.http import FileBody, Request, Response
 
 _BLOCK = 1 << 20  # upload read size: fewer, larger hand-offs to the hashing lanes
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
 
 
-def open_range(path: Path, start: int, end: int, block: int = 1 << 20) -> Iterator[bytes]:
-    """Bytes [start, end) of a blob. The file is opened now, not on first iteration (as
-    server.iter_file does), so a concurrent update or delete of the file can't fail a response whose
-    headers are already sent: the open handle keeps the old blob readable."""
-    fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below (the server closes it)
-    fh.seek(start)
-
-    def gen() -> Iterator[bytes]:
-        with fh:
-            left = end - start
-            while left > 0:
-                data = fh.read(min(block, left))
-                if not data:
-                    return
-                left -= len(data)
-                yield data
-    return gen()
+def open_range(path: Path, start: int, end: int, block: int = 1 << 20) -> FileBody:
+    """Bytes [start, end) of a blob, opened now (see http.FileBody)."""
+    return FileBody(path, start, end, block)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
