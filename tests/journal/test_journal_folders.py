@@ -1,0 +1,52 @@
+"""Schema 2: the destination folders a job made (first recorded wins) and the source's created time; a
+version 1 journal is upgraded in place, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from driveferry.journal import SCHEMA_VERSION, Journal, PlannedItem
+from driveferry.journal.db import to_url
+
+
+def test_the_first_folder_recorded_for_a_path_wins(journal: Journal) -> None:
+    job = journal.get_or_create_job("src", "dst")
+    other = journal.get_or_create_job("src", "elsewhere")
+    assert journal.dest_folder(job.id, "Archive/a") is None
+    assert journal.settle_dest_folder(job.id, "Archive/a", "mine") == "mine"
+    assert journal.settle_dest_folder(job.id, "Archive/a", "twin") == "mine"  # a later worker adopts it
+    assert journal.settle_dest_folder(other.id, "Archive/a", "theirs") == "theirs"  # per job
+    assert journal.dest_folder(job.id, "Archive/a") == "mine"
+    assert journal.dest_folders(job.id) == {"Archive/a": "mine"}
+
+
+def test_source_created_time_is_kept(journal: Journal) -> None:
+    job = journal.get_or_create_job("src", "dst")
+    born = datetime(2019, 5, 6, 7, 8, 9, tzinfo=UTC)
+    journal.plan_items(job.id, [PlannedItem("a.bin", "id-a", "file", 3, born, {}, created=born)])
+    [item] = journal.claim(job.id, "w", 60)
+    assert item.source_created == born
+
+
+def _as_version_1(url: str) -> None:
+    """Turn a fresh journal back into what driveferry with schema 1 wrote."""
+    engine = sa.create_engine(to_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE dest_folders"))
+        conn.execute(sa.text("ALTER TABLE items DROP COLUMN source_created"))
+        conn.execute(sa.text("UPDATE schema_version SET version = 1"))
+    engine.dispose()
+
+
+def test_a_version_1_journal_is_upgraded(journal_url: str) -> None:
+    with Journal.open(journal_url) as j:
+        job = j.get_or_create_job("src", "dst")
+        j.plan_items(job.id, [PlannedItem("a.bin", "id-a", "file", 3)])
+    _as_version_1(journal_url)
+    with Journal.open(journal_url) as j:
+        assert j.schema_version() == SCHEMA_VERSION == 2
+        [item] = j.claim(job.id, "w", 60)  # the old item is still there, with no created time
+        assert (item.path, item.source_created) == ("a.bin", None)
+        assert j.settle_dest_folder(job.id, "Archive", "f1") == "f1"
