@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -259,3 +260,64 @@ def test_a_reset_in_a_chunked_body_drops_the_connection_and_stores_nothing(tmp_p
         assert counters["faults"] == {"drive.upload.simple:reset": 1}
     finally:
         e.emu.stop()
+
+
+def _seed(env: Env, data: bytes) -> str:
+    r = env.session().post(f"{env.emu.base_url}/upload/drive/v3/files", params={"uploadType": "media"},
+                           data=data, headers=env.auth)
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def test_plain_http_downloads_whole_and_ranged_are_counted(env: Env) -> None:
+    data = os.urandom(9 << 20)  # more than one sendfile block
+    fid = _seed(env, data)
+    s = env.session()
+    s.post(f"{env.emu.base_url}/_emulator/counters/reset").raise_for_status()
+    url = f"{env.emu.base_url}/drive/v3/files/{fid}"
+    whole = s.get(url, params={"alt": "media"}, headers=env.auth)
+    part = s.get(url, params={"alt": "media"}, headers={**env.auth, "Range": "bytes=100-8388707"})
+    assert whole.content == data and whole.headers["Content-Length"] == str(len(data))
+    assert part.status_code == 206 and part.content == data[100:8388708]
+    out = s.get(f"{env.emu.base_url}/_emulator/counters").json()["bytes_out"]["drive.files.media"]
+    assert out == len(data) + 8388608
+
+
+@pytest.mark.parametrize("kind", ["truncate", "corrupt", "reset"])
+def test_download_byte_faults_on_plain_http(tmp_path: Path, kind: str) -> None:
+    plan = FaultPlan(seed=5, rules=[FaultRule(kind=kind, route="drive.files.media", count=1)])
+    e = Env(tmp_path, faults=plan)
+    try:
+        data = os.urandom(3 << 20)
+        fid = _seed(e, data)
+        conn = e.conn()
+        conn.request("GET", f"/drive/v3/files/{fid}?alt=media", headers=e.auth)
+        r = conn.getresponse()
+        assert r.status == 200 and r.getheader("Content-Length") == str(len(data))
+        if kind == "corrupt":
+            got = r.read()
+            assert len(got) == len(data) and got != data
+            assert sum(a != b for a, b in zip(got, data, strict=True)) == 1
+        else:  # truncated or reset: fewer bytes than promised, then the connection ends (RST)
+            got = bytearray()
+            try:
+                while block := r.read(65536):
+                    got += block
+            except (http.client.IncompleteRead, ConnectionResetError):
+                pass
+            assert len(got) < len(data) and data.startswith(got)
+        conn.close()
+        assert e.media(fid) == data  # the stored bytes are intact; the next download is clean
+    finally:
+        e.emu.stop()
+
+
+def test_werkzeug_request_logging_stays_at_debug(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    s = env.session()
+    s.get(f"{env.emu.base_url}/drive/v3/about", params={"fields": "user"}, headers=env.auth)
+    s.get(f"{env.emu.base_url}/nowhere")
+    with socket.create_connection(("127.0.0.1", env.emu.port), timeout=30) as sock:
+        sock.sendall(b"NOT-HTTP\r\n\r\n")
+        sock.recv(1000)
+    assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
