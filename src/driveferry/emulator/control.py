@@ -9,6 +9,7 @@ No authentication: the emulator binds to loopback. API modules add their own con
     PUT  /_emulator/faults             <- {"seed": 1, "bandwidth_bps": 0, "rules": [{...}]}
     GET  /_emulator/clock              -> {"now": "...", "offset_s": 0}
     POST /_emulator/clock              <- {"advance_s": 86400}
+    GET|PUT /_emulator/realism, POST /_emulator/realism/storm   the realism profile (realism/control.py)
 """
 
 from __future__ import annotations

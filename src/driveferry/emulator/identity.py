@@ -25,6 +25,8 @@ Control routes (no authentication, like all of `/_emulator`):
                                       (authorization_declined) instead of approved
     POST /_emulator/identity/approve  <- {"user_code": "..."}: approve a pending device code by hand
                                       (needed only when auto-approval is switched off)
+    POST /_emulator/identity/google/clients  <- {"client_id": "..."}: another Google OAuth client (a second
+                                      app) -> {"client_id", "client_secret", "refresh_token", "token_uri"}
 """
 
 from __future__ import annotations
