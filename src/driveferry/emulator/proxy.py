@@ -14,6 +14,7 @@ Anything but CONNECT gets 405; a request line or header block over 64 KiB gets 4
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import socketserver
 import threading
@@ -28,10 +29,11 @@ class _Tunnel(socketserver.BaseRequestHandler):
     request: socket.socket
 
     def handle(self) -> None:
-        head = self._read_head()
-        if head is None:
+        got = self._read_head()
+        if got is None:
             self._reply(400, "Bad Request")
             return
+        head, early = got
         parts = head.split(b"\r\n", 1)[0].split()
         if len(parts) != 3 or parts[0] != b"CONNECT":
             self._reply(405, "Method Not Allowed")
@@ -41,16 +43,19 @@ class _Tunnel(socketserver.BaseRequestHandler):
         except OSError:
             self._reply(502, "Bad Gateway")
             return
-        self.server.tunnels_opened += 1
+        self.server.count_tunnel()
         with upstream:
             upstream.settimeout(None)
             self._reply(200, "Connection established")
+            if early:  # bytes a client sent before reading our 200 belong to the tunnel
+                upstream.sendall(early)
             back = threading.Thread(target=_pipe, args=(upstream, self.request), daemon=True)
             back.start()
             _pipe(self.request, upstream)
             back.join(timeout=30)
 
-    def _read_head(self) -> bytes | None:
+    def _read_head(self) -> tuple[bytes, bytes] | None:
+        """(request head, any bytes after it), or None for a head that is cut short or too long."""
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = self.request.recv(4096)
@@ -58,8 +63,7 @@ class _Tunnel(socketserver.BaseRequestHandler):
                 return None
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
-        # a client sends nothing after the CONNECT head until it reads our 200 (RFC 9110 §9.3.6)
-        return None if rest else head
+        return head, rest
 
     def _reply(self, status: int, reason: str) -> None:
         extra = "" if status == 200 else "Content-Length: 0\r\nConnection: close\r\n"
@@ -86,6 +90,13 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
             pass
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class _ProxyServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -93,7 +104,12 @@ class _ProxyServer(socketserver.ThreadingTCPServer):
     def __init__(self, addr: tuple[str, int], target: tuple[str, int]) -> None:
         self.target = target
         self.tunnels_opened = 0
+        self._count_lock = threading.Lock()
         super().__init__(addr, _Tunnel)
+
+    def count_tunnel(self) -> None:
+        with self._count_lock:
+            self.tunnels_opened += 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # a vanished client is routine
         pass
@@ -103,7 +119,6 @@ class ConnectProxy:
     """A CONNECT proxy on loopback whose every tunnel ends at `target` (the emulator's host and port)."""
 
     def __init__(self, target: tuple[str, int], port: int = 0, host: str = "127.0.0.1") -> None:
-        from driveferry.emulator.server import _is_loopback
         if not _is_loopback(host):
             raise ValueError(f"the CONNECT proxy binds loopback only, not {host}")
         self._server = _ProxyServer((host, port), target)
