@@ -4,13 +4,14 @@ change reports, one entry per file at its latest change, paging to newStartPageT
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaInMemoryUpload
 from test_drive_support import *  # noqa: F403 - fixtures: shared_emu, svc, raw, folder, own_emu
-from test_drive_support import build_service, error_reason, model_of
+from test_drive_support import build_service, error_reason, model_of, start
 
 from driveferry.emulator.server import Emulator
 
@@ -131,3 +132,19 @@ def test_bad_input_is_a_400(svc: Any, kw: dict[str, Any], reason: str) -> None:
         svc.changes().list(**kw).execute()
     assert exc.value.resp.status == 400
     assert error_reason(exc.value) == reason
+
+
+def test_page_tokens_survive_a_restart(tmp_path: Path) -> None:
+    emu = start(tmp_path / "emu")
+    try:
+        before = model_of(emu).create_file("before", [b"1"])
+        token = start_token(build_service(emu))
+    finally:
+        emu.stop()
+    emu = start(tmp_path / "emu")
+    try:
+        after = model_of(emu).create_file("after", [b"2"])
+        ids = [c["fileId"] for c in all_changes(build_service(emu), token)[0]]
+        assert ids == [after.id] and before.id not in ids
+    finally:
+        emu.stop()
