@@ -321,3 +321,19 @@ def test_werkzeug_request_logging_stays_at_debug(env: Env, caplog: pytest.LogCap
         sock.sendall(b"NOT-HTTP\r\n\r\n")
         sock.recv(1000)
     assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
+def test_method_override_reads_the_query_from_the_body_before_routing(env: Env) -> None:
+    """googleapiclient sends a GET whose URL would be too long as POST + X-HTTP-Method-Override with the
+    whole query (alt=media included) as a form body."""
+    data = os.urandom(5000)
+    fid = _seed(env, data)
+    s = env.session()
+    s.post(f"{env.emu.base_url}/_emulator/counters/reset").raise_for_status()
+    form = "alt=media&" + "&".join(f"x{i}=" + "v" * 40 for i in range(60))
+    r = s.post(f"{env.emu.base_url}/drive/v3/files/{fid}", data=form,
+               headers={**env.auth, "X-HTTP-Method-Override": "GET",
+                        "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and r.content == data
+    counters = s.get(f"{env.emu.base_url}/_emulator/counters").json()
+    assert counters["requests"]["drive.files.media"] == 1 and counters["bytes_in"] == {"drive.files.media": len(form)}

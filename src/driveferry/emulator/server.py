@@ -32,7 +32,7 @@ from driveferry.emulator.faults import FaultPlan
 from driveferry.emulator.http import ErrorFactory, FileBody, Request, Response, Router
 from driveferry.emulator.realism import Realism
 from driveferry.emulator.state import State
-from driveferry.emulator.wsgi import DROP, EmulatorApp, FileStream
+from driveferry.emulator.wsgi import CLOSE, DROP, EmulatorApp, FileStream
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class _Handler(WSGIRequestHandler):
         except Exception:
             log.exception("emulator response to %s %s failed", self.command, self.path)
             self.close_connection = True
-        if environ.get(DROP) or environ.get("driveferry.close"):
+        if environ.get(DROP) or environ.get(CLOSE):
             self.close_connection = True
 
     def _write_response(self, environ: dict[str, Any], started: list[Any], result: Iterable[bytes]) -> None:
@@ -145,9 +145,11 @@ class _Handler(WSGIRequestHandler):
             out += f"{k}: {v}\r\n".encode("latin-1")
             has_length = has_length or k.lower() == "content-length"
         chunked = not (has_length or self.command == "HEAD" or code < 200 or code in (204, 304))
+        if chunked and self.request_version == "HTTP/1.0":  # no chunked framing in 1.0: the close ends the body
+            chunked, self.close_connection = False, True
         if chunked:
             out += b"Transfer-Encoding: chunked\r\n"
-        if self.close_connection or self.environ.get("driveferry.close"):
+        if self.close_connection or self.environ.get(CLOSE):
             out += b"Connection: close\r\n"
         out += b"\r\n"
         return out, chunked

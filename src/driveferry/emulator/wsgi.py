@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_emulator"
 DROP = "driveferry.drop"  # environ key: the server must close the connection at once, writing nothing more
+CLOSE = "driveferry.close"  # environ key: close the connection after this response
 _LINGER_0 = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on=1, 0 s}: close() sends RST
 _UNKNOWN_CUT_SPAN = 1 << 20
 _SENDFILE_BLOCK = 8 << 20  # counted per block: counters move during a long download  # a reset in a body of unknown length cuts within its first MiB
@@ -50,14 +51,12 @@ class _ResetInBody(Exception):
     """A reset fault fired while reading the request body: drop the connection."""
 
 
-class _CountingReader:
-    """Wraps the request stream: counts bytes in per route (uploads included), applies the bandwidth cap,
-    and reports a broken or malformed stream (bad chunk framing, TLS error) as ConnectionError."""
+class _ReadErrors:
+    """Wraps the request stream: a broken or malformed stream (bad chunk framing, TLS error) is a
+    ConnectionError, as a client gone in the middle of the body is."""
 
-    def __init__(self, raw: Any, emulator: Emulator, route: str) -> None:
+    def __init__(self, raw: Any) -> None:
         self._raw = raw
-        self._emu = emulator
-        self._route = route
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -66,6 +65,19 @@ class _CountingReader:
             raise
         except OSError as exc:  # werkzeug's DechunkedInput raises OSError on bad framing
             raise ConnectionError(f"request body unreadable: {exc}") from exc
+        return data
+
+
+class _CountingReader(_ReadErrors):
+    """Also counts bytes in per route (uploads included) and applies the bandwidth cap."""
+
+    def __init__(self, raw: Any, emulator: Emulator, route: str) -> None:
+        super().__init__(raw)
+        self._emu = emulator
+        self._route = route
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(n)
         if data:
             self._emu.state.counters.add("bytes_in", self._route, len(data))
             self._emu.throttle(len(data))
@@ -147,7 +159,7 @@ class EmulatorApp:
             except ValueError:
                 length = -1
             if length < 0:
-                environ["driveferry.close"] = True
+                environ[CLOSE] = True
                 return self._finish(environ, start_response, Response.json(
                     {"error": {"code": 400, "message": "Invalid Content-Length"}}, 400), {}, "unknown", method)
         override = headers.get("x-http-method-override")
@@ -156,7 +168,7 @@ class EmulatorApp:
         path = unquote(raw_path)
         query = parse_query(raw_query)
         req = Request(method=method, path=path, raw_path=raw_path, query=query, headers=headers,
-                      body_stream=_CountingReader(stream, emu, "unknown"), content_length=length,
+                      body_stream=_ReadErrors(stream), content_length=length,
                       base_url=emu.base_url)
         fired: dict[str, FaultRule] = {}
         name = "unknown"
@@ -168,6 +180,8 @@ class EmulatorApp:
             name = route.name if route else "unknown"
             req.params, req.route = params, name
             req.body_stream = _CountingReader(stream, emu, name)
+            if req.body_read:  # a query read from the body before the route was known
+                emu.state.counters.add("bytes_in", name, req.body_read)
             emu.state.counters.add("requests", name)
             errors = route.errors if route else emu.errors_for_path(path)
             try:
