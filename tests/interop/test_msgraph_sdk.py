@@ -125,6 +125,7 @@ def test_large_file_upload_task_then_quickxorhash_matches_the_bytes(emu: Emulato
     async def run() -> tuple[DriveItem, int, DriveItem | None]:
         client, http = _client(emu)
         try:
+            # "the parent folder must exist before you call createSession" (OneDrive/onedrive-api-docs#364)
             await _mkdir(client, drive_id, "sdk")
             item, fragments = await _upload(client, drive_id, "sdk/large.bin", data)
             assert item.id
