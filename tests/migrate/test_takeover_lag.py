@@ -30,7 +30,8 @@ def test_a_finished_upload_is_found_by_its_session_under_listing_lag(world: Worl
     for path, name in (("Projects/readme.txt", "readme.txt"), ("Projects/data/a.bin", "a.bin")):
         entry = src.stat(path)
         tokens: list[tuple[str, int]] = []
-        first = relay.copy(RelayJob(entry, folder, name, "run-1", CHUNK), lambda t, o: tokens.append((t, o)))
+        first = relay.copy(RelayJob(entry, folder, name, "run-1", CHUNK),
+                           lambda t, o, seen=tokens: seen.append((t, o)))
         assert tokens and tokens[0][1] == 0  # the session was recorded before any byte went
         assert all(e.name != name for e in dst.list(folder))  # the listing lags: it cannot find the copy
         sent_before = world.upload_bytes()

@@ -169,6 +169,16 @@ class Journal(LeaseOps, StatusOps):
             conn.execute(insert)
             return str(conn.scalar(sa.select(c.folder_id).where(c.job_id == job_id, c.path == path)))
 
+    def replace_dest_folder(self, job_id: int, path: str, old_id: str, new_id: str) -> str:
+        """Record `new_id` for `path` if `old_id` is still recorded there (the folder was deleted on the
+        destination); returns the recorded one, which another worker may have replaced first."""
+        c = t.dest_folders.c
+        where = (c.job_id == job_id, c.path == path)
+        with self._db.write() as conn:
+            conn.execute(sa.update(t.dest_folders).where(*where, c.folder_id == old_id)
+                         .values(folder_id=new_id, recorded_at=self._now()))
+            return str(conn.scalar(sa.select(c.folder_id).where(*where)))
+
     # --- planning ------------------------------------------------------------------------------------
 
     def plan_items(self, job_id: int, items: Iterable[PlannedItem], *, batch_size: int = 500) -> PlanResult:

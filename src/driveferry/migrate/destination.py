@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
-from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -28,21 +27,23 @@ def settled_mkdir(provider: Provider, parent: Entry, name: str, ledger: FolderLe
     """The folder `name` in `parent`, made if missing, agreed on by every worker that makes it at once.
 
     With a ledger (the journal) the agreement does not depend on listings, which lag behind creates
-    on Drive (api-notes Part C §20; rclone#2485): a folder already recorded for the path is used as
-    is; otherwise the folder made (or found) here is offered to the ledger, the first one recorded
-    wins, and a worker whose own folder lost removes it while it is still empty.
+    on Drive (api-notes Part C §20; rclone#2485): a folder already recorded for the path is used
+    (once the destination confirms by id that it still exists, where it can); otherwise the folder
+    made (or found) here is offered to the ledger, the first one recorded wins, and a worker whose own
+    folder lost removes it while it is still empty.
 
     Without a ledger, two workers starting together both look, find nothing and create; each then
     looks again and keeps the oldest, and removes its own empty loser.
     """
     path = posixpath.join(parent.path, name) if parent.path else name
-    if ledger is not None:
-        known = ledger.folder_id(path)
-        if known is not None:
-            return _folder_entry(known, path, parent)
+    known = ledger.folder_id(path) if ledger is not None else None
+    by_id = provider.features.by_id
+    if known is not None and (by_id is None or by_id.live(known)):
+        return _folder_entry(known, path, parent)
     made = provider.mkdir(parent, name)
     if ledger is not None:
-        winner_id = ledger.settle_folder(path, made.id)
+        # a recorded folder that is gone (deleted on the destination since) is replaced, not trusted
+        winner_id = ledger.replace_folder(path, known, made.id) if known else ledger.settle_folder(path, made.id)
         if winner_id == made.id:
             return made
         log.info("another worker made folder %s at the same time; using theirs", path)
@@ -84,7 +85,7 @@ class Destination:
     """Folder cache and duplicate guard for one destination root (thread-safe).
 
     Folders are found in this order: this process's cache, the ledger (folders the job recorded,
-    possibly by another worker), then made; never by a listing alone, so a folder just made by a
+    possibly by another worker; checked once per process), then made; never by a listing alone, so a folder just made by a
     worker elsewhere is used, not twinned. Files are matched by name in a cached listing of their
     folder and, for an item another worker may have uploaded unrecorded (`fresh`), also by a query
     on their provenance (the destination's property lookup), which needs no full listing.
@@ -99,19 +100,6 @@ class Destination:
         self._listings: dict[str, dict[str, list[Entry]]] = {}
         self._lock = threading.Lock()
         self._mk_lock = threading.RLock()  # folder() recurses for parents
-        if ledger is not None:
-            self._adopt(ledger.folder_ids())
-
-    def _adopt(self, recorded: Mapping[str, str]) -> None:
-        """Cache the recorded folders below the root (parents first, so each knows its parent's id)."""
-        base = self.root.path.strip("/")
-        for path in sorted(recorded, key=lambda p: p.count("/")):
-            rel = path[len(base) + 1:] if base else path
-            if base and not path.startswith(base + "/"):
-                continue
-            parent = self._folders.get(posixpath.dirname(rel))
-            if rel and parent is not None:
-                self._remember(rel, _folder_entry(recorded[path], path, parent))
 
     def _remember(self, rel_dir: str, folder: Entry) -> None:
         with self._lock:

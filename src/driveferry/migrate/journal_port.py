@@ -166,14 +166,14 @@ class JobPort:
 
     # --- the FolderLedger ----------------------------------------------------------------------------
 
-    def folder_ids(self) -> Mapping[str, str]:
-        return self.journal.dest_folders(self.job_id)
-
     def folder_id(self, path: str) -> str | None:
         return self.journal.dest_folder(self.job_id, path)
 
     def settle_folder(self, path: str, folder_id: str) -> str:
         return self.journal.settle_dest_folder(self.job_id, path, folder_id)
+
+    def replace_folder(self, path: str, old_id: str, new_id: str) -> str:
+        return self.journal.replace_dest_folder(self.job_id, path, old_id, new_id)
 
     # --- budget and bookkeeping ----------------------------------------------------------------------
 

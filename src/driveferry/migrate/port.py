@@ -72,11 +72,7 @@ class JournalPort(Protocol):
 class FolderLedger(Protocol):
     """Where the destination folders this job made are recorded (the journal), so that workers and
     re-runs agree on one folder per path without listing the destination: Drive's listings lag
-    behind creates (api-notes Part C §20)."""
-
-    def folder_ids(self) -> Mapping[str, str]:
-        """{path relative to the destination provider's root: folder id} recorded so far."""
-        ...
+    behind creates (api-notes Part C §20). Paths are relative to the destination provider's root."""
 
     def folder_id(self, path: str) -> str | None:
         """The folder recorded for `path`, or None."""
@@ -84,4 +80,9 @@ class FolderLedger(Protocol):
 
     def settle_folder(self, path: str, folder_id: str) -> str:
         """Record `folder_id` for `path` unless another is recorded already; returns the recorded one."""
+        ...
+
+    def replace_folder(self, path: str, old_id: str, new_id: str) -> str:
+        """Record `new_id` for `path` in place of `old_id` (gone from the destination) unless another
+        worker replaced it first; returns the recorded one."""
         ...

@@ -103,6 +103,14 @@ class PropertyLookup(Protocol):
 
 
 @runtime_checkable
+class ItemById(Protocol):
+    def live(self, item_id: str) -> bool:
+        """Whether the item exists and is not trashed, asked by id: on Drive files.get, which sees an
+        item at once, unlike listings (api-notes Part C §20)."""
+        ...
+
+
+@runtime_checkable
 class DeltaLister(Protocol):
     def delta(self, cursor: str | None) -> tuple[list[Entry], str]:
         """Changes since `cursor` (None: everything), and the cursor for next time."""
@@ -129,7 +137,7 @@ class Features:
     max_chunk: largest chunk one request may carry.
     duplicate_names: whether one folder may hold two items of the same name (Drive: yes).
     daily_upload_cap_bytes: the remote's upload cap per user per rolling 24 h, if it has one.
-    properties/mod_time/delta/content_hasher/property_lookup: the optional capability objects, or None.
+    properties/mod_time/delta/content_hasher/property_lookup/by_id: the optional capability objects, or None.
     """
 
     chunk_multiple: int = 1
@@ -143,6 +151,7 @@ class Features:
     illegal_name_chars: str = ""
     daily_upload_cap_bytes: int | None = None  # Drive: 750 GB per user per rolling 24 h
     property_lookup: PropertyLookup | None = None
+    by_id: ItemById | None = None
 
 
 class Provider(Protocol):

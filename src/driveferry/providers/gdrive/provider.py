@@ -73,7 +73,7 @@ class GDriveProvider:
         self._mk_lock = threading.Lock()  # one creator at a time, so this process makes no twin folders
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=True,
                                  properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes,
-                                 property_lookup=self, delta=GDriveDelta(self))
+                                 property_lookup=self, by_id=self, delta=GDriveDelta(self))
 
     # --- normalisation at the edge -----------------------------------------------------------------------
 
@@ -320,6 +320,13 @@ class GDriveProvider:
         `properties has {key=... and value=...}` query; appProperties of other clients stay unseen)."""
         found = (self.to_entry(raw, folder.path) for raw in self._all(folder.id, prop=(key, value)))
         return [entry for entry in found if entry.kind is Kind.FILE]
+
+    def live(self, item_id: str) -> bool:
+        """ItemById: the item exists and is not in the trash (files.get: no listing lag)."""
+        try:
+            return not self.api.get(item_id).get("trashed")
+        except NotFoundError:
+            return False
 
     def set_modified(self, entry: Entry, modified: datetime) -> Entry:
         body = {"modifiedTime": _rfc3339(modified)}
