@@ -185,9 +185,9 @@ def test_changed_during_scan_is_flagged_and_not_cached(tree: Path, tmp_path: Pat
             Path(path).write_bytes(b"changed while hashing\n")
         return real(path, *args)
 
-    monkeypatch.setattr(scan_mod, "_hash_file", writer_races)
+    monkeypatch.setattr(scan_mod, "_hash_file", writer_races)  # a writer that rewrites it at every read
     with HashCache(tmp_path / "c.sqlite3", racy_window_s=0) as cache:
-        by = {f.path: f for f in scan(tree, SHA, cache=cache).files}
+        by = {f.path: f for f in scan(tree, SHA, cache=cache, settle_s=0.01).files}
         assert by["sub/b.txt"].changed_during_scan
         monkeypatch.setattr(scan_mod, "_hash_file", real)
         assert not {f.path: f for f in scan(tree, SHA, cache=cache).files}["sub/b.txt"].cached

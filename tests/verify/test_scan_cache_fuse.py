@@ -120,8 +120,50 @@ def test_moving_fstat_of_an_open_file_is_not_a_change(tmp_path: Path, monkeypatc
     assert second.cached_files == 1
 
 
+@pytest.mark.parametrize("poisoned_call", [0, 1])
+def test_attributes_of_an_open_handle_seen_once_are_not_a_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  poisoned_call: int) -> None:
+    """The kernel keeps a FUSE file's attributes for the mount's attr timeout, so one stat may still show
+    what rclone reported while a handle was open: the one before open (0: after someone else's close)
+    or the one after our close (1). Looked at again after settling, the file is stable."""
+    root = tmp_path / "mnt"
+    root.mkdir()
+    body = os.urandom(100_000)
+    target = root / "queued.bin"
+    target.write_bytes(body)
+    real_stat = os.stat
+    calls = {"n": 0}
+    reads: list[str] = []
+    real_hash = scan_mod._hash_file
+
+    def flickering_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        st = real_stat(path, *args, **kwargs)
+        if str(path) != str(target):
+            return st
+        calls["n"] += 1
+        if calls["n"] - 1 != poisoned_call:
+            return st
+        return os.stat_result(list(st), {"st_mtime_ns": st.st_mtime_ns + 5 * 10**9, "st_ctime_ns": st.st_ctime_ns,
+                                         "st_atime_ns": st.st_atime_ns})
+
+    def spy(path: str, *args: Any) -> Any:
+        reads.append(path)
+        return real_hash(path, *args)
+
+    monkeypatch.setattr(scan_mod.os, "stat", flickering_stat)
+    monkeypatch.setattr(scan_mod, "_hash_file", spy)
+    with HashCache(tmp_path / "c.sqlite3", racy_window_s=0) as cache:
+        (f,) = scan(root, SHA, cache=cache, settle_s=0.01).files
+        again = scan(root, SHA, cache=cache, settle_s=0.01)
+    assert not f.changed_during_scan
+    assert f.hashes[HashType.SHA256] == hash_bytes(body, [HashType.SHA256])[HashType.SHA256]
+    assert f.mtime.timestamp() == pytest.approx(real_stat(target).st_mtime)
+    assert len(reads) == (2 if poisoned_call == 0 else 1)  # a stale "before" needs a second read
+    assert again.cached_files == 1
+
+
 def test_write_between_open_and_close_is_a_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A same-size rewrite while the file is being read moves its stat after close: changed, not cached."""
+    """A writer that rewrites the file (same size) whenever it is read: changed after every look, not cached."""
     root = tmp_path / "mnt"
     root.mkdir()
     target = root / "busy.bin"
@@ -139,6 +181,6 @@ def test_write_between_open_and_close_is_a_change(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(scan_mod, "open", open_then_rewrite, raising=False)  # scan's own `open` only
     with HashCache(tmp_path / "c.sqlite3", racy_window_s=0) as cache:
-        result = scan(root, SHA, cache=cache, workers=1)
+        result = scan(root, SHA, cache=cache, workers=1, settle_s=0.01)
         assert result.files[0].changed_during_scan
         assert len(cache) == 0

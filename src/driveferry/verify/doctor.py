@@ -144,7 +144,7 @@ def check_mount(path: Path, m: Mount | None) -> Finding:
     (each syncs on rules of its own, and verify must read Drive through the API), ok for local disk."""
     if m is None:
         return Finding("ok", "mount", f"{path}: mount unknown (no /proc/self/mountinfo)")
-    where = f"{path} is on a {describe_mount(m)}"
+    where = f"{describe_mount(m)} holds {path}"
     kind = m.kind
     if kind is MountKind.LOCAL:
         return Finding("ok", "mount", f"{path} is not a FUSE mount: {m.kind.value} ({m.fstype} at {m.mountpoint})")

@@ -33,9 +33,13 @@ from driveferry.integrity.zeros import find_holes
 from driveferry.verify.cache import FileKey, HashCache, ZeroFacts
 
 __all__ = ["LocalFile", "ScanResult", "ZeroFacts", "choose_hash", "measure_hash_speeds", "scan",
-           "iter_tree", "zero_facts_of", "DEFAULT_BLOCK_SIZE"]
+           "iter_tree", "zero_facts_of", "DEFAULT_BLOCK_SIZE", "DEFAULT_SETTLE_S"]
 
 DEFAULT_BLOCK_SIZE = 4 << 20
+# Longer than rclone mount's default --attr-timeout (1 s), for which the kernel keeps a FUSE file's
+# attributes (rclone cmd/mountlib/mount.md, "--attr-timeout"); see `_hash_stable`.
+DEFAULT_SETTLE_S = 1.5
+_ATTEMPTS = 2
 # SHA-256 is chosen over a faster MD5/SHA-1 while it keeps at least this share of the fastest's speed.
 SHA256_TOLERANCE = 0.85
 _CRYPTO_ORDER = (HashType.SHA256, HashType.SHA1, HashType.MD5)
@@ -162,22 +166,19 @@ def _buffer(block_size: int) -> bytearray:
     return buf
 
 
-def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
-               progress: Progress | None) -> tuple[dict[HashType, str], ZeroFacts, os.stat_result]:
-    """Hash one file in one pass and measure its zero tail.
+def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int, size_hint: int,
+               progress: Progress | None) -> tuple[dict[HashType, str], ZeroFacts]:
+    """Hash one file in one pass and measure its zero tail (holes probed up to `size_hint`).
 
-    Returns (hashes, zero facts, `os.stat` of the path after the file was closed). The caller compares
-    that with its `os.stat` from before the open: equal keys mean no write landed in between. `fstat`
-    of the open descriptor is no judge: a FUSE mount may report the state of its own open handle (rclone
-    with a VFS cache shows a file queued for upload with a moving mtime while it is open), which no
-    writer caused and which is gone once the file is closed.
+    No fstat of the open descriptor: its answer is no judge of stability (see `_hash_stable`), and on
+    FUSE it would refresh the kernel's attribute cache with the open handle's view.
     """
     hasher = MultiHasher(kinds)
     buf = _buffer(block_size)
     view = memoryview(buf)
     tail = size = 0
     with open(abs_path, "rb", buffering=0) as f:
-        holes = _holes(f.fileno(), os.fstat(f.fileno()).st_size)
+        holes = _holes(f.fileno(), size_hint)
         f.seek(0)
         while n := f.readinto(buf):
             chunk = view[:n]  # every hasher takes a buffer: no copy
@@ -190,8 +191,46 @@ def _hash_file(abs_path: str, kinds: Collection[HashType], block_size: int,
                 tail = tail + n if stripped == 0 else n - stripped
             if progress is not None:
                 progress(n)
-    after = os.stat(abs_path, follow_symlinks=False)
-    return hasher.hexdigests(), zero_facts_of(tail, size, holes), after
+    return hasher.hexdigests(), zero_facts_of(tail, size, holes)
+
+
+@dataclass(frozen=True)
+class _Hashed:
+    hashes: dict[HashType, str]
+    zeros: ZeroFacts
+    before: os.stat_result  # stat before the open of the attempt whose result this is
+    after: os.stat_result  # stat after its close
+    began_ns: int  # time.time_ns() at that open (for the cache's racy check)
+    changed: bool
+
+
+def _hash_stable(abs_path: str, first: os.stat_result, kinds: Collection[HashType], block_size: int,
+                 progress: Progress | None, settle_s: float) -> _Hashed:
+    """Hash a file and judge whether one state of it was read: `os.stat` before the open and after the
+    close must agree (size, mtime, ctime, device, inode).
+
+    Neither fstat while open nor one stat right after close is a judge on FUSE: rclone's VFS cache reports
+    a file queued for upload with a moving mtime while any handle is open, and the kernel keeps such
+    attributes for the mount's attribute timeout (rclone's --attr-timeout, 1 s by default), so a stat just
+    after a close (ours, or the downloader's) can still show them. So a disagreement is looked at again
+    after `settle_s`: first the stat after close, then, if that still differs, one whole new attempt
+    (stat, read, stat). A file a writer keeps changing still differs and is reported as changed.
+    """
+    before = first
+    attempt = 0
+    while True:
+        began_ns = time.time_ns()
+        hashes, zeros = _hash_file(abs_path, kinds, block_size, before.st_size, progress)
+        after = os.stat(abs_path, follow_symlinks=False)
+        if _key(after) != _key(before) and settle_s > 0:
+            time.sleep(settle_s)
+            after = os.stat(abs_path, follow_symlinks=False)
+        changed = _key(after) != _key(before)
+        attempt += 1
+        if not changed or attempt >= _ATTEMPTS:
+            return _Hashed(hashes, zeros, before, after, began_ns, changed)
+        time.sleep(settle_s)
+        before = os.stat(abs_path, follow_symlinks=False)
 
 
 def _utc(ns: int) -> datetime:
@@ -204,12 +243,15 @@ def _key(st: os.stat_result) -> FileKey:
 
 def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | None = None,
          workers: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
-         progress: Progress | None = None, files: Iterable[str] | None = None) -> ScanResult:
+         progress: Progress | None = None, files: Iterable[str] | None = None,
+         settle_s: float = DEFAULT_SETTLE_S) -> ScanResult:
     """Hash every regular file under `root` (or only `files`, relative paths) with `kinds`.
 
     Unchanged files (same device, inode, size, mtime_ns, ctime_ns) are answered from `cache`.
     `progress(n)` is called with each block's byte count as it is read (serialised under a lock, so a
-    tqdm bar can be updated directly). Results are sorted by path.
+    tqdm bar can be updated directly; a file read a second time, see `_hash_stable`, counts twice).
+    `settle_s`: how long a file whose stat moved while it was read is left before it is looked at
+    again. Results are sorted by path.
     """
     top = Path(root)
     if not top.is_dir():
@@ -229,24 +271,22 @@ def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | No
     unlisted: list[tuple[str, str]] = []
     todo = ((p, str(top / p)) for p in files) if files is not None else (
         (p, e.path) for p, e in iter_tree(top, unlisted))
-    pending: dict[Future[tuple[dict[HashType, str], ZeroFacts, os.stat_result]],
-                  tuple[str, os.stat_result, int]] = {}
+    pending: dict[Future[_Hashed], tuple[str, os.stat_result]] = {}
 
-    def finish(fut: Future[tuple[dict[HashType, str], ZeroFacts, os.stat_result]]) -> None:
+    def finish(fut: Future[_Hashed]) -> None:
         nonlocal hashed, hashed_bytes
-        rel, before, began_ns = pending.pop(fut)
+        rel, first = pending.pop(fut)
         try:
-            hashes, zeros, after = fut.result()
+            h = fut.result()
         except OSError as exc:
-            out.append(_unreadable(rel, before, exc))
+            out.append(_unreadable(rel, first, exc))
             return
         hashed += 1
-        hashed_bytes += after.st_size
-        changed = _key(after) != _key(before)
-        if cache is not None and not changed:
-            cache.put(_key(before), hashes, zeros, recorded_ns=began_ns)
-        out.append(LocalFile(rel, after.st_size, _utc(after.st_mtime_ns), hashes, zeros,
-                             changed_during_scan=changed))
+        hashed_bytes += h.after.st_size
+        if cache is not None and not h.changed:
+            cache.put(_key(h.before), h.hashes, h.zeros, recorded_ns=h.began_ns)
+        out.append(LocalFile(rel, h.after.st_size, _utc(h.after.st_mtime_ns), h.hashes, h.zeros,
+                             changed_during_scan=h.changed))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="df-scan") as pool:
         for rel, abs_path in todo:
@@ -263,8 +303,8 @@ def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | No
                 report(st.st_size)
                 out.append(LocalFile(rel, st.st_size, _utc(st.st_mtime_ns), hit[0], hit[1], cached=True))
                 continue
-            began_ns = time.time_ns()
-            pending[pool.submit(_hash_file, abs_path, kinds, block_size, report)] = (rel, st, began_ns)
+            fut = pool.submit(_hash_stable, abs_path, st, kinds, block_size, report, settle_s)
+            pending[fut] = (rel, st)
             # Bounded in-flight window: memory stays O(workers), not O(files).
             while len(pending) >= workers * 4:
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
