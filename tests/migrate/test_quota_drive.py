@@ -98,8 +98,11 @@ def test_a_file_crossing_the_cap_finishes_and_the_next_file_waits(capped: World)
             proc.kill()
     out_text = (world.dir / "wait.out").read_text()
     assert rc == 0, out_text + err_path.read_text()
-    final = json.loads(out_text.strip().splitlines()[-1])
+    events = [json.loads(line) for line in out_text.strip().splitlines()]
+    final = events[-1]
     assert final["copied"] == 1 and final["failed"] == 0 and not final["stopped_for_quota"], final
+    waits = [e for e in events if e["event"] == "quota_wait"]
+    assert len(waits) == final["quota_waits"] >= 1 and all(w["wait_s"] == 1.0 for w in waits), waits
     tree = drive_tree(world)
     assert [md5(read_all(gd, e)) for e in tree["b-next.bin"]] == [md5(expected["b-next.bin"])]
     assert len(tree["a-big.bin"]) == 1

@@ -159,6 +159,10 @@ class JsonProgress(PlanProgress):
         """One wait of the retry layer: {"event": "retry", "remote", "op", "wait_s", "reason", ...}."""
         self._emit(**event.to_json())
 
+    def quota_wait(self, reason: str, wait_s: float) -> None:
+        """A wait for the daily upload cap (--wait-for-quota): {"event": "quota_wait", "wait_s", "reason"}."""
+        self._emit(event="quota_wait", wait_s=round(wait_s, 3), reason=reason)
+
 
 class WaitCounter:
     """Waits and seconds waited per remote during this run, from the remotes' pacers (retry layer)."""

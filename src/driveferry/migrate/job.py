@@ -46,6 +46,8 @@ class Summary:
     incremental: bool = False  # planned from the source's change listing, not a full walk
     stopped_for_quota: str | None = None
     resets_at: str | None = None
+    quota_waits: int = 0  # --wait-for-quota: times the run waited for the daily cap, and for how long
+    quota_waited_s: float = 0.0
     dry_run: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
     unsupported_items: list[dict[str, str]] = field(default_factory=list)
@@ -94,6 +96,9 @@ class PlanProgress(Progress):
 
     def remaining(self, files: int, nbytes: int) -> None:
         """Called once after planning: what this run still has to send."""
+
+    def quota_wait(self, reason: str, wait_s: float) -> None:
+        """Called before the run sleeps `wait_s` wall seconds for the daily cap (--wait-for-quota)."""
 
 
 def _resolve_root(provider: Provider, path: str, create: bool, ledger: FolderLedger | None = None) -> Entry:
@@ -193,7 +198,9 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
             if stop is None or not (settings.wait_for_quota and stop.waitable):
                 break
             budget.flush()
-            _wait_for_quota(stop, budget, _time_scale(dst))
+            waited_s = _wait_for_quota(stop, budget, _time_scale(dst), progress)
+            summary.quota_waits += 1
+            summary.quota_waited_s = round(summary.quota_waited_s + waited_s, 3)
     finally:
         budget.flush()
         summary.seconds = time.monotonic() - started
@@ -220,15 +227,17 @@ def _time_scale(provider: Provider) -> float:
     return float(getattr(policy, "time_scale", 1.0) or 1.0)
 
 
-def _wait_for_quota(stop: QuotaStop, budget: UploadBudget, time_scale: float) -> None:
-    """Sleep until the daily budget should have room again (--wait-for-quota); the next round of
-    workers then finds out (a file that starts, or the destination's cap error again)."""
+def _wait_for_quota(stop: QuotaStop, budget: UploadBudget, time_scale: float, progress: PlanProgress) -> float:
+    """Sleep until the daily budget should have room again (--wait-for-quota) and return the seconds
+    slept; the next round of workers then finds out (a file starts, or the destination's cap again)."""
     now = datetime.now(UTC)
     if stop.resets_at is None:  # the destination refused without saying when; our own records may know
         stop = QuotaStop(stop.reason, budget.resets_at(), stop.kind)
     wait_s = quota_wait_s(stop, now, time_scale)
     log.warning("daily upload cap reached (%s); waiting %.0f s before starting more files", stop.reason, wait_s)
+    progress.quota_wait(stop.reason, wait_s)
     time.sleep(wait_s)
+    return wait_s
 
 
 class _Counted:
