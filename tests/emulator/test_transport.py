@@ -337,3 +337,19 @@ def test_method_override_reads_the_query_from_the_body_before_routing(env: Env) 
     assert r.status_code == 200 and r.content == data
     counters = s.get(f"{env.emu.base_url}/_emulator/counters").json()
     assert counters["requests"]["drive.files.media"] == 1 and counters["bytes_in"] == {"drive.files.media": len(form)}
+
+
+def test_a_silent_client_on_the_tls_port_stalls_no_one(tmp_path: Path) -> None:
+    """TLS handshakes run in each connection's thread, not in the accept loop."""
+    emu = Emulator(tmp_path, tls=True, modules=[DriveApi()]).start()
+    try:
+        with socket.create_connection(("127.0.0.1", emu.port)) as silent, \
+                socket.create_connection(("127.0.0.1", emu.port)) as not_tls:
+            not_tls.sendall(b"GET / HTTP/1.1\r\n\r\n")  # plain HTTP on the TLS port: refused quietly
+            s = requests.Session()
+            s.trust_env, s.verify = False, str(emu.ca_file)
+            r = s.get(f"{emu.base_url}/_emulator/counters", timeout=20)
+            assert r.status_code == 200 and r.headers["Date"]
+            assert silent.fileno() >= 0
+    finally:
+        emu.stop()

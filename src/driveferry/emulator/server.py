@@ -73,6 +73,11 @@ class _Handler(WSGIRequestHandler):
     def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
         log.debug("%s " + message, self.address_string(), *args)
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()  # a failure ends here, quietly (_Server.handle_error)
+        super().setup()
+
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -236,9 +241,15 @@ class Emulator:
         sock = _listen(host, port)
         try:
             # werkzeug serves a socket it is handed (fd) and wraps it for TLS itself
-            self._server = _Server(host, port, EmulatorApp(self), _Handler, ssl_context=ctx, fd=sock.fileno())
+            self._server = _Server(host, port, EmulatorApp(self), _Handler, fd=sock.fileno())
         finally:
             sock.close()  # the server holds its own duplicate of the descriptor
+        if ctx is not None:
+            # wrapped here rather than by werkzeug so that the handshake runs in the connection's own
+            # thread (_Handler.setup), not in the accept loop where one silent client would stall all
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
+            self._server.ssl_context = ctx
         self.port = self._server.server_address[1]
         hostpart = f"[{host}]" if ":" in host else host
         self.base_url = f"{'https' if tls else 'http'}://{hostpart}:{self.port}"
