@@ -142,3 +142,30 @@ def test_delete_whose_reply_was_lost_is_done() -> None:
     p = RetryingProvider(inner, RetryPolicy(), Pacer("scripted-delete", FakeClock()))  # type: ignore[arg-type]
     p.delete(FILE)
     assert inner.deletes == 2
+
+
+class FlakySetter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def set_modified(self, entry: Entry, modified: Any) -> Entry:
+        self.calls += 1
+        if self.calls == 1:
+            raise ThrottledError("429", retry_after_s=3)
+        return entry
+
+
+def test_capabilities_are_retried_and_keep_their_shape() -> None:
+    from dataclasses import replace
+
+    from driveferry.providers.base import DeltaLister, ModTimeSetter
+    inner = ScriptedProvider(b"", [])
+    setter = FlakySetter()
+    inner.features = replace(inner.features, mod_time=setter, chunk_multiple=7)  # type: ignore[arg-type]
+    clock = FakeClock()
+    p = RetryingProvider(inner, RetryPolicy(), Pacer("scripted-cap", clock))  # type: ignore[arg-type]
+    mod_time = p.features.mod_time
+    assert mod_time is not None and mod_time is not setter and p.features.chunk_multiple == 7
+    assert isinstance(mod_time, ModTimeSetter) and not isinstance(mod_time, DeltaLister)
+    assert mod_time.set_modified(FILE, None) is FILE  # type: ignore[arg-type]
+    assert setter.calls == 2 and clock.sleeps == [3] and p.features.delta is None

@@ -14,14 +14,13 @@ adapter's `page_call` hook, which the wrapper installs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import fields, replace
 from typing import Any, TypeVar
 
 from driveferry.errors import NotFoundError, ThrottledError, TransientError, UploadSessionLostError
-from driveferry.integrity.hashes import Buffer, HashType
+from driveferry.integrity.hashes import Buffer
 from driveferry.providers.base import Entry, Features, Provider, UploadMeta, UploadSession
 from driveferry.providers.pacing import Pacer, RetryEvent, RetryPolicy, pacer_for, reason_of
 
@@ -182,39 +181,28 @@ class RetryingUploadSession:
 
 
 class _Capability:
-    """An optional capability object (Features) whose calls are retried."""
+    """An optional capability object (a Features field) whose method calls are retried. Generic, so a
+    capability added to Features later is covered too; attributes the object lacks stay missing (so
+    `hasattr` and runtime protocol checks answer as for the object itself)."""
 
     def __init__(self, inner: Any, retrier: Retrier) -> None:
         self._inner = inner
         self._r = retrier
 
-    def set_properties(self, entry: Entry, properties: Mapping[str, str]) -> Entry:
-        result: Entry = self._r.call(lambda: self._inner.set_properties(entry, properties),
-                                     f"set properties {entry.path}")
-        return result
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
 
-    def set_modified(self, entry: Entry, modified: datetime) -> Entry:
-        result: Entry = self._r.call(lambda: self._inner.set_modified(entry, modified), f"set mtime {entry.path}")
-        return result
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return self._r.call(lambda: attr(*args, **kwargs), f"{name} {_label(args)}".strip())
+        return retried
 
-    def delta(self, cursor: str | None) -> tuple[list[Entry], str]:
-        result: tuple[list[Entry], str] = self._r.call(lambda: self._inner.delta(cursor), "delta")
-        return result
 
-    def latest_cursor(self) -> str:
-        result: str = self._r.call(self._inner.latest_cursor, "delta cursor")
-        return result
-
-    def find_by_property(self, folder: Entry, key: str, value: str) -> list[Entry]:
-        result: list[Entry] = self._r.call(lambda: self._inner.find_by_property(folder, key, value),
-                                           f"find {key}={value} in {folder.path}")
-        return result
-
-    def hash_file(self, entry: Entry, kinds: Iterable[HashType]) -> dict[HashType, str]:
-        kinds = list(kinds)
-        result: dict[HashType, str] = self._r.call(lambda: self._inner.hash_file(entry, kinds),
-                                                   f"hash {entry.path}")
-        return result
+def _label(args: tuple[Any, ...]) -> str:
+    """What a capability call is about, for logs: the path of its first Entry argument, if any."""
+    entry = next((a for a in args if isinstance(a, Entry)), None)
+    return entry.path if entry is not None else ""
 
 
 class RetryingProvider:
@@ -231,15 +219,11 @@ class RetryingProvider:
         self.pacer = pacer or pacer_for(inner.name)
         self._r = Retrier(self.policy, self.pacer)
         f = inner.features
-        wrap = self._capability
-        self.features: Features = replace(f, properties=wrap(f.properties), mod_time=wrap(f.mod_time),
-                                          delta=wrap(f.delta), content_hasher=wrap(f.content_hasher),
-                                          property_lookup=wrap(f.property_lookup))
+        capabilities: dict[str, Any] = {fl.name: _Capability(getattr(f, fl.name), self._r) for fl in fields(f)
+                        if not isinstance(getattr(f, fl.name), int | float | str | bool | None)}
+        self.features: Features = replace(f, **capabilities)
         if hasattr(inner, "page_call"):
             inner.page_call = self._r.call
-
-    def _capability(self, obj: Any) -> Any:
-        return None if obj is None else _Capability(obj, self._r)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
