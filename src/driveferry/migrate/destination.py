@@ -28,13 +28,15 @@ def settled_mkdir(provider: Provider, parent: Entry, name: str, ledger: FolderLe
 
     With a ledger (the journal) the agreement does not depend on listings, which lag behind creates
     on Drive (api-notes Part C §20; rclone#2485): a folder already recorded for the path is used
-    (once the destination confirms by id that it still exists, where it can); otherwise the folder
-    made (or found) here is offered to the ledger, the first one recorded wins, and a worker whose own
-    folder lost removes it while it is still empty.
+    once the destination confirms by id that it still exists; otherwise the folder made (or found)
+    here is offered to the ledger, the first one recorded wins, and a worker whose own folder lost
+    removes it while it is still empty. Destinations that keep one item per name need none of this.
 
     Without a ledger, two workers starting together both look, find nothing and create; each then
     looks again and keeps the oldest, and removes its own empty loser.
     """
+    if not provider.features.duplicate_names:
+        return provider.mkdir(parent, name)  # one item per name: find-or-create agrees by itself
     path = posixpath.join(parent.path, name) if parent.path else name
     known = ledger.folder_id(path) if ledger is not None else None
     by_id = provider.features.by_id
@@ -50,8 +52,6 @@ def settled_mkdir(provider: Provider, parent: Entry, name: str, ledger: FolderLe
         if next(iter(provider.list(made)), None) is None:
             provider.delete(made)
         return _folder_entry(winner_id, path, parent)
-    if not provider.features.duplicate_names:
-        return made
     winner = provider.mkdir(parent, name)  # finds, never creates: `made` is there
     if winner.id != made.id:
         log.info("another worker made folder %s at the same time; using theirs", winner.path)
