@@ -126,3 +126,31 @@ def test_storage_full_stops_the_run_with_its_own_message(capped: World) -> None:
         attempts = db.execute("SELECT SUM(attempts) FROM items").fetchone()[0]
         errors = db.execute("SELECT COUNT(*) FROM item_errors").fetchone()[0]
     assert (attempts, errors) == (0, 0)  # no file spent an attempt on it
+
+
+def test_at_a_scaled_clock_the_next_file_waits_until_the_window_frees_up(capped: World) -> None:
+    """The realism profile's scaled clock: a day of emulated time passes in 24 wall seconds, and the
+    client's quota waits (divided by the same time_scale) end when the emulator's window has room."""
+    world = capped
+    world.control("PUT", "/realism", {"clock_scale": TIME_SCALE})
+    world.control("PUT", "/drive/limits", {"daily_upload_bytes": 100 * MIB})
+    _spend(world, 70 * MIB)
+    config = _scaled_config(world)
+    args = world.migrate_args("--json", "--transfers", "1", "--chunk-size", "8M", "--wait-for-quota")
+    cmd = [sys.executable, "-m", "driveferry.cli", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "DRIVEFERRY_CONFIG": str(config)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    events = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    final = events[-1]
+    assert final["copied"] == 2 and final["failed"] == 0 and final["quota_waits"] >= 1, final
+    tree = drive_tree(world)
+    expected = world.expected()
+    gd = world.provider("gdrive")
+    for name in ("a-big.bin", "b-next.bin"):
+        assert [md5(read_all(gd, e)) for e in tree[name]] == [md5(expected[name])], name
+    # the big file finished past the cap; the next one was refused at its start, waited, then went
+    steps = [(e["event"], e.get("path"), e.get("status")) for e in events if e["event"] in ("finish", "quota_wait")]
+    assert steps[0] == ("finish", "a-big.bin", "copied"), steps
+    assert steps[1] == ("finish", "b-next.bin", "paused"), steps
+    assert steps[-1] == ("finish", "b-next.bin", "copied") and ("quota_wait", None, None) in steps, steps
