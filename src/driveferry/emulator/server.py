@@ -1,8 +1,10 @@
 """The emulator's HTTP server: one loopback port for Drive, Graph, both sign-in services and control.
 
-Routing is by path only (the Host header is ignored), so the emulator can stand in for the real host
-names. Each API module registers its routes and its error shape; this module owns the transport:
-authentication by bearer token, fault injection, byte counters, bandwidth cap, TLS and lifecycle.
+Each API module registers its routes and its error shape on the emulator's Router. The request path
+(routing by path only, bearer tokens, the realism hook, faults, counters) is the WSGI application in
+wsgi.py; this module serves it with werkzeug's threaded server and owns what is left of the transport:
+HTTP/1.1 keep-alive, TLS, binding (loopback unless allowed), bandwidth cap, sendfile downloads and
+lifecycle.
 
 Use in-process:
 
@@ -65,8 +67,8 @@ class _Handler(WSGIRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
-    # headers and a small body go out in separate writes; with Nagle on, the second write waits for
-    # the client's delayed ACK (~40 ms per request)
+    # with Nagle on, a write that follows a small one (headers, then a large body) waits for the
+    # client's delayed ACK (~40 ms per request); small bodies also go out with their headers
     disable_nagle_algorithm = True
     server: _Server
 
