@@ -11,8 +11,8 @@ part, as on Colab's DriveFS. Real aria2c downloads into it with preallocation; D
   stale.mkv     the same, with files.update refused too: Drive keeps the old bytes and the old
                 modifiedTime                                                          -> stale_remote
 
-Drive's refusals are the emulator's fault plan (503 on `drive.upload.*`, then on `drive.files.update`
-as well): rclone keeps such files in its cache and retries them (vfs/vfs.md: "If an upload fails it
+Drive's refusals are the emulator's fault plan (403 storageQuotaExceeded on `drive.upload.*`, then 503
+on `drive.files.update` as well): rclone keeps such files in its cache and retries them (vfs/vfs.md: "If an upload fails it
 will be retried at exponentially increasing intervals up to 1 minute"), which is the state of a mount
 that has not synced. The expected set is checked first against the bytes themselves (read through the
 mount, and from the emulator's blob store), then verify must name exactly that set, with its defaults
@@ -68,10 +68,18 @@ def _rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
 
 
-def _faults(env: RcloneEnv, *routes: tuple[str, str]) -> None:
-    """Drive answers 503 (its own error body) to every (route pattern, method) given."""
-    rules = [{"kind": "status", "route": route, "method": method, "status": 503} for route, method in routes]
-    r = env.http().put(env.emu.base_url + "/_emulator/faults", json={"seed": 1, "rules": rules}, timeout=30)
+# Drive full: 403 storageQuotaExceeded, never retried by a client (api-notes 5.2, from rclone PR #6810; rclone's drive
+# shouldRetry retries only 5xx and the rate-limit reasons), so rclone's VFS cache keeps the file and
+# retries it later on its own schedule. Google's Go client would retry a 503 on an upload for ~32 s first.
+DRIVE_FULL = {"status": 403, "code": "storageQuotaExceeded", "message": "The user's Drive storage quota has been exceeded."}
+# A metadata update (rclone sets a file's mtime with files.update) failing with Drive's 503 backendError.
+BACKEND_ERROR = {"status": 503, "code": "backendError", "message": "Backend Error"}
+
+
+def _faults(env: RcloneEnv, *rules: tuple[str, str, dict[str, object]]) -> None:
+    """Drive answers every (route pattern, method) given with the given error (the emulator's fault plan)."""
+    plan = [{"kind": "status", "route": route, "method": method, **error} for route, method, error in rules]
+    r = env.http().put(env.emu.base_url + "/_emulator/faults", json={"seed": 1, "rules": plan}, timeout=30)
     r.raise_for_status()
 
 
@@ -118,13 +126,13 @@ def test_verify_names_every_file_drive_holds_differently_and_doctor_names_rclone
                      lambda: all(drive()[rel][1].startswith(_rfc3339(older)) for rel in first), SYNC_TIMEOUT_S,
                      mnt.log_tail)
 
-            # Phase 2: Drive refuses uploads; rclone still sets the new mtime through files.update.
-            _faults(env, ("drive.upload.*", "*"))
+            # Phase 2: Drive is full and refuses uploads; rclone still sets the new mtime through files.update.
+            _faults(env, ("drive.upload.*", "*", DRIVE_FULL))
             fetch("changed.mkv", final["changed.mkv"], old)
             wait_for("changed.mkv's new mtime on Drive", lambda: drive()["changed.mkv"][1].startswith(_rfc3339(old)),
                      SYNC_TIMEOUT_S, mnt.log_tail)
             # Phase 3: Drive refuses uploads and metadata updates.
-            _faults(env, ("drive.upload.*", "*"), ("drive.files.update", "PATCH"))
+            _faults(env, ("drive.upload.*", "*", DRIVE_FULL), ("drive.files.update", "PATCH", BACKEND_ERROR))
             fetch("stale.mkv", final["stale.mkv"], old)
             fetch("zeros.iso", final["zeros.iso"], older)
             wait_for("the mount's failed uploads", lambda: all(
