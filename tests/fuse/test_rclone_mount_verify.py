@@ -150,6 +150,11 @@ def test_verify_names_every_file_drive_holds_differently_and_doctor_names_rclone
             assert held["zeros.iso"][0] == bytes(len(final["zeros.iso"]))
             assert held["stale.mkv"][0] == first["stale.mkv"] and held["changed.mkv"][0] == first["changed.mkv"]
 
+            # rclone's inode numbers are 64-bit hashes (the same path gets the same number): some are above
+            # 2**63, which an SQLite INTEGER cannot hold, so the hash cache below must store them anyway.
+            inodes = {rel: os.stat(mnt.path / rel).st_ino for rel in final}
+            assert max(inodes.values()) >= 2**63, inodes
+
             config = tmp_path / "remotes.toml"
             config.write_text(remotes_toml(remote_sections(env.emu.describe())))
             cache = tmp_path / "hashcache.sqlite3"
