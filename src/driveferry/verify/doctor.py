@@ -154,7 +154,7 @@ def check_mount(path: Path, m: Mount | None) -> Finding:
         return Finding("warn", "mount", f"{where}: it uploads files in the background, possibly while a "
                        "download is still preallocated zeros, and a later same-size rewrite may never reach Drive",
                        "download to local disk and `driveferry migrate`; or call "
-                       "google.colab.drive.flush_and_unmount() and then `driveferry verify` against gdrive:")
+                       "google.colab.drive.flush_and_unmount() and then `driveferry verify` against the Drive remote")
     if kind is MountKind.RCLONE:
         # rclone vfs/vfs.md: with a VFS cache, "files are written back to the remote only when they are
         # closed and if they haven't been accessed for --vfs-write-back seconds"; failed uploads are
