@@ -32,12 +32,12 @@ from rclone_env import RcloneEnv
 MOUNT_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
 ARIA2_TIMEOUT_S = 60
-STALL_S = 3  # aria2c --timeout=1 gives up on a stalled server well before this
+STALL_S = 10  # a stalled response is held this long at most; aria2c (--timeout=3) gives up first
 # aria2c: preallocate every file (its default --no-file-allocation-limit of 5M skips smaller ones), take
 # the server's Last-Modified as the mtime, never rename, retry nothing, read no ~/.aria2/aria2.conf.
 ARIA2_ARGS = ("--no-conf=true", "--file-allocation=prealloc", "--no-file-allocation-limit=0",
               "--remote-time=true", "--allow-overwrite=true", "--auto-file-renaming=false", "--max-tries=1",
-              "--timeout=1", "--console-log-level=warn", "--summary-interval=0", "--download-result=hide")
+              "--timeout=3", "--console-log-level=warn", "--summary-interval=0", "--download-result=hide")
 
 
 def _ci() -> bool:
