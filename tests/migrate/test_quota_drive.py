@@ -154,3 +154,30 @@ def test_at_a_scaled_clock_the_next_file_waits_until_the_window_frees_up(capped:
     assert steps[0] == ("finish", "a-big.bin", "copied"), steps
     assert steps[1] == ("finish", "b-next.bin", "paused"), steps
     assert steps[-1] == ("finish", "b-next.bin", "copied") and ("quota_wait", None, None) in steps, steps
+
+
+MID_TREE: dict[str, Any] = {"seed": 32, "onedrive": {"files": [{"path": "Projects/mid.bin", "size": 5 * MIB + 3}]}}
+
+
+@pytest.mark.parametrize("reason", ["userRateLimitExceeded", "rateLimitExceeded"])
+def test_the_cap_answered_mid_upload_pauses_the_file_not_fails_it(tmp_path: Path, reason: str) -> None:
+    """Drive answering its cap while a file uploads (403 with either reason and "User rate limit
+    exceeded.", api-notes Part C §19) stops the run (exit 3) with the file paused at its offset; the
+    next run continues it from there, sending no byte twice."""
+    for world in make_world(tmp_path, MID_TREE):
+        world.control("PUT", "/faults", {"seed": 0, "rules": [
+            {"kind": "status", "route": "drive.upload.chunk", "status": 403, "code": reason,
+             "message": "User rate limit exceeded.", "count": 1, "after": 2}]})
+        first = world.cli(*world.migrate_args("--json", "--chunk-size", "1280K"))
+        assert first.returncode == 3, first.stdout + first.stderr
+        summary = summary_of(first)
+        assert summary["failed"] == 0 and "daily upload cap" in summary["stopped_for_quota"], summary
+        with sqlite3.connect(world.journal) as db:
+            attempts, offset = db.execute("SELECT attempts, committed_offset FROM items").fetchone()
+        assert attempts == 0 and offset == 2 * 1280 * 1024, (attempts, offset)
+        second = summary_of(world.cli(*world.migrate_args("--json", "--chunk-size", "1280K"), check=True))
+        assert second["copied"] == 1 and second["resumed"] == 1, second
+        gd = world.provider("gdrive")
+        assert [read_all(gd, e) for e in drive_tree(world)["mid.bin"]] == [world.expected()["mid.bin"]]
+        # every byte went once, plus the refused chunk's body (the emulator counts what it received)
+        assert world.upload_bytes() == 5 * MIB + 3 + 1280 * 1024
