@@ -91,7 +91,6 @@ class DriveModel:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.quotas = Quotas(state)
         self.rules = DriveRules()
         self.on_event: Callable[[str], None] = _no_event
         with state.lock:
@@ -100,6 +99,7 @@ class DriveModel:
             for name, decl in _ADDED_COLUMNS:
                 if name not in have:
                     state.db.execute(f"ALTER TABLE drive_files ADD COLUMN {name} {decl}")
+        self.quotas = Quotas(state)  # after drive_files exists: its usage totals are triggers on it
         root = state.get_meta("drive.root_id", "")
         if not root:
             root = new_file_id()

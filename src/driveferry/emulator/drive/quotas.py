@@ -31,18 +31,43 @@ INSERT INTO drive_upload_seconds(user, sec, nbytes)
     ON CONFLICT(user, sec) DO UPDATE SET nbytes = nbytes + excluded.nbytes;
 DROP TABLE drive_upload_log;
 """
+# Storage usage as a running total (issue #16: summing every file per check made seeding quadratic).
+# A file counts while it has content and is not a Google-native Doc (those are free, as on Drive:
+# support.google.com/drive/answer/9312312); `trash` is the part explicitly trashed. Triggers keep the one
+# row right on every insert, update and delete, whichever code path writes drive_files.
+_COUNTED = "(CASE WHEN {r}.blob IS NOT NULL AND {r}.mime_type NOT LIKE 'application/vnd.google-apps.%' " \
+           "THEN COALESCE({r}.size, 0) ELSE 0 END)"
+_NEW, _OLD = _COUNTED.format(r="new"), _COUNTED.format(r="old")
+_USAGE = f"""
+CREATE TABLE IF NOT EXISTS drive_usage (one INTEGER PRIMARY KEY CHECK (one = 1), bytes INTEGER NOT NULL,
+                                        trash_bytes INTEGER NOT NULL);
+INSERT INTO drive_usage(one, bytes, trash_bytes)
+    SELECT * FROM (SELECT 1, COALESCE(SUM({_COUNTED.format(r="f")}), 0),
+                   COALESCE(SUM(CASE WHEN f.trashed THEN {_COUNTED.format(r="f")} END), 0) FROM drive_files f)
+    WHERE NOT EXISTS (SELECT 1 FROM drive_usage);
+CREATE TRIGGER IF NOT EXISTS drive_usage_insert AFTER INSERT ON drive_files
+BEGIN UPDATE drive_usage SET bytes = bytes + {_NEW}, trash_bytes = trash_bytes + new.trashed * {_NEW}; END;
+CREATE TRIGGER IF NOT EXISTS drive_usage_update AFTER UPDATE OF size, blob, mime_type, trashed ON drive_files
+BEGIN UPDATE drive_usage SET bytes = bytes + {_NEW} - {_OLD},
+                             trash_bytes = trash_bytes + new.trashed * {_NEW} - old.trashed * {_OLD}; END;
+CREATE TRIGGER IF NOT EXISTS drive_usage_delete AFTER DELETE ON drive_files
+BEGIN UPDATE drive_usage SET bytes = bytes - {_OLD}, trash_bytes = trash_bytes - old.trashed * {_OLD}; END;
+"""
 
 
 class Quotas:
     """Limits (persisted in emu_meta) and the upload log (table drive_upload_seconds)."""
 
     def __init__(self, state: State) -> None:
+        """Storage usage is kept once the drive_files table exists (the model creates it first)."""
         self.state = state
         with state.lock:
             state.db.executescript(_SCHEMA)
             old = state.db.execute("SELECT 1 FROM sqlite_master WHERE name='drive_upload_log'").fetchone()
             if old:  # state saved by an older emulator: one row per upload
                 state.db.executescript(_OLD_LOG)
+            if state.db.execute("SELECT 1 FROM sqlite_master WHERE name='drive_files'").fetchone():
+                state.db.executescript(f"BEGIN IMMEDIATE; {_USAGE} COMMIT;")
 
     def set_limits(self, daily_upload_bytes: int | None = None, storage_limit_bytes: int | None = None,
                    *, clear_storage_limit: bool = False) -> dict[str, int | None]:
@@ -87,11 +112,10 @@ class Quotas:
                            (user, math.ceil(self.state.clock.timestamp()), nbytes))
 
     def storage_used(self) -> tuple[int, int]:
-        """(bytes in Drive, of which in trash) counting blob content only (native docs are free)."""
-        rows = self.state.query("SELECT COALESCE(SUM(size),0) AS n, COALESCE(SUM(CASE WHEN trashed THEN size END),0) "
-                                "AS t FROM drive_files WHERE blob IS NOT NULL AND mime_type NOT LIKE "
-                                "'application/vnd.google-apps.%'")
-        return int(rows[0]["n"]), int(rows[0]["t"])
+        """(bytes in Drive, of which in trash) counting blob content only (native docs are free): the
+        running totals the triggers keep, not a sum over the files."""
+        rows = self.state.query("SELECT bytes, trash_bytes FROM drive_usage")
+        return (int(rows[0]["bytes"]), int(rows[0]["trash_bytes"])) if rows else (0, 0)
 
     def check_storage(self, incoming: int) -> None:
         limit = self.limits()["storage_limit_bytes"]

@@ -59,6 +59,7 @@ from driveferry.emulator.graph.items import (
     row_to_item,
 )
 from driveferry.emulator.graph.rules import OFFICE_EXTENSIONS, GraphRules, no_event, sharepoint_trailer
+from driveferry.emulator.graph.totals import install as install_totals
 from driveferry.emulator.state import CALLER, State
 from driveferry.integrity.hashes import QuickXor
 
@@ -102,6 +103,8 @@ class GraphModel:
                 db.execute("INSERT INTO graph_items(id, parent_id, name, kind, created, modified, fs_created,"
                            " fs_modified, guid, seq) VALUES(?,?,?,?,?,?,?,?,?,1)",
                            (self.root_id, None, "root", "root", now, now, now, now, str(uuid.uuid4()).upper()))
+        with state.lock:
+            install_totals(state.db)
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -165,12 +168,10 @@ class GraphModel:
         return [str(r["id"]) for r in rows]
 
     def folder_size(self, folder_id: str) -> int:
-        """Total size of live descendants (Business reports it as the folder's `size`)."""
-        rows = self.state.query(
-            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT g.id FROM graph_items g JOIN t ON g.parent_id=t.id"
-            " AND g.deleted=0) SELECT COALESCE(SUM(g.size),0) AS n FROM graph_items g JOIN t ON g.id=t.id"
-            " WHERE g.kind='file'", (folder_id,))
-        return int(rows[0]["n"])
+        """Total size of live descendants (Business reports it as the folder's `size`): a running total
+        kept by the database (graph/totals.py), not a sum over the subtree."""
+        rows = self.state.query("SELECT size FROM graph_items WHERE id=? AND deleted=0", (folder_id,))
+        return int(rows[0]["size"]) if rows else 0
 
     def path_of(self, item: Item) -> str:
         """"/a/b" for an item (root is "")."""
@@ -188,10 +189,10 @@ class GraphModel:
     # --- quota -----------------------------------------------------------------------------------------
 
     def _quota_numbers(self) -> tuple[int, int, int]:
-        """(total, used, remaining) bytes; used counts live files only (no recycle bin is emulated)."""
+        """(total, used, remaining) bytes; used counts live files only (no recycle bin is emulated): the
+        root's running total (graph/totals.py)."""
         total = int(self.state.get_meta("graph.quota_total", str(DEFAULT_QUOTA_BYTES)))
-        used = int(self.state.query("SELECT COALESCE(SUM(size),0) AS n FROM graph_items"
-                                    " WHERE kind='file' AND deleted=0")[0]["n"])
+        used = self.folder_size(self.root_id)
         return total, used, max(0, total - used)
 
     def quota(self) -> dict[str, object]:
