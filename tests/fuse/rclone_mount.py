@@ -34,8 +34,10 @@ STOP_TIMEOUT_S = 15
 ARIA2_TIMEOUT_S = 60
 STALL_S = 10  # a stalled response is held this long at most; aria2c (--timeout=3) gives up first
 # aria2c: preallocate every file (its default --no-file-allocation-limit of 5M skips smaller ones), take
-# the server's Last-Modified as the mtime, never rename, retry nothing, read no ~/.aria2/aria2.conf.
-ARIA2_ARGS = ("--no-conf=true", "--file-allocation=prealloc", "--no-file-allocation-limit=0",
+# the server's Last-Modified as the mtime, never rename, retry nothing, read no ~/.aria2/aria2.conf, and
+# write its control file (NAME.aria2) only when it stops unfinished, not at the start: otherwise the
+# mount uploads it while a stalled download waits out its timeout.
+ARIA2_ARGS = ("--no-conf=true", "--auto-save-interval=0", "--file-allocation=prealloc", "--no-file-allocation-limit=0",
               "--remote-time=true", "--allow-overwrite=true", "--auto-file-renaming=false", "--max-tries=1",
               "--timeout=3", "--console-log-level=warn", "--summary-interval=0", "--download-result=hide")
 

@@ -118,7 +118,8 @@ def test_verify_names_every_file_drive_holds_differently_and_doctor_names_rclone
                 fetch(rel, data, older)
             assert fetch("zeros.iso", final["zeros.iso"], older, stall=True) != 0  # gave up: zeros left
             assert (mnt.path / "zeros.iso").read_bytes() == bytes(len(final["zeros.iso"]))
-            (mnt.path / "zeros.iso.aria2").unlink()  # aria2's control file; the next run starts afresh
+            # aria2's control file, removed before the mount's write-back delay ends; the next run starts afresh
+            (mnt.path / "zeros.iso.aria2").unlink()
             synced = {**{rel: final[rel] for rel in GOOD}, **first, "zeros.iso": bytes(len(final["zeros.iso"]))}
             wait_for("the mount to upload every file", lambda: {k: v[0] for k, v in drive().items()} == synced,
                      SYNC_TIMEOUT_S, mnt.log_tail)
