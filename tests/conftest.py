@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from driveferry.emulator.server import Emulator
+from realism_run import KIND_PROFILE, Profile, profiled_emulator
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +20,17 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 @pytest.fixture()
-def fresh_emulator(tmp_path: Path) -> Iterator[Emulator]:
-    """An emulator of this test's own (for counters, faults, quotas and restarts)."""
-    with Emulator(tmp_path / "emu", tls=True) as emu:
+def emu_profile(request: pytest.FixtureRequest) -> Profile:
+    """The emulator a test runs against: kind unless the test is marked `@kind_and_real(...)`
+    (tests/realism_run.py), which runs it once more under the realism profile on a scaled clock."""
+    return getattr(request, "param", KIND_PROFILE)
+
+
+@pytest.fixture()
+def fresh_emulator(tmp_path: Path, emu_profile: Profile) -> Iterator[Emulator]:
+    """An emulator of this test's own (for counters, faults, quotas and restarts), kind or realistic as
+    `emu_profile` says (a realistic one checks at teardown that the expected realism fired)."""
+    with profiled_emulator(emu_profile, tmp_path / "emu") as emu:
         yield emu
 
 

@@ -14,6 +14,7 @@ from world import World, drive_tree, read_all, summary_of
 
 from driveferry.integrity.hashes import HashType, hash_bytes
 from driveferry.integrity.provenance import MD5, RUN, SHA256, SRC_ID, SRC_QXH
+from realism_run import kind_and_real
 
 CHUNK = 1280 * 1024  # the smallest chunk that is a multiple of both clouds' rules
 
@@ -39,6 +40,7 @@ def _assert_identical(world: World) -> dict[str, list[object]]:
     return tree  # type: ignore[return-value]
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_onedrive_to_drive_byte_identical_with_provenance(world: World) -> None:
     proc = world.cli(*world.migrate_args("--json"), check=True)
     summary = summary_of(proc)
@@ -57,6 +59,7 @@ def test_onedrive_to_drive_byte_identical_with_provenance(world: World) -> None:
     assert world.upload_bytes() == before  # nothing uploaded twice
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_fresh_journal_skips_proven_copies(world: World) -> None:
     """A lost journal (new VM, no backup): the destination's provenance proves what is already there."""
     world.cli(*world.migrate_args(), check=True)
@@ -76,6 +79,7 @@ BIG = {
 
 
 @pytest.mark.parametrize("world", [BIG], indirect=True)
+@kind_and_real("graph.throttled")
 def test_resume_after_kill_sends_at_most_a_chunk_again(world: World) -> None:
     total = sum(len(d) for d in world.expected().values())
     transfers = 2
@@ -106,6 +110,7 @@ def test_resume_after_kill_sends_at_most_a_chunk_again(world: World) -> None:
     assert sent <= total + kills * transfers * CHUNK, (sent, total, kills)
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_faults_everywhere_still_byte_identical(world: World) -> None:
     rules = [
         {"kind": "status", "route": "graph.*", "status": 429, "code": "activityLimitReached",
@@ -130,6 +135,7 @@ def test_faults_everywhere_still_byte_identical(world: World) -> None:
     _assert_identical(world)
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_daily_cap_stops_cleanly_and_resumes_next_day(world: World) -> None:
     world.control("PUT", "/drive/limits", {"daily_upload_bytes": 2 * 1024 * 1024})
     first = world.cli(*world.migrate_args("--json"))
@@ -143,6 +149,7 @@ def test_daily_cap_stops_cleanly_and_resumes_next_day(world: World) -> None:
     _assert_identical(world)
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_incremental_rerun_copies_only_new_and_changed(world: World) -> None:
     world.cli(*world.migrate_args(), check=True)
     graph = next(m for m in world.emu.modules if getattr(m, "route_prefix", "") == "graph.").model

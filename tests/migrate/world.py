@@ -19,6 +19,7 @@ from driveferry.emulator.seed import content_bytes, seed_emulator
 from driveferry.emulator.server import Emulator
 from driveferry.providers.registry import provider_from_section
 from emulator_client import EmulatorClient
+from realism_run import KIND_PROFILE, Profile, profiled_emulator, realism_counters
 
 
 @dataclass
@@ -28,6 +29,11 @@ class World(EmulatorClient):
     config: Path
     journal: Path
     spec: dict[str, Any]
+    profile: Profile = KIND_PROFILE
+
+    def realism(self) -> dict[str, int]:
+        """The realism counters fired so far (empty on a kind emulator)."""
+        return realism_counters(self.emu)
 
     def counters(self) -> dict[str, Any]:
         return dict(self.control("GET", "/counters"))
@@ -66,12 +72,14 @@ class World(EmulatorClient):
         return out
 
 
-def make_world(tmp_path: Path, spec: dict[str, Any]) -> Iterator[World]:
-    with Emulator(tmp_path / "emu", tls=True) as emu:
+def make_world(tmp_path: Path, spec: dict[str, Any], profile: Profile = KIND_PROFILE) -> Iterator[World]:
+    """A seeded emulator (kind, or under `profile`'s realism: then its expected counters are checked when
+    the world closes) and a remotes file for it (with the emulator's `time_scale`, if any)."""
+    with profiled_emulator(profile, tmp_path / "emu") as emu:
         seed_emulator(emu, spec)
         config = tmp_path / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))
-        yield World(emu, tmp_path, config, tmp_path / "journal.sqlite3", spec)
+        yield World(emu, tmp_path, config, tmp_path / "journal.sqlite3", spec, profile)
 
 
 def drive_tree(world: World) -> dict[str, list[Any]]:
@@ -104,9 +112,10 @@ def summary_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+def world(tmp_path: Path, request: pytest.FixtureRequest, emu_profile: Profile) -> Iterator[World]:
+    """A world seeded with the test's spec (indirect parameter; SMALL by default) on `emu_profile`."""
     spec = getattr(request, "param", None) or SMALL
-    yield from make_world(tmp_path, spec)
+    yield from make_world(tmp_path, spec, emu_profile)
 
 
 SMALL: dict[str, Any] = {

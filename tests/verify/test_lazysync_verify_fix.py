@@ -27,6 +27,7 @@ from driveferry.emulator.drive.routes import drive_model
 from driveferry.emulator.lazysync import LazySync
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.server import Emulator
+from realism_run import Profile, kind_and_real, profiled_emulator
 
 N_FILES = 300
 DAY = 86400.0
@@ -68,8 +69,8 @@ def _statuses(report: Path) -> dict[str, str]:
 
 
 @pytest.fixture()
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    with Emulator(tmp_path / "emu", tls=True) as emu:
+def setup(tmp_path: Path, emu_profile: Profile) -> Iterator[Setup]:
+    with profiled_emulator(emu_profile, tmp_path / "emu") as emu:
         model = drive_model(emu)
         config = tmp_path / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))
@@ -140,6 +141,7 @@ def _build(s: Setup) -> Setup:
     return s
 
 
+@kind_and_real("drive.rate_limited")
 def test_verify_classifies_fix_repairs_and_reverify_is_ok(setup: Setup) -> None:
     s = setup
     report = s.tmp / "first.jsonl"

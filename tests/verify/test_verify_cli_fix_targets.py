@@ -13,6 +13,7 @@ from typing import Any
 
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.server import Emulator
+from realism_run import kind_and_real
 
 OLD = 1_600_000_000
 
@@ -54,7 +55,9 @@ def _fix_and_reverify(env: dict[str, str], local: Path, remote: str, tmp_path: P
     return fixed.stdout
 
 
-def test_fix_on_onedrive_replaces_in_place(emulator: Emulator, tmp_path: Path) -> None:
+@kind_and_real("graph.fragment_404")
+def test_fix_on_onedrive_replaces_in_place(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    emulator = fresh_emulator
     local = tmp_path / "local"
     files = _local_tree(local)
     graph = _graph(emulator)

@@ -23,6 +23,7 @@ from driveferry.emulator.drive.routes import drive_model
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import content_bytes, seed_emulator
 from driveferry.emulator.server import Emulator
+from realism_run import Profile, kind_and_real
 
 SPEC: dict[str, Any] = {
     "seed": 21,
@@ -68,8 +69,10 @@ class Migrated:
 
 
 @pytest.fixture()
-def migrated(tmp_path: Path) -> Iterator[Migrated]:
-    with Emulator(tmp_path / "emu", tls=True) as emu:
+def migrated(tmp_path: Path, emu_profile: Profile) -> Iterator[Migrated]:
+    """A migrated tree; under [real] the migration itself must have met the realism (checked before the
+    counters are reset, so each test's counters then show only its own verify runs)."""
+    with emu_profile.emulator(tmp_path / "emu") as emu:
         seed_emulator(emu, SPEC)
         config = tmp_path / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))
@@ -77,10 +80,12 @@ def migrated(tmp_path: Path) -> Iterator[Migrated]:
         proc = m.cli("migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive", "-q",
                      "--journal", str(tmp_path / "journal.sqlite3"))
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        emu_profile.check(emu)
         m.control("POST", "/counters/reset")
         yield m
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_migration_proven_from_metadata_without_download(migrated: Migrated) -> None:
     proc, statuses = migrated.verify("ok.jsonl")
     assert proc.returncode == 0, proc.stdout
@@ -88,6 +93,7 @@ def test_migration_proven_from_metadata_without_download(migrated: Migrated) -> 
     assert migrated.downloads() == dict.fromkeys(DOWNLOAD_ROUTES, 0)
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_changed_destination_is_flagged_and_only_it(migrated: Migrated) -> None:
     model = drive_model(migrated.emu)
     [target] = model.find_by_path("Archive/data/a.bin")
@@ -100,6 +106,7 @@ def test_changed_destination_is_flagged_and_only_it(migrated: Migrated) -> None:
     assert migrated.downloads() == dict.fromkeys(DOWNLOAD_ROUTES, 0)
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_download_settles_a_copy_without_provenance(migrated: Migrated) -> None:
     model = drive_model(migrated.emu)
     [old] = model.find_by_path("Archive/readme.txt")
@@ -115,6 +122,7 @@ def test_download_settles_a_copy_without_provenance(migrated: Migrated) -> None:
     assert sum(migrated.downloads().values()) > 0  # only now, and only because it was asked for
 
 
+@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_silent_storage_corruption_is_beyond_metadata(migrated: Migrated) -> None:
     """POST /_emulator/drive/corrupt flips stored bytes while Drive keeps reporting the old md5/sha256:
     a proof from metadata trusts the hashes the cloud reports, so it cannot see this (documented limit);

@@ -13,7 +13,9 @@ def remote_sections(describe: dict[str, Any], gdrive_root: str = "", onedrive_ro
     """Sections {"onedrive": {...}, "gdrive": {...}} for an emulator's `describe()` output.
 
     OneDrive signs in with client credentials (app-only, addressing the drive by id); Drive uses the
-    emulator's OAuth client and refresh token, as a real installed-app setup would.
+    emulator's OAuth client and refresh token, as a real installed-app setup would. When the emulator's
+    clock is scaled its credentials carry `time_scale`, and so do the sections: the retry layer divides
+    its waits by it (providers/registry.retry_policy), so a config printed for a scaled emulator works.
     """
     base, ca, creds = describe["base_url"], describe.get("ca_file"), describe["credentials"]
     ms, graph, google = creds["microsoft"], creds["graph"], creds["google"]
@@ -23,6 +25,9 @@ def remote_sections(describe: dict[str, Any], gdrive_root: str = "", onedrive_ro
     gdrive = {"type": "gdrive", **common, "auth": "oauth", "client_id": google["client_id"],
               "client_secret": google["client_secret"], "refresh_token": google["refresh_token"],
               "token_uri": google["token_uri"]}
+    for section, cred in ((onedrive, graph), (gdrive, google)):
+        if "time_scale" in cred:
+            section["time_scale"] = cred["time_scale"]
     if onedrive_root:
         onedrive["root"] = onedrive_root
     if gdrive_root:
