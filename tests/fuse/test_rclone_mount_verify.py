@@ -68,10 +68,11 @@ def _rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
 
 
-# Drive full: 403 storageQuotaExceeded, never retried by a client (api-notes 5.2, from rclone PR #6810; rclone's drive
-# shouldRetry retries only 5xx and the rate-limit reasons), so rclone's VFS cache keeps the file and
-# retries it later on its own schedule. Google's Go client would retry a 503 on an upload for ~32 s first.
-DRIVE_FULL = {"status": 403, "code": "storageQuotaExceeded", "message": "The user's Drive storage quota has been exceeded."}
+# Drive full: 403 storageQuotaExceeded, which no client retries (api-notes 5.2, from rclone PR #6810;
+# rclone's drive shouldRetry retries only 5xx and the rate-limit reasons), so rclone's VFS cache keeps the
+# file and retries it later on its own schedule. Google's Go client would retry a 503 upload for ~32 s first.
+DRIVE_FULL = {"status": 403, "code": "storageQuotaExceeded",
+              "message": "The user's Drive storage quota has been exceeded."}
 # A metadata update (rclone sets a file's mtime with files.update) failing with Drive's 503 backendError.
 BACKEND_ERROR = {"status": 503, "code": "backendError", "message": "Backend Error"}
 
@@ -160,7 +161,8 @@ def test_verify_names_every_file_drive_holds_differently_and_doctor_names_rclone
             config.write_text(remotes_toml(remote_sections(env.emu.describe())))
             cache = tmp_path / "hashcache.sqlite3"
             cli_env = {**os.environ, "DRIVEFERRY_CONFIG": str(config), "DRIVEFERRY_HASH_CACHE": str(cache)}
-            for run in (1, 2):  # the second run answers from the hash cache (rclone's 64-bit inodes)
+            cached: list[list[tuple[int, int]]] = []
+            for run in (1, 2):  # the second run answers from the hash cache: no row is written again
                 report = tmp_path / f"verify-{run}.jsonl"
                 proc = _cli(cli_env, "verify", str(mnt.path), "emu-gdrive:rclone-root/dl", "-q",
                             "--report", str(report))
@@ -168,8 +170,10 @@ def test_verify_names_every_file_drive_holds_differently_and_doctor_names_rclone
                 assert "Traceback" not in proc.stderr
                 rows = [json.loads(line) for line in report.read_text().splitlines()]
                 assert {r["path"]: r["status"] for r in rows} == EXPECTED, proc.stdout
-            with sqlite3.connect(cache) as db:
-                assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == len(final)
+                with sqlite3.connect(cache) as db:
+                    cached.append(sorted(db.execute("SELECT inode, recorded_ns FROM files").fetchall()))
+            assert len(cached[0]) == len(final) and cached[1] == cached[0]
+            assert any(inode < 0 for inode, _ in cached[0])  # stored as signed 64-bit
 
             doctor = _cli(cli_env, "doctor", str(mnt.path))
             assert doctor.returncode == 1, (doctor.stdout, doctor.stderr)
