@@ -33,7 +33,7 @@ from driveferry.providers.gdrive import GDriveProvider, from_remote_config
 from driveferry.providers.pacing import Pacer
 from driveferry.providers.retrying import RetryingProvider, RetryPolicy, call_with_retry
 
-FAST = RetryPolicy(max_attempts=12, base_delay_s=0.01, max_delay_s=0.05)
+FAST = RetryPolicy(max_attempts=12, base_delay_s=0.01, max_delay_s=0.05, first_contact_attempts=12)
 CHUNK = 256 * 1024
 
 

@@ -29,7 +29,7 @@ from driveferry.providers.retrying import RetryingProvider, RetryPolicy
 pytest.importorskip("driveferry.emulator.graph.routes")
 pytest.importorskip("driveferry.emulator.identity_microsoft")
 
-FAST = RetryPolicy(max_attempts=30, base_delay_s=0.01, max_delay_s=0.05)
+FAST = RetryPolicy(max_attempts=30, base_delay_s=0.01, max_delay_s=0.05, first_contact_attempts=30)
 
 
 def ms_section(emu: Emulator) -> dict[str, Any]:

@@ -51,6 +51,7 @@ def failing(errors: list[Exception], result: str = "ok") -> tuple[list[int], obj
 def retrier(policy: RetryPolicy, rng: float = 1.0, name: str = "r") -> tuple[Retrier, FakeClock, list[RetryEvent]]:
     clock = FakeClock()
     pacer = Pacer(name, clock, rng=lambda: rng)
+    pacer.reached = True  # the remote has answered before (see the first-contact test)
     events: list[RetryEvent] = []
     pacer.observers.append(events.append)
     return Retrier(policy, pacer), clock, events
@@ -94,12 +95,18 @@ def test_other_errors_are_not_retried() -> None:
 
 
 def test_give_up_time_bounds_the_waiting() -> None:
-    r, clock, _ = retrier(RetryPolicy(base_delay_s=1, max_delay_s=16, give_up_s=100))
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=16, give_up_s=1000, transient_give_up_s=100)
+    r, clock, _ = retrier(policy)
     calls, fn = failing([TransientError("500")] * 1000)
     with pytest.raises(TransientError):
         r.call(fn, "x")  # type: ignore[arg-type]
-    assert sum(clock.sleeps) <= 100 and sum(clock.sleeps) + 16 > 100
+    assert sum(clock.sleeps) <= 100 and sum(clock.sleeps) + 16 > 100  # 5xx: the shorter limit
     assert calls[0] == len(clock.sleeps) + 1
+    r, clock, _ = retrier(policy)
+    _, fn = failing([ThrottledError("429", retry_after_s=300)] * 1000)
+    with pytest.raises(ThrottledError):
+        r.call(fn, "x")  # type: ignore[arg-type]
+    assert clock.sleeps == [300, 300, 300]  # throttles: the longer one, each Retry-After in full
 
 
 def test_a_throttle_holds_every_caller_of_that_remote_only() -> None:
@@ -210,7 +217,21 @@ def test_policy_from_a_remote_section() -> None:
     p = retry_policy({"time_scale": 50, "retry_give_up": "2h", "retry_jitter": "decorrelated"})
     assert (p.time_scale, p.give_up_s, p.jitter) == (50, 7200, "decorrelated")
     assert retry_policy({"retry_give_up": "never"}).give_up_s is None
+    assert retry_policy({"retry_transient_give_up": "90s"}).transient_give_up_s == 90
+    assert retry_policy({}).transient_give_up_s == 15 * 60
     assert retry_policy({}).time_scale == 1 and retry_policy({}).give_up_s == 6 * 3600
     from driveferry.errors import UserError
     with pytest.raises(UserError):
         retry_policy({"time_scale": 0}, "gd")
+
+
+def test_a_remote_never_reached_fails_in_a_few_tries() -> None:
+    clock = FakeClock()
+    r = Retrier(RetryPolicy(base_delay_s=1, first_contact_attempts=3), Pacer("nowhere", clock, rng=lambda: 1.0))
+    calls, fn = failing([TransientError("connection refused")] * 100)
+    with pytest.raises(TransientError):
+        r.call(fn, "stat")  # type: ignore[arg-type]
+    assert calls[0] == 3 and clock.sleeps == [1, 2]
+    assert r.call(lambda: "up", "stat") == "up" and r.pacer.reached
+    calls, fn = failing([TransientError("503")] * 5)
+    assert r.call(fn, "stat") == "ok" and calls[0] == 6  # type: ignore[arg-type]  # reached: waited out

@@ -53,8 +53,12 @@ class RetryPolicy:
 
     A throttle with a server-given Retry-After (`retry_after_s` > 0) waits exactly that long; a throttle
     without one (Drive never sends it) and any other transient error back off exponentially.
-    `give_up_s` bounds the time one call may spend retrying (None: forever); `max_attempts` optionally
-    bounds the tries too (None: only time bounds them). A lost upload session that may be transient
+    `give_up_s` bounds the time one call may spend retrying throttles (None: forever: a remote that
+    throttles is up and asks us to wait); `transient_give_up_s` bounds it for other transient errors
+    (5xx, resets, timeouts: 15 min, restic's backoff MaxElapsedTime), so a dead endpoint is reported
+    within minutes; until the remote has answered once in this process (`Pacer.reached`), such errors
+    get only `first_contact_attempts` tries, so a wrong endpoint or a missing network fails in seconds.
+    `max_attempts` optionally bounds the tries too (None: only time bounds them). A lost upload session that may be transient
     (Graph's 404 on the first fragments) is retried `lost_session_retries` times after
     `lost_session_wait_s` (rclone waits 5 s: api-notes Part C §18).
     """
@@ -64,6 +68,8 @@ class RetryPolicy:
     multiplier: float = 2.0
     jitter: Literal["full", "decorrelated"] = "full"
     give_up_s: float | None = 6 * 3600.0
+    transient_give_up_s: float | None = 15 * 60.0
+    first_contact_attempts: int = 4
     max_attempts: int | None = None
     time_scale: float = 1.0
     lost_session_retries: int = 3
@@ -98,6 +104,10 @@ class RetryPolicy:
         if isinstance(error, ThrottledError) and error.retry_after_s > 0:
             return float(error.retry_after_s)
         return self.backoff_s(level, previous_s, rng)
+
+    def give_up_after_s(self, error: TransientError) -> float | None:
+        """Remote seconds one call may keep retrying after errors like `error` (None: no limit)."""
+        return self.give_up_s if isinstance(error, ThrottledError) else self.transient_give_up_s
 
     def scaled(self, seconds: float) -> float:
         """Seconds of this machine's clock for `seconds` of the remote's."""
@@ -138,6 +148,7 @@ class Pacer:
         self._not_before = 0.0
         self._level = 0
         self._previous_s = 0.0
+        self.reached = False  # some call to this remote succeeded (it exists and answers)
         self._lock = threading.Lock()
         self.observers: list[Observer] = []
         self.stats = WaitStats()
@@ -175,6 +186,7 @@ class Pacer:
 
     def succeeded(self) -> None:
         """A call got through: the next throttle starts from the bottom of the backoff again."""
+        self.reached = True
         if self._level:
             with self._lock:
                 self._level = 0

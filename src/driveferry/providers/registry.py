@@ -83,24 +83,31 @@ def build_provider(remote: RemoteConfig, state_dir: Path) -> Provider:
 
 def retry_policy(section: Mapping[str, Any], name: str = "remote") -> RetryPolicy:
     """The RetryPolicy of a remote section. Keys: `time_scale` (an emulator's clock speed-up; every wait
-    is divided by it), `retry_give_up` (seconds one call may keep retrying; "0" or "never" retries
-    forever; default 6 h), `retry_base_delay_s`, `retry_max_delay_s`, `retry_jitter` (full or
+    is divided by it), `retry_give_up` (how long one call may keep retrying throttles, e.g. "6h", the
+    default; "0" or "never": forever), `retry_transient_give_up` (the same for 5xx and network errors;
+    default "15m"), `retry_base_delay_s`, `retry_max_delay_s`, `retry_jitter` (full or
     decorrelated), `retry_attempts` (an optional cap on tries). Raises UserError for bad values."""
     base = RetryPolicy()
     try:
-        give_up_raw = section.get("retry_give_up", base.give_up_s)
-        never = give_up_raw is None or str(give_up_raw).strip().lower() in ("0", "never", "")
-        give_up = None if never else parse_duration(give_up_raw)
+        give_up = _duration(section.get("retry_give_up", base.give_up_s))
+        transient_give_up = _duration(section.get("retry_transient_give_up", base.transient_give_up_s))
         attempts = section.get("retry_attempts", section.get("max_attempts"))
         return RetryPolicy(
             base_delay_s=float(section.get("retry_base_delay_s", base.base_delay_s)),
             max_delay_s=float(section.get("retry_max_delay_s", base.max_delay_s)),
             jitter=str(section.get("retry_jitter", base.jitter)),  # type: ignore[arg-type]
-            give_up_s=give_up, max_attempts=int(attempts) if attempts else None,
+            give_up_s=give_up, transient_give_up_s=transient_give_up, max_attempts=int(attempts) if attempts else None,
             time_scale=float(section.get("time_scale", 1.0)))
     except (TypeError, ValueError) as exc:
         raise UserError(f"remote {name!r}: bad retry setting: {exc}") from None
 
+
+
+def _duration(value: Any) -> float | None:
+    """Seconds from a number or a duration text ("15m"); None for "0", "never" or nothing (no limit)."""
+    if value is None or str(value).strip().lower() in ("0", "0.0", "never", ""):
+        return None
+    return parse_duration(value)
 
 def provider_from_section(name: str, section: Mapping[str, Any], state_dir: Path) -> Provider:
     """A provider from a section given in code (tests, the conformance suite's child processes)."""

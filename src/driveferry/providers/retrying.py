@@ -70,16 +70,17 @@ class _Tries:
         self.attempts += 1
         if policy.max_attempts is not None and self.attempts >= policy.max_attempts:
             raise exc
+        if not pacer.reached and not isinstance(exc, ThrottledError) and self.attempts >= policy.first_contact_attempts:
+            raise exc  # never answered yet: a wrong endpoint or no network, not a blip to wait out
         if isinstance(exc, ThrottledError):
             delay = pacer.throttled(policy, exc)  # every caller of this remote waits too
         else:
             delay = policy.delay_s(exc, self.attempts, self.previous_s or policy.base_delay_s, pacer.rng)
         self.previous_s = delay
         wait = policy.scaled(delay)
-        if policy.give_up_s is not None:
-            spent = pacer.clock.monotonic() - self.started
-            if spent + wait > policy.scaled(policy.give_up_s):
-                raise exc
+        limit = policy.give_up_after_s(exc)
+        if limit is not None and pacer.clock.monotonic() - self.started + wait > policy.scaled(limit):
+            raise exc
         pacer.report(RetryEvent(pacer.remote, self.op, wait, reason_of(exc), self.attempts))
         pacer.clock.sleep(wait)
 
