@@ -20,6 +20,7 @@ from driveferry.journal import Journal
 from driveferry.journal import backup as files
 from driveferry.migrate.backup import KEEP, JournalBackup
 from driveferry.providers.base import UploadMeta
+from realism_run import kind_and_real
 
 CHUNK = 1280 * 1024
 LARGE = 12 * CHUNK + 999
@@ -59,6 +60,7 @@ def _in_flight(journal: Path) -> str | None:
 
 
 @pytest.mark.parametrize("world", [TREE], indirect=True)
+@kind_and_real("graph.fragment_404", "graph.throttled")
 def test_lost_vm_resumes_from_backed_up_journal(world: World, tmp_path: Path) -> None:
     expected = world.expected()
     total = sum(len(d) for d in expected.values())
@@ -144,6 +146,7 @@ def test_snapshot_restore_roundtrip_and_damage(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("world", [TREE], indirect=True)
+@kind_and_real("graph.fragment_404", "graph.throttled")
 def test_backup_at_exit_keeps_newest_two_and_skips_damaged(world: World, tmp_path: Path) -> None:
     journal = tmp_path / "j.sqlite3"
     base = ["migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive", "--journal", str(journal), "-q",
