@@ -20,6 +20,7 @@ from world import World, summary_of
 
 from driveferry.journal import Journal
 from pg import pg_server, pg_url  # noqa: F401  (fixtures)
+from realism_run import kind_and_real
 
 pytestmark = pytest.mark.postgres
 
@@ -60,9 +61,14 @@ def _live_tree(world: World) -> tuple[Counter[str], dict[str, list[Any]]]:
 
 
 @pytest.mark.parametrize("world", [LAG_TREE], indirect=True)
+@kind_and_real("drive.lag_hidden", "drive.rate_limited")
 def test_three_workers_under_listing_lag_make_no_twins(world: World, pg_url: str) -> None:  # noqa: F811
-    # every new or renamed item stays out of files.list for 10 minutes: longer than the whole run
-    world.control("PUT", "/realism", {"drive": {"search_lag_new_s": 600, "search_lag_renamed_s": 600}})
+    # every new or renamed item stays out of files.list for 10 minutes of wall time: longer than the whole
+    # run (on a scaled clock that is clock_scale times as many emulated seconds); the rest of the profile stays
+    settings = world.control("GET", "/realism")["settings"]
+    lag_s = 600 * settings["clock_scale"]
+    settings["drive"] |= {"search_lag_new_s": lag_s, "search_lag_renamed_s": lag_s}
+    world.control("PUT", "/realism", settings)
     Journal.open(pg_url).close()  # the tables exist before the workers start
     args = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive",
             "--journal", pg_url, "--json", "--transfers", "2"]
