@@ -32,7 +32,8 @@ its last committed chunk; finished files are not copied again.
 
 exit codes: 0 all copied or skipped; 1 some files failed (see the summary and --report);
 2 bad input, nothing changed; 3 stopped at the daily upload cap or --max-transfer (run again later,
-or use --wait-for-quota); 4 interrupted (run again to resume)."""
+or use --wait-for-quota), or the destination's storage is full ("destination storage full": free
+space, then run again); 4 interrupted (run again to resume)."""
 
 
 def add_parser(sub: Any) -> None:
