@@ -130,3 +130,26 @@ def test_storm_mid_migration_is_waited_out(storm_world: World) -> None:
     # so each caller is held until the storm ends (a couple of requests each, at most)
     assert drive_storm <= storm_bound(TRANSFERS + 1, RetryPolicy(), STORM_S), drive_storm
     assert graph_storm <= 4 * (TRANSFERS + 1), graph_storm
+
+
+def test_summary_names_waits_per_remote(capsys: pytest.CaptureFixture[str]) -> None:
+    from driveferry.commands.migrate import WaitCounter, _print_summary
+    from driveferry.migrate.job import Summary
+    from driveferry.providers.pacing import Pacer, RetryEvent
+
+    class Remote:
+        def __init__(self, name: str) -> None:
+            self.pacer = Pacer(name)
+    gd, od = Remote("summary-gd"), Remote("summary-od")
+    gd.pacer.report(RetryEvent("summary-gd", "old", 5.0, "before this run"))
+    seen: list[RetryEvent] = []
+    waits = WaitCounter([gd, od, gd], seen.append)
+    gd.pacer.report(RetryEvent("summary-gd", "upload x", 1.25, "403 rateLimitExceeded", 1))
+    gd.pacer.report(RetryEvent("summary-gd", "upload y", 0.5, "remote is throttled (held back)"))
+    assert [e.op for e in seen] == ["upload x", "upload y"]
+    figures = waits.figures()
+    assert figures == {"summary-gd": {"waits": 2, "waited_s": 1.75}, "summary-od": {"waits": 0, "waited_s": 0.0}}
+    _print_summary(Summary(run_id="r"), False, figures)
+    assert "throttling and retries: summary-gd: waits 2, waited 1.8 s" in capsys.readouterr().out
+    _print_summary(Summary(run_id="r"), True, figures)
+    assert json.loads(capsys.readouterr().out)["waits"] == figures
