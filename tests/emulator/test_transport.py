@@ -353,3 +353,26 @@ def test_a_silent_client_on_the_tls_port_stalls_no_one(tmp_path: Path) -> None:
             assert silent.fileno() >= 0
     finally:
         emu.stop()
+
+
+def test_ipv6_loopback_keeps_the_connection_alive(tmp_path: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        emu = Emulator(tmp_path, host="::1", modules=[DriveApi()]).start()
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    try:
+        assert emu.base_url.startswith("http://[::1]:")
+        conn = http.client.HTTPConnection("::1", emu.port, timeout=30)
+        for _ in range(3):
+            conn.request("GET", "/_emulator/counters")
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["requests"]["control.counters"] >= 1
+            sock = conn.sock
+        conn.request("GET", "/_emulator/counters")
+        assert json.loads(conn.getresponse().read())["requests"]["control.counters"] == 4
+        assert conn.sock is sock
+        conn.close()
+    finally:
+        emu.stop()
