@@ -114,3 +114,37 @@ def test_every_request_names_driveferry_and_its_version(emu: Emulator, tmp_path:
         if not route.startswith(("graph.", "drive.")):
             continue  # sign-in endpoints: the OAuth libraries' own HTTP clients
         assert agents and all(f"driveferry/{__version__}" in a for a in agents), (route, agents)
+
+
+def test_graph_fragment_404_right_after_creation_is_retried(tmp_path: Path) -> None:
+    """Under the realism profile the first fragment of every Graph session answers 404 (api-notes Part C
+    §18): the session wrapper waits (5 s, scaled) and sends the same fragment again, so the file is copied
+    in one go, without a new session or a re-read of the source."""
+    import tomllib
+
+    from driveferry.emulator.realism.hook import Realism
+    from driveferry.emulator.realism.settings import Settings
+    root = Path(__file__).resolve().parents[2]
+    profile = tomllib.loads((root / "configs/emulator/real.toml").read_text())
+    assert profile["graph"]["fragment_404_count"] >= 1
+    realism = Realism(Settings.from_dict({**profile, "clock_scale": 100.0}))
+    sizes = {"small.bin": 3 * MiB, "chunked.bin": 23 * MiB}  # one request; three chunks
+    with Emulator(tmp_path / "emu", tls=True, realism=realism) as e:
+        seed_emulator(e, {"seed": SEED, "gdrive": {"files": [{"path": f"in/{n}", "size": s} for n, s in sizes.items()]}})
+        client = Emu(e)
+        src, dst = provider(e, "gdrive", tmp_path, time_scale=100), provider(e, "onedrive", tmp_path, time_scale=100)
+        events: list[RetryEvent] = []
+        dst.pacer.observers.append(events.append)
+        for name, size in sizes.items():
+            entry = src.stat(f"in/{name}")
+            Relay(src, dst).copy(RelayJob(entry, dst.root(), name, "run-1", CHUNK), lambda t, o: None)
+            got = b"".join(dst.open_range(dst.stat(name)))
+            assert got == content_bytes(SEED, "gdrive", f"in/{name}", size, "random"), name
+        counters = client.control("GET", "/counters")
+        realism_counts = client.control("GET", "/realism")["counters"]
+    # a session's first fragment 404s only if it comes within 10 emulated seconds (0.1 s here) of the
+    # session's creation; the small file's always does
+    lost = realism_counts.get("graph.fragment_404", 0)
+    assert lost >= 1
+    assert sum(1 for ev in events if "404" in ev.reason) == lost  # each one waited out once
+    assert counters["requests"]["graph.upload.create"] == len(sizes)  # no session was given up
