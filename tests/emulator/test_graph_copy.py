@@ -80,6 +80,7 @@ def test_copy_answers_202_with_a_monitor_and_the_copy_matches_the_original(env: 
     assert monitor.startswith(env.emu.base_url)
     reports = env.wait(monitor)
     assert reports[0]["status"] == "inProgress" and reports[0]["http"] == 202  # never done at the first look
+    assert all(r["status"] == "inProgress" and 0 <= r["percentageComplete"] < 100 for r in reports[:-1])
     done = reports[-1]
     assert (done["status"], done["http"], done["percentageComplete"], done["operation"]) == \
         ("completed", 200, 100.0, "ItemCopy")

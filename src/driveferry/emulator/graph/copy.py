@@ -86,9 +86,10 @@ class CopyJobs:
                 raise ItemNotFound("The copy operation was not found.")
             job.polls += 1
             status = job.status if job.polls > 1 else "inProgress"
-            done = job.done_bytes if status == "inProgress" else job.total_bytes
-            pct = 100.0 if status == "completed" else round(100.0 * done / job.total_bytes, 1) \
-                if job.total_bytes else 0.0
+            if status == "completed":
+                pct = 100.0
+            else:  # in progress never says 100 (the job may be done but not yet reported)
+                pct = min(99.9, round(100.0 * job.done_bytes / job.total_bytes, 1)) if job.total_bytes else 0.0
             body: dict[str, Any] = {"operation": "ItemCopy", "status": status, "percentageComplete": pct}
             if status == "completed":
                 body["resourceId"] = job.resource_id
