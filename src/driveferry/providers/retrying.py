@@ -136,6 +136,8 @@ class RetryingUploadSession:
         self._lost_left = retrier.policy.lost_session_retries if getattr(inner, "transient_lost", False) else 0
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def committed(self) -> int:
@@ -191,6 +193,8 @@ class _Capability:
         self._r = retrier
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_inner":
+            raise AttributeError(name)
         attr = getattr(self._inner, name)
         if not callable(attr):
             return attr
@@ -227,6 +231,8 @@ class RetryingProvider:
             inner.page_call = self._r.call
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def root(self) -> Entry:
