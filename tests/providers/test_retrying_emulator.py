@@ -110,9 +110,10 @@ def test_every_request_names_driveferry_and_its_version(emu: Emulator, tmp_path:
     assert "ua.bin" in [e.name for e in dst.list(dst.root())]
     assert {"graph.item", "graph.download", "drive.files.list", "drive.upload.initiate",
             "drive.upload.chunk"} <= set(recorder.seen)
+    assert any(r.startswith("identity.google") for r in recorder.seen)  # Google's token refresh too
     for route, agents in recorder.seen.items():
-        if not route.startswith(("graph.", "drive.")):
-            continue  # sign-in endpoints: the OAuth libraries' own HTTP clients
+        if route.startswith("identity.ms"):
+            continue  # Microsoft sign-in: MSAL's own HTTP client
         assert agents and all(f"driveferry/{__version__}" in a for a in agents), (route, agents)
 
 

@@ -48,16 +48,19 @@ def quote_q(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class _DecoratedHttp(google_auth_httplib2.AuthorizedHttp):  # type: ignore[misc]
-    """AuthorizedHttp that names driveferry in the User-Agent of every request (JSON calls, media,
-    upload sessions; the refresh-and-retry of a 401 passes its own keyword arguments through)."""
+def _decorated(http: httplib2.Http) -> httplib2.Http:
+    """`http` naming driveferry in the User-Agent of every request it makes: the API calls, media,
+    upload sessions and, since the credentials refresh through the same object, the token requests."""
+    plain = http.request
 
-    def request(self, uri: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
-                **kwargs: Any) -> Any:
+    def request(uri: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
+                *args: Any, **kwargs: Any) -> Any:
         headers = dict(headers or {})
         agent = headers.get("user-agent")
         headers["user-agent"] = USER_AGENT if not agent or USER_AGENT in agent else f"{USER_AGENT} {agent}"
-        return super().request(uri, method, body=body, headers=headers, **kwargs)
+        return plain(uri, method, body, headers, *args, **kwargs)
+    http.request = request
+    return http
 
 
 class DriveApi:
@@ -91,7 +94,7 @@ class DriveApi:
             h.timeout = self.timeout_s
             if self.ca_file:
                 h.ca_certs = self.ca_file
-            authed = _DecoratedHttp(self.credentials, http=h)
+            authed = google_auth_httplib2.AuthorizedHttp(self.credentials, http=_decorated(h))
             self._local.http = authed
         return authed
 
