@@ -88,6 +88,7 @@ def test_source_names_do_not_make_a_kind() -> None:
     assert Mount("/x", "fuse.drive", "whatever").kind is MountKind.DRIVEFS
 
 
+@pytest.mark.skipif(not Path("/proc/self/mountinfo").exists(), reason="no /proc/self/mountinfo (not Linux)")
 def test_this_machine_mount_table_is_read() -> None:
     mounts = read_mounts()
     root = mount_of(Path("/"), mounts)
