@@ -376,3 +376,18 @@ def test_ipv6_loopback_keeps_the_connection_alive(tmp_path: Path) -> None:
         conn.close()
     finally:
         emu.stop()
+
+
+@pytest.mark.parametrize("nl", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+@pytest.mark.parametrize("tail", [b"\r", b"\n", b"\r\n", b"\n\n"], ids=["cr", "lf", "crlf", "lflf"])
+def test_multipart_media_ending_in_a_line_break_keeps_every_byte(env: Env, nl: bytes, tail: bytes) -> None:
+    """The break before a delimiter belongs to the delimiter (RFC 2046 5.1.1); a media part that itself
+    ends in \\r or \\n (1 in 128 random files) must keep it."""
+    data = os.urandom(1000) + tail
+    body = (b"--B" + nl + b"Content-Type: application/json" + nl + nl + b'{"name": "t.bin"}' + nl + b"--B" + nl +
+            b"Content-Type: application/octet-stream" + nl + nl + data + nl + b"--B--" + nl)
+    r = env.session().post(f"{env.emu.base_url}/upload/drive/v3/files", params={"uploadType": "multipart",
+                           "fields": SUMS}, data=body,
+                           headers={**env.auth, "Content-Type": "multipart/related; boundary=B"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["size"], r.json()["md5Checksum"]) == (str(len(data)), hashlib.md5(data).hexdigest())

@@ -63,21 +63,27 @@ def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], byt
     if not m or not content_type.lower().startswith("multipart/"):
         raise bad_request("Multipart uploads need Content-Type multipart/related with a boundary.",
                           "Content-Type")
+    dash = b"--" + m[1].encode()
+    first = body.find(dash)
+    # The line break before each delimiter belongs to the delimiter (RFC 2046 section 5.1.1), not to the
+    # part: only that exact break is removed, so media ending in \r or \n keeps its last byte. The writer's
+    # break (CRLF, or googleapiclient's bare LF) is the one after the first boundary.
+    nl = b"\r\n" if first >= 0 and body.startswith(b"\r\n", first + len(dash)) else b"\n"
     parts: list[tuple[dict[str, str], bytes]] = []
-    for raw in body.split(b"--" + m[1].encode())[1:]:
+    for raw in (nl + body).split(nl + dash)[1:]:
         if raw.startswith(b"--"):
             break
-        raw = raw[2:] if raw.startswith(b"\r\n") else raw[1:] if raw.startswith(b"\n") else raw
-        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
-        crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
-        if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
-            head, content = b"", raw.split(b"\n", 1)[1]
-        elif lf >= 0 and (crlf < 0 or lf < crlf):
-            head, content = raw[:lf], raw[lf + 2:]
-        elif crlf >= 0:
-            head, content = raw[:crlf], raw[crlf + 4:]
+        raw = raw.lstrip(b" \t")  # transport padding after the boundary
+        if not raw.startswith(nl):
+            raise bad_request("Malformed multipart body: a boundary line does not end.")
+        raw = raw[len(nl):]
+        if raw.startswith(nl):  # a part with no headers
+            head, content = b"", raw[len(nl):]
         else:
-            raise bad_request("Malformed multipart body: a part has no header end.")
+            end = raw.find(nl + nl)
+            if end < 0:
+                raise bad_request("Malformed multipart body: a part has no header end.")
+            head, content = raw[:end], raw[end + 2 * len(nl):]
         headers = {}
         for line in head.decode("latin-1").splitlines():
             if ":" in line:
