@@ -53,8 +53,8 @@ class LocalFile:
 
     path: POSIX path relative to the scan root. mtime: UTC. hashes: lowercase hex per requested type
     (empty when `error` is set). cached: the hashes came from the cache, no bytes were read.
-    changed_during_scan: the file's stat (size, mtime, ctime, inode) before it was opened differs from its
-    stat after it was closed, so its hashes describe no single state.
+    changed_during_scan: the file's stat (size, mtime, ctime, inode) before it was opened differed from its
+    stat after it was closed, on a second look too (`_hash_stable`): its hashes describe no single state.
     """
 
     path: str
