@@ -39,6 +39,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--profile", metavar="FILE",
                    help="realism profile TOML (configs/emulator/real.toml): rate limits, throttling, listing lag, "
                         "per-client appProperties, scaled clock, ...; default: none (the kind emulator)")
+    s.add_argument("--latency-ms", type=float, metavar="MS",
+                   help="wall-clock delay added to every API request, as a WAN round trip (also latency_ms in "
+                        "a realism profile; this flag wins)")
     s.add_argument("--connect-proxy", type=int, metavar="PORT",
                    help="also run an HTTP CONNECT proxy on 127.0.0.1:PORT (0: any) tunnelling every host to the "
                         "emulator, for clients with fixed endpoints (rclone); needs --tls")
@@ -72,6 +75,16 @@ def serve(args: argparse.Namespace) -> int:
         except (ValueError, TypeError) as exc:
             raise UserError(f"fault plan {args.faults} is invalid: {exc}") from None
     realism = _load_profile(args.profile) if getattr(args, "profile", None) else None
+    latency = getattr(args, "latency_ms", None)
+    if latency is not None:
+        import dataclasses
+
+        from driveferry.emulator.realism import Realism, Settings
+        base = realism.settings if realism is not None else Settings()
+        try:
+            realism = Realism(dataclasses.replace(base, latency_ms=latency).validate())
+        except ValueError as exc:
+            raise UserError(f"--latency-ms: {exc}") from None
     proxy_port = getattr(args, "connect_proxy", None)
     if proxy_port is not None and (not args.tls or not 0 <= proxy_port <= 65535):
         raise UserError("--connect-proxy needs --tls and a port in 0..65535")
@@ -85,11 +98,13 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     if args.seed:
-        from driveferry.emulator.seed import load_spec, seed_emulator
+        from driveferry.emulator.seed import SeedSpecError, load_spec, seed_emulator
         try:
             seed_emulator(emu, load_spec(Path(args.seed)))
         except FileNotFoundError:
             raise UserError(f"seed spec {args.seed} not found; see configs/emulator/") from None
+        except SeedSpecError as exc:
+            raise UserError(f"seed spec {exc}") from None
     described = emu.describe()
     proxy = None
     if proxy_port is not None:

@@ -8,12 +8,15 @@
     notebooks = ["Notebooks/Team notes"]  # OneNote packages (no bytes)
     [[onedrive.bulk]]                     # many files at once: name-0000.bin ...
     dir = "Projects/many"; count = 300; size = "64K"; max_size = "256K"   # sizes vary up to max_size
+    [[onedrive.generate]]                 # a whole tree from counts and shape (generate.py): 10^6 files
+    root = "Big"; files = 1000000; per_folder = 100; size = "1K"; max_size = "4K"; seed = 7
     [gdrive]
     files = [ ... ];  docs = ["Docs/Plan"]             # Google Docs (no bytes)
     duplicates = [ { path = "Dup/report.pdf", count = 2, size = "10K" } ]
 
 `content` is "random" (default), "zeros", or "text". Paths may hold any Unicode (NFC and NFD are kept
-as written), very long names and deep folders. See configs/emulator/*.toml.
+as written), very long names and deep folders. See configs/emulator/*.toml (scale.example.toml for
+generated trees). A value of the wrong type is a `SeedSpecError` naming its key.
 """
 
 from __future__ import annotations
@@ -25,23 +28,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from driveferry.emulator.generate import SeedSpecError, content_blocks, content_bytes, parse_tree
+from driveferry.emulator.seedtargets import SeedTarget, seed_targets
 from driveferry.units import parse_size
 
-_BLOCK = 1 << 20
-
-
-class SeedTarget(Protocol):
-    """What seeding needs from a cloud model (Drive or Graph)."""
-
-    def seed_folder(self, path: str) -> str: ...
-
-    def seed_file(self, path: str, blocks: Iterator[bytes], size: int, modified: datetime) -> str: ...
-
-    def seed_special(self, path: str, kind: str) -> str:
-        """Create an item without bytes: kind "notebook" (Graph) or "doc" (Drive)."""
-        ...
+__all__ = ["SeedFile", "SeedSpecError", "SeedTarget", "apply_spec", "content_blocks", "content_bytes",
+           "load_spec", "seed_emulator", "seed_targets"]
+CLOUDS = ("onedrive", "gdrive")
+_LISTS = ("files", "bulk", "duplicates", "notebooks", "docs", "folders", "generate")
 
 
 @dataclass(frozen=True)
@@ -49,34 +45,6 @@ class SeedFile:
     path: str
     size: int
     content: str = "random"
-
-
-def content_blocks(seed: int, cloud: str, path: str, size: int, content: str = "random") -> Iterator[bytes]:
-    """The deterministic bytes of a seeded file, in blocks of at most 1 MiB."""
-    if content == "zeros":
-        zero = bytes(_BLOCK)
-        left = size
-        while left > 0:
-            n = min(left, _BLOCK)
-            yield zero[:n]
-            left -= n
-        return
-    if content == "text":
-        line = f"{path} line\n".encode()
-        data = (line * (size // len(line) + 1))[:size]
-        for i in range(0, size, _BLOCK):
-            yield data[i:i + _BLOCK]
-        return
-    rng = random.Random(zlib.crc32(f"{seed}:{cloud}:{path}".encode()))
-    left = size
-    while left > 0:
-        n = min(left, _BLOCK)
-        yield rng.randbytes(n)
-        left -= n
-
-
-def content_bytes(seed: int, cloud: str, path: str, size: int, content: str = "random") -> bytes:
-    return b"".join(content_blocks(seed, cloud, path, size, content))
 
 
 def _files(section: dict[str, Any]) -> Iterator[SeedFile]:
@@ -94,12 +62,39 @@ def _files(section: dict[str, Any]) -> Iterator[SeedFile]:
 
 
 def load_spec(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    """The parsed spec; FileNotFoundError, or SeedSpecError "<file>: <key>: expected ..." (one line)."""
+    try:
+        with open(path, "rb") as fh:
+            spec = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SeedSpecError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        check_spec(spec)
+    except SeedSpecError as exc:
+        raise SeedSpecError(f"{path}: {exc}") from None
+    return spec
+
+
+def check_spec(spec: dict[str, Any]) -> None:
+    """SeedSpecError naming the first key whose value has the wrong type (generated trees fully)."""
+    if not isinstance(spec.get("seed", 0), int) or isinstance(spec.get("seed", 0), bool):
+        raise SeedSpecError(f"seed: expected an integer, got {spec['seed']!r}")
+    for cloud in CLOUDS:
+        section = spec.get(cloud)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise SeedSpecError(f"{cloud}: expected a table")
+        for key in _LISTS:
+            if key in section and not isinstance(section[key], list):
+                raise SeedSpecError(f"{cloud}.{key}: expected a list (an array or [[{cloud}.{key}]] tables)")
+        for i, tree in enumerate(section.get("generate", [])):
+            parse_tree(tree, f"{cloud}.generate[{i}]")
 
 
 def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str, int]:
     """Create the spec's trees on the targets ("onedrive", "gdrive"). Returns items created per cloud."""
+    check_spec(spec)
     seed = int(spec.get("seed", 0))
     base_time = datetime(2024, 1, 1, tzinfo=UTC)
     created: dict[str, int] = {}
@@ -127,76 +122,10 @@ def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str
         for folder in section.get("folders", []):
             target.seed_folder(folder)
             count += 1
+        for i, raw in enumerate(section.get("generate", [])):
+            count += target.generate(parse_tree(raw, f"{cloud}.generate[{i}]"), cloud, base_time)
         created[cloud] = count
     return created
-
-
-# --- binding to the emulator's models ---------------------------------------------------------------
-
-
-class _GraphTarget:
-    """Seeds the OneDrive (Graph) model: folders made as paths need them."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self._folders: dict[str, str] = {"": model.root().id}
-
-    def seed_folder(self, path: str) -> str:
-        path = path.strip("/")
-        if path in self._folders:
-            return self._folders[path]
-        parent, _, name = path.rpartition("/")
-        folder, _created = self.model.create_folder(self.seed_folder(parent), name, conflict="replace")
-        self._folders[path] = folder.id
-        return str(folder.id)
-
-    def seed_file(self, path: str, blocks: Iterator[bytes], size: int, modified: datetime) -> str:
-        parent, _, name = path.strip("/").rpartition("/")
-        item = self.model.create_file(self.seed_folder(parent), name, blocks, modified=modified, conflict="replace")
-        return str(item.id)
-
-    def seed_special(self, path: str, kind: str) -> str:
-        parent, _, name = path.strip("/").rpartition("/")
-        return str(self.model.create_package(self.seed_folder(parent), name).id)
-
-
-class _DriveTarget:
-    """Seeds the Google Drive model (duplicate names are allowed there, so files are always added)."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self._folders: dict[str, str] = {"": "root"}
-
-    def seed_folder(self, path: str) -> str:
-        path = path.strip("/")
-        if path in self._folders:
-            return self._folders[path]
-        parent, _, name = path.rpartition("/")
-        pid = self.seed_folder(parent)
-        existing = [f for f in self.model.children(pid) if f.name == name and f.is_folder]
-        fid = existing[0].id if existing else self.model.create_folder(name, pid).id
-        self._folders[path] = fid
-        return str(fid)
-
-    def seed_file(self, path: str, blocks: Iterator[bytes], size: int, modified: datetime) -> str:
-        parent, _, name = path.strip("/").rpartition("/")
-        return str(self.model.create_file(name, blocks, self.seed_folder(parent), modified=modified).id)
-
-    def seed_special(self, path: str, kind: str) -> str:
-        parent, _, name = path.strip("/").rpartition("/")
-        return str(self.model.create_native(name, self.seed_folder(parent), text=f"{name}\n").id)
-
-
-def seed_targets(emu: Any) -> dict[str, SeedTarget]:
-    """The seed targets of a running emulator: "onedrive" (Graph model) and "gdrive" (Drive model)."""
-    targets: dict[str, SeedTarget] = {}
-    for module in emu.modules:
-        prefix = getattr(module, "route_prefix", "")
-        if prefix == "graph.":
-            targets["onedrive"] = _GraphTarget(module.model)
-        elif prefix == "drive.":
-            targets["gdrive"] = _DriveTarget(module.model)
-    return targets
 
 
 def seed_emulator(emu: Any, spec: dict[str, Any]) -> dict[str, int]:

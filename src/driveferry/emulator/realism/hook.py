@@ -2,7 +2,8 @@
 
 `Realism.before(req)` runs once per API request, after the bearer token was checked (`req.user`,
 `req.client_id` set on authenticated routes) and before injected faults. It records the caller for the
-models (state.CALLER), then answers for the handler when a limit says so:
+models (state.CALLER), waits `latency_ms` of wall time if set (holding no lock), then answers for the
+handler when a limit says so:
 
 - Drive: per-user token buckets (reads, writes); a refusal is 403 (or 429) with reason
   `userRateLimitExceeded` / `rateLimitExceeded`, domain usageLimits, and no Retry-After: Google sends
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -153,6 +155,8 @@ class Realism:
         if req.route == "drive.upload.chunk":  # the session URI carries no token: act for the app that opened it
             client = self._session_client(req.arg("upload_id") or "")
         CALLER.set(Caller(req.route, req.user, client))
+        if self.settings.latency_ms > 0:  # in this request's thread, holding no lock: others go on meanwhile
+            time.sleep(self.settings.latency_ms / 1000)
         api = req.route.split(".", 1)[0]
         if api not in APIS:
             return None

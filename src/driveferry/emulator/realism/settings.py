@@ -4,6 +4,7 @@ Every behaviour is off by default (the emulator stays kind) and each can be set 
 the defaults (configs/emulator/real.toml has realistic values and their sources):
 
     clock_scale = 1.0                 # emulated time runs k times wall time
+    latency_ms = 0.0                  # wall-clock delay added to every API request (a WAN round trip)
 
     [drive]
     private_app_properties = false    # appProperties visible only to the OAuth client that wrote them
@@ -132,12 +133,15 @@ class Settings:
     """A whole realism profile (all off: `Settings()`)."""
 
     clock_scale: float = 1.0
+    latency_ms: float = 0.0
     drive: DriveSettings = field(default_factory=DriveSettings)
     graph: GraphSettings = field(default_factory=GraphSettings)
 
     def validate(self) -> Settings:
         if not 0 < self.clock_scale <= 1_000_000:
             raise ValueError("clock_scale must be a positive number (at most 1e6)")
+        if not 0 <= self.latency_ms <= 60_000:
+            raise ValueError("latency_ms must be a number of milliseconds in 0..60000")
         self.drive.validate()
         self.graph.validate()
         return self
