@@ -3,7 +3,7 @@
 A test opts in with `@kind_and_real(...)`: it then runs as `[kind]` and `[real]`, and the shared fixtures
 that build its emulator (`world` in tests/migrate/world.py, `fresh_emulator` in tests/conftest.py, the
 verify fixtures through `profiled_emulator`) take the `emu_profile` fixture's `Profile`. Under `real` the
-emulator loads tests/realism_test.toml (clock 100x; rate limits scaled so they still refuse; every
+emulator loads tests/realism_test.toml (clock 200x; rate limits scaled so they still refuse; every
 credentials section then carries `time_scale` and the remotes file passes it to driveferry's retry layer).
 
 A `[real]` variant must prove the realism reached its traffic: when the test's emulator closes, the

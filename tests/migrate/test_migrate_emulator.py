@@ -1,4 +1,9 @@
-"""End to end: OneDrive (emulated Graph) -> Google Drive (emulated Drive v3) through the real CLI."""
+"""End to end: OneDrive (emulated Graph) -> Google Drive (emulated Drive v3) through the real CLI.
+
+Tests marked `@kind_and_real` also run under the realism profile (tests/realism_run.py). Not the large
+tree (slow, and its traffic is the SMALL tree's kind, only more), the expired-session test and the Drive
+source test: their few calls stay inside any realistic rate limit, so realism would not fire and a [real]
+variant would prove nothing more."""
 
 from __future__ import annotations
 

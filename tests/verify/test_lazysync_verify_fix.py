@@ -5,6 +5,9 @@ second verify is all ok.
 The test knows the truth of every file: it decides which ones the sync catches preallocated (zeros),
 which are rewritten at the same size (stale), which hit the quota (0-byte, size_mismatch), which appear
 after the last sync pass (missing) and which are still downloading (pending).
+
+The first test also runs [real] (tests/realism_run.py): its --fix re-uploads 120 files against Drive's
+write limit. The second makes the same traffic, so it runs against the kind emulator only.
 """
 
 from __future__ import annotations
