@@ -1,0 +1,225 @@
+"""Scale benchmark (issue #16): a generated tree of 10k and 100k files (1M with --million) on the emulator.
+
+    python benchmarks/scale.py                       # 10k and 100k, 100 files per folder
+    python benchmarks/scale.py --sizes 10000 --shapes 100,10
+    python benchmarks/scale.py --million             # adds 1M (about 4 GB of blobs per tree under --tmp)
+    python benchmarks/scale.py --seed-only --million # only the emulator's seeding at 1M
+
+Per tree it prints, each process's peak RSS measured with os.wait4 (the child's own rusage):
+- seed: the emulator generating the OneDrive tree, the same tree on Drive and on local disk (verify);
+- plan: `migrate --json` from OneDrive to Drive at --latency-ms (default 50) per request, time until the
+  plan is complete ("remaining" event), the journal's bytes per planned entry;
+- copy: files/s over a bounded sample (--sample-bytes, default 4 MiB: ~1,600 files of 1-4 KiB) copied
+  after the plan, in the same run, on the full journal;
+- dry-run: `migrate --dry-run` on the planned journal vs on no journal (a fresh one), and their ratio;
+- status: `driveferry status` on the planned journal;
+- verify: `driveferry verify LOCAL emu-gdrive:Verify` of the whole local tree.
+Goals (issue #16, at 1M, 100 per folder): seed <= 10 min; plan <= 10 min at <= 150 MB RSS and <= 350 B
+per journal entry; dry-run <= 2x plan without journal; status <= 1 s; copy files/s at 1M >= 0.9x at
+10k; verify <= 200 MB RSS. A JSON line with every figure follows the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD_SEED = "_seed"
+
+
+def _tree(files: int, per_folder: int, root: str) -> dict[str, Any]:
+    return {"root": root, "files": files, "per_folder": per_folder, "size": "1K", "max_size": "4K", "seed": 7}
+
+
+def run(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float = 7200) -> dict[str, Any]:
+    """Run a child to its end: wall seconds, exit code, its own peak RSS (MB), and its stdout lines, each
+    with the second it arrived (relative to the start)."""
+    start = time.monotonic()
+    lines: list[tuple[float, str]] = []
+    with open(log, "w") as err:
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert p.stdout is not None
+        for line in p.stdout:
+            lines.append((time.monotonic() - start, line.rstrip("\n")))
+            if time.monotonic() - start > timeout_s:
+                p.kill()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    return {"s": time.monotonic() - start, "rc": p.returncode, "rss_mb": usage.ru_maxrss / 1024, "lines": lines}
+
+
+def seed_child(data: str, spec_json: str, local: str) -> None:
+    """In a child process: seed the emulator's data directory (OneDrive tree, Drive tree) and write the
+    local copy of the Drive tree; print the seconds of each as JSON."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from driveferry.emulator.generate import GenFile, content_bytes, parse_tree, walk
+    from driveferry.emulator.seed import seed_emulator
+    from driveferry.emulator.server import Emulator
+    spec = json.loads(spec_json)
+    out: dict[str, float] = {}
+    with Emulator(data) as emu:
+        for cloud in [c for c in ("onedrive", "gdrive") if c in spec]:
+            t = time.monotonic()
+            n = seed_emulator(emu, {cloud: spec[cloud]})[cloud]
+            out[f"{cloud}_s"], out[f"{cloud}_items"] = time.monotonic() - t, n
+    if "gdrive" not in spec:
+        print(json.dumps(out), flush=True)
+        return
+    t = time.monotonic()
+    tree = parse_tree(spec["gdrive"]["generate"][0], "gdrive.generate[0]")
+    base = Path(local)
+    for entry in walk(tree):
+        if isinstance(entry, GenFile):
+            path = "/".join(p for p in (tree.root, entry.folder, entry.name) if p)
+            (base / entry.folder / entry.name).write_bytes(content_bytes(tree.seed, "gdrive", path, entry.size))
+        else:
+            (base / entry.path).mkdir(parents=True, exist_ok=True)
+    out["local_s"] = time.monotonic() - t
+    print(json.dumps(out), flush=True)
+
+
+class Serve:
+    """`driveferry emulator serve` over a seeded data directory, with per-request latency."""
+
+    def __init__(self, data: Path, latency_ms: float, env: dict[str, str], log: Path) -> None:
+        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen([sys.executable, "-m", "driveferry.cli", "emulator", "serve", "--data", str(data),
+                                   "--tls", "--latency-ms", str(latency_ms)], env=env, stdout=subprocess.PIPE,
+                                  stderr=self._log, text=True)
+        assert self.p.stdout is not None
+        line = self.p.stdout.readline()
+        if not line:
+            raise SystemExit(f"emulator did not start; see {log}")
+        self.describe: dict[str, Any] = json.loads(line)
+
+    def stop(self) -> float:
+        """Stop it; its peak RSS in MB."""
+        self.p.terminate()
+        _, _, usage = os.wait4(self.p.pid, 0)
+        self._log.close()
+        return usage.ru_maxrss / 1024
+
+
+def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    from driveferry.emulator.remotes import remote_sections, remotes_toml
+    work = tmp / f"t{files}-{per_folder}"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    spec = {"onedrive": {"generate": [_tree(files, per_folder, "Big")]},
+            "gdrive": {"generate": [_tree(files, per_folder, "Verify")]}}
+    if args.seed_only:  # the emulator's OneDrive tree only (the issue's seeding figure)
+        del spec["gdrive"]
+    r: dict[str, Any] = {"files": files, "per_folder": per_folder, "latency_ms": args.latency_ms}
+    local = work / "local"
+    local.mkdir()
+    seed = run([sys.executable, __file__, CHILD_SEED, str(work / "emu"), json.dumps(spec), str(local)], env,
+               work / "seed.log")
+    if seed["rc"] != 0:
+        raise SystemExit(f"seeding failed; see {work / 'seed.log'}")
+    timings = json.loads(seed["lines"][-1][1])
+    r.update(seed_onedrive_s=timings["onedrive_s"], seed_gdrive_s=timings.get("gdrive_s"),
+             seed_local_s=timings.get("local_s"), seed_rss_mb=seed["rss_mb"],
+             seed_disk_mb=sum(f.stat().st_size for f in (work / "emu").rglob("*") if f.is_file()) / 2**20)
+    if args.seed_only:
+        return r
+    serve = Serve(work / "emu", args.latency_ms, env, work / "serve.log")
+    try:
+        config = work / "remotes.toml"
+        config.write_text(remotes_toml(remote_sections(serve.describe)))
+        env["DRIVEFERRY_CONFIG"] = str(config)
+        cli = [sys.executable, "-m", "driveferry.cli"]
+        journal = work / "journal.sqlite3"
+        mig = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal", str(journal), "--json",
+                   "--max-transfer", str(args.sample_bytes)], env, work / "migrate.log")
+        events = [(t, json.loads(line)) for t, line in mig["lines"] if line.startswith("{")]
+        planned_at = next((t for t, e in events if e.get("event") == "remaining"), None)
+        if planned_at is None:
+            raise SystemExit(f"migrate did not finish planning (exit {mig['rc']}); see {work / 'migrate.log'}")
+        finishes = [t for t, e in events if e.get("event") == "finish" and e.get("status") == "copied"]
+        planned = max((int(e["count"]) for _, e in events if e.get("event") == "planned"), default=0)
+        jbytes = sum(p.stat().st_size for p in work.glob("journal.sqlite3*"))
+        copy_s = (finishes[-1] - planned_at) if finishes else float("nan")
+        r.update(plan_s=planned_at, plan_rss_mb=mig["rss_mb"], planned=planned, migrate_rc=mig["rc"],
+                 journal_bytes_per_entry=jbytes / max(planned, 1), copied=len(finishes),
+                 copy_files_per_s=len(finishes) / copy_s if finishes else 0.0)
+        dry = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal", str(journal), "--dry-run",
+                   "-q"], env, work / "dry.log")
+        fresh = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal",
+                     str(work / "fresh.sqlite3"), "--dry-run", "-q"], env, work / "dry-fresh.log")
+        status = run([*cli, "status", "--journal", str(journal)], env, work / "status.log")
+        r.update(dry_run_s=dry["s"], dry_run_rss_mb=dry["rss_mb"], dry_run_fresh_s=fresh["s"],
+                 dry_run_ratio=dry["s"] / fresh["s"], status_s=status["s"], status_rss_mb=status["rss_mb"],
+                 status_rc=status["rc"])
+        ver = run([*cli, "verify", str(local), "emu-gdrive:Verify", "-q", "--no-cache"], env, work / "verify.log")
+        r.update(verify_s=ver["s"], verify_rss_mb=ver["rss_mb"], verify_rc=ver["rc"])
+    finally:
+        r["emulator_rss_mb"] = serve.stop()
+    return r
+
+
+def _print(results: list[dict[str, Any]]) -> None:
+    rows = [("seed OneDrive (s)", "seed_onedrive_s"), ("seed Drive (s)", "seed_gdrive_s"),
+            ("seed local (s)", "seed_local_s"), ("seed peak RSS (MB)", "seed_rss_mb"),
+            ("emulator data (MB)", "seed_disk_mb"), ("plan (s)", "plan_s"),
+            ("migrate peak RSS (MB)", "plan_rss_mb"), ("journal B/entry", "journal_bytes_per_entry"),
+            ("copy files/s", "copy_files_per_s"), ("copied (sample)", "copied"), ("dry-run (s)", "dry_run_s"),
+            ("dry-run no journal (s)", "dry_run_fresh_s"), ("dry-run ratio", "dry_run_ratio"),
+            ("dry-run RSS (MB)", "dry_run_rss_mb"), ("status (s)", "status_s"), ("verify (s)", "verify_s"),
+            ("verify peak RSS (MB)", "verify_rss_mb"), ("emulator peak RSS (MB)", "emulator_rss_mb")]
+    head = "".join(f"{r['files']:>12,}/{r['per_folder']:<4}" for r in results)
+    print(f"{'':26}{head}")
+    for label, key in rows:
+        cells = "".join(f"{r[key]:>17.2f}" if isinstance(r.get(key), float) else f"{r.get(key, '-')!s:>17}"
+                        for r in results)
+        print(f"{label:26}{cells}")
+    base = {r["per_folder"]: r for r in results if r["files"] == min(x["files"] for x in results)}
+    for r in results:
+        ref = base.get(r["per_folder"])
+        if ref and r is not ref and ref.get("copy_files_per_s"):
+            print(f"copy files/s at {r['files']:,} / at {ref['files']:,} ({r['per_folder']} per folder): "
+                  f"{r.get('copy_files_per_s', 0) / ref['copy_files_per_s']:.2f} (goal >= 0.9 at 1M)")
+    print(json.dumps(results))
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == CHILD_SEED:
+        seed_child(*sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000", help="tree sizes, comma-separated (default 10000,100000)")
+    ap.add_argument("--million", action="store_true", help="add a tree of 1,000,000 files")
+    ap.add_argument("--shapes", default="100", help="files per folder, comma-separated (default 100; e.g. 100,10)")
+    ap.add_argument("--latency-ms", type=float, default=50.0, help="emulated latency per request (default 50)")
+    ap.add_argument("--sample-bytes", type=int, default=4 << 20, help="bytes copied for files/s (default 4 MiB)")
+    ap.add_argument("--seed-only", action="store_true", help="measure only seeding")
+    ap.add_argument("--tmp", default=None, help="work directory (default: a temporary one, removed after)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
+    shapes = [int(s) for s in args.shapes.split(",") if s]
+    tmp = Path(tempfile.mkdtemp(prefix="driveferry-scale-", dir=args.tmp))
+    results = []
+    try:
+        for per_folder in shapes:
+            for files in sizes:
+                results.append(bench_tree(files, per_folder, args, tmp))
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+                if not args.keep:  # bounded disk: one tree at a time
+                    shutil.rmtree(tmp / f"t{files}-{per_folder}", ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    _print(results)
+
+
+if __name__ == "__main__":
+    main()
