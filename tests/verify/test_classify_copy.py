@@ -63,13 +63,14 @@ def test_copy_table(src: Entry | None, dst: Entry | None, expected: Status) -> N
 
 def test_ok_names_the_proof() -> None:
     f = classify_copy(source(), dest())
-    assert f.hash_type is HashType.MD5 and f.local_hash == f.remote_hash == hash_bytes(D, [HashType.MD5])[
-        HashType.MD5]
+    # the proof names the strongest hash type both sides agree on
+    assert f.hash_type is HashType.SHA256 and f.local_hash == f.remote_hash == hash_bytes(D, [HashType.SHA256])[
+        HashType.SHA256]
     assert (f.path, f.remote_id) == ("a.bin", "DST1")
 
 
 def test_provenance_key_names_fit_drive_limit() -> None:
-    assert prov.KEYS == ("df_src_id", "df_src_qxh", "df_md5", "df_sha256", "df_run")
+    assert prov.KEYS == ("df_src_id", "df_src_hash", "df_src_qxh", "df_md5", "df_sha256", "df_run")
     props = prov.provenance_properties(source(), "run-7", hash_bytes(D, DEST_KINDS))
     assert all(len(k) + len(v) <= prov.PROPERTY_LIMIT_BYTES for k, v in props.items())
     assert set(props) == set(prov.KEYS)

@@ -282,7 +282,8 @@ def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]]
         return
     verb = "would copy" if s.dry_run else "copied"
     print(f"{verb} {s.copied}, skipped {s.skipped} (already there), failed {s.failed}, "
-          f"cannot copy {s.unsupported}, filtered {s.filtered}; {format_size(s.bytes_uploaded)} in "
+          f"unverified {s.unverified}, cannot copy {s.unsupported}, filtered {s.filtered}; "
+          f"{format_size(s.bytes_uploaded)} in "
           f"{s.seconds:.1f}s ({format_size(s.rate_bps)}/s); run {s.run_id}")
     waited = [f"{name}: waits {int(w['waits'])}, waited {w['waited_s']:.1f} s" for name, w in waits.items()
               if w["waits"]]

@@ -8,13 +8,18 @@ Drive limits each property to 124 bytes of key plus value (UTF-8), so keys are s
 digests or ids.
 
     df_src_id   the source item's id
-    df_src_qxh  the source's quickXorHash (hex) as the source reported it when copied
+    df_src_hash the source's own strongest content hash when copied, as `kind:hex` (`sha256:...` for
+                Drive and local sources, `quickxor:...` for OneDrive): what a re-run compares the
+                source's current hash with, so a same-size rewrite in place is caught for any source
+    df_src_qxh  the source's quickXorHash (hex) as the source reported it when copied (older copies)
     df_md5      MD5 of the content streamed (hex)
     df_sha256   SHA-256 of the content streamed (hex)
     df_run      the run id that wrote the file
 
-A copy is proven when the destination's own MD5/SHA-256 equal df_md5/df_sha256 and the source's
-current quickXorHash equals df_src_qxh.
+A copy is proven (`integrity/proof.prove_copy`) when a destination hash equals the recorded content
+hash of its type and a current source hash equals the recorded source hash of its type. The streamed
+content hashes describe the source too (they are its bytes, read once and checked), so a source that
+reports MD5 or SHA-256 is also compared with df_md5/df_sha256.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from driveferry.integrity.hashes import HashType
+from driveferry.integrity.proof import strongest
 
 SRC_ID = "df_src_id"
 SRC_QXH = "df_src_qxh"
+SRC_HASH = "df_src_hash"
 MD5 = "df_md5"
 SHA256 = "df_sha256"
 RUN = "df_run"
-KEYS = (SRC_ID, SRC_QXH, MD5, SHA256, RUN)
+KEYS = (SRC_ID, SRC_HASH, SRC_QXH, MD5, SHA256, RUN)
 PROPERTY_LIMIT_BYTES = 124
 
 
@@ -41,6 +48,7 @@ class Provenance:
     md5: str | None
     sha256: str | None
     run_id: str | None
+    src_hash: str | None = None  # "kind:hex"
 
     @classmethod
     def read(cls, properties: Mapping[str, str]) -> Provenance | None:
@@ -48,7 +56,34 @@ class Provenance:
         if SRC_ID not in properties:
             return None
         return cls(properties.get(SRC_ID), properties.get(SRC_QXH), properties.get(MD5),
-                   properties.get(SHA256), properties.get(RUN))
+                   properties.get(SHA256), properties.get(RUN), properties.get(SRC_HASH))
+
+    def content_hashes(self) -> dict[HashType, str]:
+        """The hashes of the bytes the relay streamed to the destination (lowercase hex by type)."""
+        found = {HashType.MD5: self.md5, HashType.SHA256: self.sha256}
+        return {k: v.lower() for k, v in found.items() if v}
+
+    def source_hashes(self) -> dict[HashType, str]:
+        """The source's hashes when it was copied: its own strongest, its quickXor, and the streamed
+        content hashes (the bytes read from it). An unreadable `df_src_hash` is ignored."""
+        out = self.content_hashes()
+        if self.src_quickxor:
+            out[HashType.QUICKXOR] = self.src_quickxor.lower()
+        parsed = parse_source_hash(self.src_hash)
+        if parsed is not None:
+            out[parsed[0]] = parsed[1]
+        return out
+
+
+def parse_source_hash(text: str | None) -> tuple[HashType, str] | None:
+    """`kind:hex` as written in df_src_hash, or None when absent or not understood."""
+    if not text or ":" not in text:
+        return None
+    kind, _, value = text.partition(":")
+    try:
+        return HashType(kind), value.lower()
+    except ValueError:
+        return None
 
 
 class _HasIdAndHashes(Protocol):
@@ -60,11 +95,18 @@ class _HasIdAndHashes(Protocol):
 
 def provenance_properties(source: _HasIdAndHashes, run_id: str,
                           content: Mapping[HashType, str] | None) -> dict[str, str]:
-    """The properties to write for a copy of `source` (content hashes when already known)."""
+    """The properties to write for a copy of `source` (content hashes when already known).
+
+    df_src_hash is the strongest hash the source reports; a source that reports none (the local
+    filesystem) gets the strongest streamed one, which is the hash of the bytes read from it."""
     props = {SRC_ID: source.id, RUN: run_id}
     qxh = source.hashes.get(HashType.QUICKXOR) or (content or {}).get(HashType.QUICKXOR)
     if qxh:
         props[SRC_QXH] = qxh
+    own = strongest(source.hashes) or strongest({k: v for k, v in (content or {}).items()
+                                                 if k in (HashType.SHA256, HashType.MD5)})
+    if own is not None:
+        props[SRC_HASH] = f"{own[0].value}:{own[1].lower()}"
     if content:
         if HashType.MD5 in content:
             props[MD5] = content[HashType.MD5]

@@ -26,6 +26,7 @@ from driveferry.errors import DriveferryError, NotFoundError, TransientError, Us
 from driveferry.journal import backup as files
 from driveferry.migrate.destination import settled_mkdir
 from driveferry.providers.base import Entry, Kind, Provider, UploadMeta
+from driveferry.providers.streaming import chunk_bytes_for
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ def snapshot_name(at: datetime, sha256: str) -> str:
 
 
 def _chunk_size(provider: Provider) -> int:
-    multiple = max(1, provider.features.chunk_multiple)
-    return max(multiple, min(provider.features.max_chunk, _CHUNK_TARGET // multiple * multiple))
+    return chunk_bytes_for(provider.features, _CHUNK_TARGET)
 
 
 class JournalBackup:

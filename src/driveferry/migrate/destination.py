@@ -1,8 +1,10 @@
 """The destination side of a migration: folders made once (recorded in the journal), and what already sits there.
 
 `prepare(rel_path, source)` returns the parent folder, the name to write, and an existing copy when the
-destination already holds this exact source item (its provenance names the source id and its content
-hashes match what the provenance promises) so the file is skipped, never uploaded twice. After a new
+destination already holds this exact source item, proven by `integrity/proof.prove_copy`: its
+provenance names the source id, a destination hash equals the content hash recorded, and a current
+source hash equals the source hash recorded (so a source rewritten in place at the same size is copied
+again, whatever its provider); the file is then skipped, never uploaded twice. After a new
 copy lands, `replaced()` removes older copies of the same source item (the source changed), so Drive,
 which allows duplicate names, does not end up with two files.
 """
@@ -12,13 +14,12 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
-from dataclasses import replace
-from types import MappingProxyType
 
-from driveferry.integrity.hashes import HashType
+from driveferry.integrity.proof import Verdict, prove_copy
 from driveferry.integrity.provenance import SRC_ID, Provenance
 from driveferry.migrate.port import FolderLedger
 from driveferry.providers.base import Entry, Kind, Provider
+from driveferry.providers.hashing import with_computed
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +65,19 @@ def _folder_entry(folder_id: str, path: str, parent: Entry) -> Entry:
 
 
 def _proven_copy(candidate: Entry, source: Entry) -> bool:
+    """Whether `candidate` is a current copy of `source` by the one proof (`integrity/proof.py`)."""
+    return copy_verdict(candidate, source).proven
+
+
+def copy_verdict(candidate: Entry, source: Entry) -> Verdict:
+    """The proof of `candidate` (a destination item, hashes reported or computed) as a copy of
+    `source` (hashes reported or computed), through the provenance `candidate` carries."""
     prov = Provenance.read(candidate.properties)
-    if prov is None or prov.src_id != source.id or candidate.size != source.size:
-        return False
-    src_qxh = source.hashes.get(HashType.QUICKXOR)
-    if src_qxh and prov.src_quickxor != src_qxh:
-        return False  # the source changed since this copy was made
-    checks = {HashType.MD5: prov.md5, HashType.SHA256: prov.sha256}
-    compared = False
-    for kind, promised in checks.items():
-        reported = candidate.hashes.get(kind)
-        if reported and promised:
-            if reported != promised:
-                return False
-            compared = True
-    return compared or (src_qxh is not None and candidate.hashes.get(HashType.QUICKXOR) == src_qxh)
+    return prove_copy(source_id=source.id, source_size=source.size, source_hashes=source.hashes,
+                      dest_size=candidate.size, dest_hashes=candidate.hashes,
+                      record_src_id=prov.src_id if prov else None,
+                      record_source=prov.source_hashes() if prov else {},
+                      record_content=prov.content_hashes() if prov else {})
 
 
 class Destination:
@@ -91,8 +90,10 @@ class Destination:
     on their provenance (the destination's property lookup), which needs no full listing.
     """
 
-    def __init__(self, provider: Provider, root: Entry, ledger: FolderLedger | None = None) -> None:
+    def __init__(self, provider: Provider, root: Entry, ledger: FolderLedger | None = None, *,
+                 source: Provider | None = None) -> None:
         self.provider = provider
+        self.source = source  # computes a source's hash where it reports none (a local source)
         self.root = root
         self.ledger = ledger
         self._folders: dict[str, Entry] = {"": root}
@@ -156,20 +157,19 @@ class Destination:
                         e for e in found if e.name == name)
             candidates += found
         for candidate in candidates:
-            if candidate.name != name:
+            prov = Provenance.read(candidate.properties)
+            if candidate.name != name or prov is None or prov.src_id != source.id:
                 continue
-            candidate = self._with_hashes(candidate)
-            if _proven_copy(candidate, source):
+            # a side that reports no hashes (the local filesystem) computes one, so a copy is proven by
+            # bytes on both sides, not by its provenance alone; only for our own same-named copies
+            candidate = with_computed(self.provider, candidate, prov.content_hashes())
+            source = with_computed(self.source, source, prov.source_hashes())
+            verdict = copy_verdict(candidate, source)
+            if verdict.proven:
                 return parent, name, candidate, True
+            log.info("%s: the copy on the destination is not current (%s); copying again", rel_path,
+                     verdict.reason)
         return parent, name, None, any(c.name == name for c in candidates)
-
-    def _with_hashes(self, entry: Entry) -> Entry:
-        """A destination that reports no hashes (the local filesystem) computes them, so a copy is proven
-        by its bytes, not by its provenance alone. Only done for same-named files with provenance."""
-        hasher = self.provider.features.content_hasher
-        if entry.hashes or hasher is None or Provenance.read(entry.properties) is None:
-            return entry
-        return replace(entry, hashes=MappingProxyType(hasher.hash_file(entry, (HashType.MD5, HashType.SHA256))))
 
     def replaced(self, parent: Entry, name: str, source: Entry, new: Entry) -> None:
         """Delete older copies of `source` under `parent` now that `new` holds its current content."""

@@ -36,6 +36,7 @@ class Summary:
     run_id: str
     copied: int = 0
     skipped: int = 0
+    unverified: int = 0  # of `copied`: committed, but no content hash agreed on each side
     failed: int = 0
     unsupported: int = 0
     filtered: int = 0
@@ -185,7 +186,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
         usage=lambda since: Usage(*port.uploaded_since(user_key, since)),
         record=lambda n, at: port.record_upload(user_key, n, at),
         now=lambda: datetime.now(UTC), limit_bytes=daily_cap, max_transfer_bytes=settings.max_transfer)
-    relay, dest = Relay(src, dst), Destination(dst, dst_root, port)
+    relay, dest = Relay(src, dst), Destination(dst, dst_root, port, source=src)
     worker_settings = WorkerSettings(settings.transfers, settings.chunk_size, settings.lease_s, run_id,
                                      settings.worker_id)
     stop: QuotaStop | None = None
@@ -217,6 +218,7 @@ def _add(summary: Summary, tally: Tally) -> None:
     summary.failed += tally.failed
     summary.bytes_uploaded += tally.bytes_uploaded
     summary.resumed += tally.resumed
+    summary.unverified += tally.unverified
     summary.failures += [{"path": p, "error": e} for p, e in tally.failures]
 
 

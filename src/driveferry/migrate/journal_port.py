@@ -23,6 +23,7 @@ from driveferry.migrate.settings import MigrateSettings
 from driveferry.providers.base import Entry, Kind
 
 MAX_ATTEMPTS = 5
+CHANGE_STAMP = "change_stamp"  # kept with the source hashes in the journal (not a HashType)
 
 
 def _hashes(raw: Mapping[str, str]) -> Mapping[HashType, str]:
@@ -95,9 +96,11 @@ class JobPort:
                 if p.action == "unsupported":
                     unsupported.append((p.rel_path, p.reason))
                 e = p.entry
+                hashes = {str(k): v for k, v in e.hashes.items()}
+                if e.change_stamp:  # compared like a hash on the next plan; dropped when read back
+                    hashes[CHANGE_STAMP] = e.change_stamp
                 yield PlannedItem(path=p.rel_path, source_id=e.id, kind=str(e.kind), size_bytes=e.size,
-                                  modified=e.modified, hashes={str(k): v for k, v in e.hashes.items()},
-                                  created=e.created)
+                                  modified=e.modified, hashes=hashes, created=e.created)
 
         self.journal.plan_items(self.job_id, rows())
         for path, reason in unsupported:

@@ -1,9 +1,12 @@
 """Relay one file: Range download -> one hashing pass -> resumable upload, never committing bad bytes.
 
-The bytes are read once, hashed once (every hash either end can check), and written once. The final
-chunk is withheld until the streamed hashes equal the hashes the source reports; on a mismatch the
-upload session is aborted, so a corrupt copy never appears on the destination. After the destination
-commits, the hashes it reports are checked against the streamed ones too.
+The bytes are read once, hashed once (every hash either end can check), and written once, through
+the one streaming upload (`providers/streaming.py`). The final chunk is withheld until the streamed
+hashes agree with the hashes the source reports (`integrity/proof.py`); on a difference the upload
+session is aborted, so a corrupt copy never appears on the destination. After the destination
+commits, its hashes (reported, or computed where it computes rather than reports) are checked against
+the streamed ones too. A copy is `proven` only when a content hash agreed on each side; one that is
+committed without that (the destination reports no hash) is kept and counted as unverified.
 
 Resuming: the caller passes the journal's session token. The committed offset is asked from the server
 (never trusted from the journal), the hash state is rebuilt by re-reading the already-sent prefix from
@@ -14,13 +17,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from driveferry.errors import IntegrityError, UploadSessionLostError
-from driveferry.integrity.hashes import Buffer, HashType, MultiHasher
+from driveferry.integrity import proof
+from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.integrity.proof import Outcome, Verdict
 from driveferry.integrity.provenance import provenance_properties
-from driveferry.providers.base import Entry, Provider, UploadMeta, UploadSession
+from driveferry.providers.base import Entry, Kind, Provider, UploadMeta, UploadSession
+from driveferry.providers.streaming import rechunk, stream_upload
+
+__all__ = ["ALWAYS", "Relay", "RelayJob", "RelayResult", "rechunk"]
 
 log = logging.getLogger(__name__)
 
@@ -53,54 +62,30 @@ class RelayResult:
     bytes_uploaded: int  # bytes sent by this call (a resumed file sends only its tail)
     resumed_from: int
     properties: Mapping[str, str] = field(default_factory=dict)
+    proven: bool = True  # False: committed, but no content hash agreed on each side (counted unverified)
 
 
-def rechunk(blocks: Iterable[Buffer], buf: bytearray | memoryview) -> Iterator[memoryview]:
-    """Regroup a stream of arbitrary blocks into chunks of exactly `len(buf)` bytes (the last may be short).
-
-    Each chunk is copied into `buf` and handed out as a view of it, valid until the next chunk is asked
-    for: one buffer per transfer, reused for every chunk of every file, so memory stays at one chunk per
-    transfer (plus the block in hand) and nothing is allocated per chunk. The consumer must be done with
-    a chunk (sent, hashed) before it asks for the next; the adapters' `send` keeps no reference to it.
-    """
-    size = len(buf)
-    if not size:  # nothing is expected: bytes that come anyway are handed out as they are
-        yield from (memoryview(b) for b in blocks if memoryview(b).nbytes)
-        return
-    view = memoryview(buf)
-    held = 0
-    for block in blocks:
-        data = memoryview(block).cast("B")
-        pos, n = 0, len(data)
-        while pos < n:
-            take = min(n - pos, size - held)
-            view[held:held + take] = data[pos:pos + take]
-            held += take
-            pos += take
-            if held == size:
-                yield view
-                held = 0
-    if held:
-        yield view[:held]
+def _check_source(job: RelayJob, hashes: Mapping[HashType, str]) -> Verdict:
+    """The commit gate: the streamed bytes against every hash the source reports (`proof.compare`).
+    Raises IntegrityError when one differs; returns the verdict otherwise (unverifiable when the
+    source reports none: then the streamed hash is the source's, read between two fstats)."""
+    verdict = proof.compare(job.source.hashes, hashes)
+    if verdict.differs:
+        raise IntegrityError(f"{job.source.path}: streamed bytes differ from the source",
+                             hash_type=verdict.hash_type.value if verdict.hash_type else "size",
+                             expected=verdict.expected or "", actual=verdict.actual or "")
+    return verdict
 
 
-def _check_source(job: RelayJob, hashes: Mapping[HashType, str]) -> None:
-    for kind, expected in job.source.hashes.items():
-        actual = hashes.get(kind)
-        if actual is not None and actual != expected:
-            raise IntegrityError(f"{job.source.path}: streamed bytes differ from the source",
-                                 hash_type=kind.value, expected=expected, actual=actual)
-
-
-def _check_dest(job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> None:
-    if entry.size is not None and job.source.size is not None and entry.size != job.source.size:
-        raise IntegrityError(f"{job.dest_name}: destination size differs", hash_type="size",
-                             expected=str(job.source.size), actual=str(entry.size))
-    for kind, reported in entry.hashes.items():
-        streamed = hashes.get(kind)
-        if streamed is not None and streamed != reported:
-            raise IntegrityError(f"{job.dest_name}: destination reports other content",
-                                 hash_type=kind.value, expected=streamed, actual=reported)
+def _check_dest(job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> Verdict:
+    """The destination as committed against the streamed bytes. Raises IntegrityError on a difference."""
+    verdict = proof.compare(hashes, entry.hashes, expected_size=job.source.size, actual_size=entry.size)
+    if verdict.differs:
+        what = "destination size differs" if verdict.hash_type is None else "destination reports other content"
+        raise IntegrityError(f"{job.dest_name}: {what}",
+                             hash_type=verdict.hash_type.value if verdict.hash_type else "size",
+                             expected=verdict.expected or "", actual=verdict.actual or "")
+    return verdict
 
 
 class Relay:
@@ -113,6 +98,9 @@ class Relay:
         # what the source reports is checked before commit; MD5/SHA-256 cover every destination
         # (Drive reports both, local computes them) and quickXor covers OneDrive
         self.kinds = frozenset(ALWAYS | (src.hash_types & _CHECKABLE))
+        # a source that reports no hash but computes one (the local filesystem) is read between two
+        # fstats (providers/local.py open_range), so the streamed hash is the source's own
+        self._source_computes = not src.hash_types and src.features.content_hasher is not None
         self._buffers = threading.local()
 
     def _session(self, job: RelayJob, meta: UploadMeta, size: int) -> tuple[UploadSession, int]:
@@ -145,31 +133,19 @@ class Relay:
         if committed:
             for block in self.src.open_range(src_entry, 0, committed):
                 hasher.update(block)
-        offset = committed
-        result: Entry | None = None
-        for chunk in rechunk(self.src.open_range(src_entry, offset, size), buf):
-            hasher.update(chunk)
-            last = offset + len(chunk) >= size
-            if last:
-                try:
-                    _check_source(job, hasher.hexdigests())
-                except IntegrityError:
-                    session.abort()
-                    raise
-            result = session.send(offset, chunk, last)
-            sent = len(chunk)
-            offset += sent
+        gate: list[Verdict] = []
+
+        def sent(n: int, offset: int) -> None:
             if progress:
-                progress(sent)
-            if not last:
+                progress(n)
+            if offset < size:
                 checkpoint(session.token, offset)
-        if result is None:  # the server may have finished the file on a status query
-            result = session.send(size, b"", True)
-        if result is None:
-            raise IntegrityError(f"{src_entry.path}: upload did not finish", hash_type="size",
-                                 expected=str(size), actual=str(offset))
+
+        result = stream_upload(session, self.src.open_range(src_entry, committed, size), buf, offset=committed,
+                               size=size, hasher=hasher, gate=lambda h: gate.append(_check_source(job, h)),
+                               label=src_entry.path, sent=sent)
         hashes = hasher.hexdigests()
-        return self._finish(job, result, hashes, size - resumed_from, resumed_from)
+        return self._finish(job, result, hashes, size - resumed_from, resumed_from, gate[0])
 
     def _buffer(self, nbytes: int) -> memoryview:
         """`nbytes` of this thread's buffer: one per transfer thread, kept for the run and grown only
@@ -190,14 +166,14 @@ class Relay:
         size = job.source.size or 0
         chunks = rechunk(self.src.open_range(job.source, 0, size), buf)
         data = next(chunks, memoryview(b""))
-        extra = next(chunks, None)
+        extra = next(chunks, None)  # also runs the source's end-of-read check (a local file's fstat)
         if extra is not None or len(data) != size:  # checked before anything is uploaded
             got = f"more than {len(data)}" if extra is not None else str(len(data))
             raise IntegrityError(f"{job.source.path}: the source sent {got} bytes for a size of {size}",
                                  hash_type="size", expected=str(size), actual=got)
         hasher.update(data)
         hashes = hasher.hexdigests()
-        _check_source(job, hashes)
+        source_verdict = _check_source(job, hashes)
         props = provenance_properties(job.source, job.run_id, hashes)
         meta = replace(meta, properties=props)
         if size:
@@ -214,22 +190,36 @@ class Relay:
         sent = len(data) - min(committed, len(data))
         if progress and sent:
             progress(sent)
-        self._verify_or_delete(job, result, hashes)
-        return RelayResult(result, hashes, sent, committed, props)
+        dest_verdict = self._verify_or_delete(job, result, hashes)
+        return RelayResult(result, hashes, sent, committed, props, self._proven(source_verdict, dest_verdict))
 
     def _finish(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str], sent: int,
-                resumed_from: int) -> RelayResult:
-        self._verify_or_delete(job, entry, hashes)
+                resumed_from: int, source_verdict: Verdict) -> RelayResult:
+        dest_verdict = self._verify_or_delete(job, entry, hashes)
         props = provenance_properties(job.source, job.run_id, hashes)
         setter = self.dst.features.properties
         if setter is not None:
             entry = setter.set_properties(entry, props)
-        return RelayResult(entry, hashes, sent, resumed_from, props)
+        return RelayResult(entry, hashes, sent, resumed_from, props, self._proven(source_verdict, dest_verdict))
 
-    def _verify_or_delete(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> None:
+    def _proven(self, source: Verdict, dest: Verdict) -> bool:
+        """Proven only when a content hash agrees on each side (the source's own, or the streamed one
+        of a source read between two fstats)."""
+        return dest.proven and (source.proven or self._source_computes)
+
+    def _verify_or_delete(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> Verdict:
+        """The destination against the streamed hashes; a destination that reports none of them but
+        computes hashes (the local filesystem) is asked to. A difference deletes the copy and raises."""
         try:
-            _check_dest(job, entry, hashes)
+            verdict = _check_dest(job, entry, hashes)
+            hasher = self.dst.features.content_hasher
+            if verdict.outcome is Outcome.UNVERIFIABLE and hasher is not None and entry.kind is Kind.FILE:
+                computed = hasher.hash_file(entry, [HashType.SHA256])
+                verdict = _check_dest(job, replace(entry, hashes=MappingProxyType(computed)), hashes)
         except IntegrityError:
             # the destination committed other bytes than we streamed: remove them, never keep them
             self.dst.delete(entry)
             raise
+        if not verdict.proven:
+            log.warning("%s: copied but unverified: %s", job.source.path, verdict.reason)
+        return verdict

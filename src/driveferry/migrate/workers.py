@@ -62,6 +62,7 @@ class Tally:
     failed: int = 0
     bytes_uploaded: int = 0
     resumed: int = 0
+    unverified: int = 0  # copied, but no content hash agreed on each side (integrity/proof.py)
     failures: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -213,7 +214,8 @@ class Workers:
             result = self.relay.copy(job, lambda tok, off: self._checkpoint(item, tok, off),
                                      lambda n: self._sent(path, n))
             self.dest.replaced(parent, name, entry, result.entry)
-            self.tally.add(copied=1, bytes_uploaded=result.bytes_uploaded, resumed=int(result.resumed_from > 0))
+            self.tally.add(copied=1, bytes_uploaded=result.bytes_uploaded, resumed=int(result.resumed_from > 0),
+                           unverified=int(not result.proven))
             self.progress.file_finished(path, "copied")
             return Finished(item.item_id, result.entry.id, dict(result.hashes), result.bytes_uploaded)
         except (QuotaStop, QuotaExceededError) as exc:

@@ -45,6 +45,10 @@ class Entry:
     properties: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     parent_id: str | None = None
     created: datetime | None = None  # creation time as the remote reports it, when it keeps one
+    # a token that changes whenever the content may have, where the provider has one finer than size
+    # and mtime (local: ctime and inode, which a rewrite that restores the mtime still moves, as
+    # restic's change detection uses them); None elsewhere
+    change_stamp: str | None = None
 
     @property
     def is_dir(self) -> bool:

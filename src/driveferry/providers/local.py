@@ -1,8 +1,14 @@
 """The local filesystem as a provider (also a FUSE mount of Drive, e.g. /content/drive on Colab).
 
 Entries are addressed by their POSIX path relative to `root`; the id is that path. `stat` and `list`
-are cheap (one stat, plus xattrs when supported) and report no hashes: computing one means reading
-the file, so it is an explicit capability (`Features.content_hasher` -> `hash_file`).
+are cheap (one stat, plus xattrs when supported) and report no hashes (`hash_types` is empty):
+computing one means reading the file, so it is an explicit capability (`Features.content_hasher` ->
+`hash_file`, any HashType).
+
+A read (`open_range`) is bracketed by two `fstat`s: the file must still be the one the entry describes
+when it is opened (size and mtime) and must not change while it is read (size, mtime, inode, and the
+path still naming the same inode at the end). A change raises IntegrityError, which fails that
+attempt: the relay's hash of a local source is then the hash of one state the file really had.
 
 Paths never leave the root: `..` and absolute paths are a UserError, symlinks that resolve outside the
 root are refused with PermissionDeniedError (and listed as SHORTCUT, never followed).
@@ -27,6 +33,7 @@ from typing import Any
 
 from driveferry.errors import (
     AlreadyExistsError,
+    IntegrityError,
     NotFoundError,
     PermanentError,
     PermissionDeniedError,
@@ -60,6 +67,28 @@ def _xattrs_supported(path: Path) -> bool:
     return True
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _describe(st: os.stat_result, path_ino: int | None = None) -> str:
+    ino = st.st_ino if path_ino is None else path_ino
+    return f"size {st.st_size}, mtime_ns {st.st_mtime_ns}, inode {ino}"
+
+
+def _same_as_entry(entry: Entry, st: os.stat_result) -> None:
+    """Raise IntegrityError when the open file is not the state `entry` describes (size, and mtime to
+    the microsecond an Entry keeps)."""
+    if entry.size is not None and st.st_size != entry.size:
+        raise IntegrityError(f"{entry.path}: the file changed since it was listed", hash_type="size",
+                             expected=str(entry.size), actual=str(st.st_size))
+    if entry.modified is not None:
+        listed_us = round(entry.modified.timestamp() * 1_000_000)
+        if abs(listed_us - st.st_mtime_ns // 1000) > 2:
+            raise IntegrityError(f"{entry.path}: the file changed since it was listed", hash_type="mtime",
+                                 expected=entry.modified.isoformat(), actual=_utc(st.st_mtime_ns).isoformat())
+
+
 def check_name(name: str) -> None:
     """Raise PermanentError for a name that cannot be one path component."""
     if not name or name in (".", "..") or "/" in name or "\0" in name:
@@ -69,7 +98,7 @@ def check_name(name: str) -> None:
 class LocalProvider:
     """A folder tree on this machine. Thread-safe: holds no mutable state after construction."""
 
-    hash_types = frozenset(HashType)
+    hash_types: frozenset[HashType] = frozenset()  # reports none; computes any (content_hasher)
 
     def __init__(self, root: Path | str, *, name: str = "local") -> None:
         self.root_path = Path(os.path.abspath(os.path.expanduser(root)))
@@ -133,7 +162,8 @@ class LocalProvider:
         return Entry(id=rel, path=rel, name=name, kind=Kind.FOLDER if is_dir else Kind.FILE,
                      size=None if is_dir else st.st_size, modified=_utc(st.st_mtime_ns),
                      mime_type=None if is_dir else mimetypes.guess_type(name)[0],
-                     properties=self._properties(full), parent_id=parent)
+                     properties=self._properties(full), parent_id=parent,
+                     change_stamp=None if is_dir else f"{st.st_ctime_ns}:{st.st_ino}")
 
     def _properties(self, full: Path) -> Mapping[str, str]:
         if not self.xattrs:
@@ -195,7 +225,17 @@ class LocalProvider:
         except FileNotFoundError:
             raise NotFoundError(f"{entry.path} not found in {self.name}") from None
         with fh:
+            before = os.fstat(fh.fileno())
+            _same_as_entry(entry, before)
             yield from iter_range(fh, start, end, READ_BLOCK_BYTES)
+            after = os.fstat(fh.fileno())
+            try:
+                now_ino = os.stat(full).st_ino
+            except FileNotFoundError:
+                now_ino = -1
+            if _identity(before) != _identity(after) or now_ino != before.st_ino:
+                raise IntegrityError(f"{entry.path}: the file changed while it was read", hash_type="fstat",
+                                     expected=_describe(before), actual=_describe(after, now_ino))
 
     def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> UploadSession:
         from driveferry.providers.local_upload import LocalUpload

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from driveferry.errors import AlreadyExistsError, NotFoundError, PermanentError, UserError
 from driveferry.providers.base import Entry, Kind, Provider, UploadMeta
+from driveferry.providers.streaming import chunk_bytes_for
 
 
 def normalise_path(path: str) -> str:
@@ -146,7 +147,7 @@ def upload_bytes(provider: Provider, parent: Entry, name: str, data: bytes, chun
                  meta: UploadMeta | None = None) -> Entry:
     """Upload `data` in chunks of `chunk_size` (default: the provider's chunk multiple, at least 8 MiB)."""
     multiple = provider.features.chunk_multiple
-    step = chunk_size or max(multiple, (8 << 20) // multiple * multiple)
+    step = chunk_size or chunk_bytes_for(provider.features)
     if step % multiple:
         raise ValueError(f"chunk size {step} is not a multiple of {multiple}")
     chunks = (data[i:i + step] for i in range(0, len(data), step)) if data else iter([b""])

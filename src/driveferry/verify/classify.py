@@ -28,7 +28,9 @@ unfinished download) and the fix; zero_tail/holes are reported even when the rem
 then both copies are the same unfinished download.
 
 Remote vs remote (`classify_copy`): a migration source and its destination, proven from metadata and
-the provenance the relay wrote (keys in `driveferry.integrity.provenance`), downloading nothing:
+the provenance the relay wrote (keys in `driveferry.integrity.provenance`) by the one proof
+(`integrity/proof.prove_copy`), downloading nothing (a side that computes rather than reports hashes,
+the local filesystem, is hashed by the caller first):
 
     #  status              when
     1  missing_local       the source item is gone (nothing to prove the copy against)
@@ -38,13 +40,13 @@ the provenance the relay wrote (keys in `driveferry.integrity.provenance`), down
     4  unverifiable        the source or the destination has no bytes (native doc, package)
     5  size_mismatch       both sizes are known and differ
     6  unverifiable        the destination carries no provenance
-    7  unverifiable        no MD5/SHA-256 that the destination reports and the provenance records
-    8  content_mismatch    provenance names a different source item
-    9  zero_filled_remote  a destination hash is the hash of `size` zeros; the source qxh is not
-    10 content_mismatch    the destination's MD5/SHA-256 differ from the provenance hashes
-    11 unverifiable        the source or the provenance lacks a quickXorHash
-    12 stale_remote        the source's quickXorHash changed since the copy was made
-    13 ok                  destination hashes equal provenance, provenance qxh equals source's current qxh
+    7  content_mismatch    provenance names a different source item
+    8  unverifiable        no destination hash of a type the provenance records
+    9  zero_filled_remote  a destination hash is the hash of `size` zeros; the recorded content is not
+    10 content_mismatch    a destination hash differs from the recorded content hash
+    11 unverifiable        no current source hash of a type recorded when it was copied
+    12 stale_remote        the source's current hash differs from the one recorded (changed since)
+    13 ok                  destination hash equals the recorded content, source hash equals the recorded
 
 `STATUS_INFO` holds, per status, its meaning and the one line of advice the reports show.
 """
@@ -59,6 +61,8 @@ from typing import Generic, TypeVar
 
 from driveferry.integrity import provenance as prov
 from driveferry.integrity.hashes import HashType
+from driveferry.integrity.proof import Outcome, Side, Verdict, prove_copy
+from driveferry.integrity.proof import compare as compare_hashes
 from driveferry.integrity.zeros import is_zero_content
 from driveferry.providers.base import Entry, Kind
 from driveferry.verify.scan import LocalFile
@@ -198,7 +202,7 @@ class Facts:
         equal = False
         if local is not None and remote is not None and has_bytes:
             compared = tuple(sorted(k for k in local.hashes if k in remote.hashes))
-            equal = bool(compared) and all(local.hashes[k] == remote.hashes[k] for k in compared)
+            equal = compare_hashes(local.hashes, remote.hashes).proven  # the one proof
         all_zero = local is not None and local.zeros.all_zero
         zero_filled = False
         # The oracle hashes `size` zero bytes (slow for big files), so ask only when it can matter:
@@ -270,13 +274,11 @@ class CopyFacts:
     source_without_bytes: bool  # a package or native doc: nothing a migration can copy
     both_have_bytes: bool
     size_differs: bool
-    has_provenance: bool
-    proven: tuple[HashType, ...]  # MD5/SHA-256 the destination reports and the provenance records
-    same_source: bool
-    dest_hashes_equal: bool  # proven is non-empty and every one agrees
+    verdict: Verdict  # the one proof's decision on the pair
     dest_zero_filled: bool
-    qxh_known: bool
-    qxh_equal: bool
+
+    def decided(self, side: Side, outcome: Outcome) -> bool:
+        return self.verdict.side is side and self.verdict.outcome is outcome
 
     @classmethod
     def of(cls, source: Entry | None, dest: Entry | None, *, oracle: ZeroOracle) -> CopyFacts:
@@ -285,35 +287,25 @@ class CopyFacts:
         size_differs = (has_bytes and source is not None and dest is not None and source.size is not None
                         and dest.size is not None and source.size != dest.size)
         p = prov.Provenance.read(dest.properties) if dest is not None else None
-        recorded = _provenance_hashes(p)
-        proven = tuple(k for k in (HashType.MD5, HashType.SHA256)
-                       if dest is not None and k in dest.hashes and k in recorded)
-        equal = bool(proven) and dest is not None and all(dest.hashes[k] == recorded[k] for k in proven)
-        src_qxh = source.hashes.get(HashType.QUICKXOR) if source is not None else None
+        verdict = Verdict(Outcome.UNVERIFIABLE, "nothing to compare")
+        if source is not None and dest is not None:
+            verdict = prove_copy(source_id=source.id, source_size=source.size, source_hashes=source.hashes,
+                                 dest_size=dest.size, dest_hashes=dest.hashes,
+                                 record_src_id=p.src_id if p else None,
+                                 record_source=p.source_hashes() if p else {},
+                                 record_content=p.content_hashes() if p else {})
         zero_filled = False
-        size = (dest.size if dest is not None and dest.size is not None
-                else source.size if source is not None else None)
-        if proven and not equal and dest is not None and src_qxh and size:
-            # The source's own quickXorHash says it is not zeros; the destination's hash says it is.
-            k = HashType.SHA256 if HashType.SHA256 in proven else proven[0]
-            zero_filled = (not oracle(size, HashType.QUICKXOR, src_qxh)
-                           and oracle(size, k, dest.hashes[k]))
+        size = dest.size if dest is not None else None
+        if (verdict.side is Side.DEST and verdict.differs and verdict.hash_type is not None
+                and verdict.expected and verdict.actual and size):
+            # the recorded content is not zeros; the destination's hash says it now is
+            zero_filled = (not oracle(size, verdict.hash_type, verdict.expected)
+                           and oracle(size, verdict.hash_type, verdict.actual))
         return cls(
             has_source=source is not None, has_dest=dest is not None,
             source_without_bytes=source is not None and source.kind in (Kind.PACKAGE, Kind.NATIVE_DOC),
-            both_have_bytes=has_bytes,
-            size_differs=size_differs, has_provenance=p is not None, proven=proven,
-            same_source=p is not None and source is not None and p.src_id == source.id,
-            dest_hashes_equal=equal, dest_zero_filled=zero_filled,
-            qxh_known=bool(src_qxh) and p is not None and bool(p.src_quickxor),
-            qxh_equal=bool(src_qxh) and p is not None and p.src_quickxor == src_qxh)
-
-
-def _provenance_hashes(p: prov.Provenance | None) -> dict[HashType, str]:
-    if p is None:
-        return {}
-    found = {HashType.MD5: p.md5, HashType.SHA256: p.sha256}
-    return {k: v.lower() for k, v in found.items() if v}
+            both_have_bytes=has_bytes, size_differs=size_differs, verdict=verdict,
+            dest_zero_filled=zero_filled)
 
 
 COPY_RULES: tuple[Rule[CopyFacts], ...] = (
@@ -323,17 +315,21 @@ COPY_RULES: tuple[Rule[CopyFacts], ...] = (
     Rule(Status.MISSING_REMOTE, "no destination item", lambda f: not f.has_dest),
     Rule(Status.UNVERIFIABLE, "source or destination has no bytes", lambda f: not f.both_have_bytes),
     Rule(Status.SIZE_MISMATCH, "sizes differ", lambda f: f.size_differs),
-    Rule(Status.UNVERIFIABLE, "destination carries no provenance", lambda f: not f.has_provenance),
-    Rule(Status.UNVERIFIABLE, "no MD5/SHA-256 both reported and recorded", lambda f: not f.proven),
-    Rule(Status.CONTENT_MISMATCH, "provenance names another source item", lambda f: not f.same_source),
+    Rule(Status.UNVERIFIABLE, "destination carries no provenance",
+         lambda f: f.decided(Side.RECORD, Outcome.UNVERIFIABLE)),
+    Rule(Status.CONTENT_MISMATCH, "provenance names another source item",
+         lambda f: f.decided(Side.RECORD, Outcome.DIFFERS)),
+    Rule(Status.UNVERIFIABLE, "no destination hash of a type the provenance records",
+         lambda f: f.decided(Side.DEST, Outcome.UNVERIFIABLE)),
     Rule(Status.ZERO_FILLED_REMOTE, "destination hash is the hash of that many zero bytes",
          lambda f: f.dest_zero_filled),
     Rule(Status.CONTENT_MISMATCH, "destination hash differs from provenance",
-         lambda f: not f.dest_hashes_equal),
-    Rule(Status.UNVERIFIABLE, "no source quickXorHash to compare", lambda f: not f.qxh_known),
-    Rule(Status.STALE_REMOTE, "source changed since the copy was made", lambda f: not f.qxh_equal),
-    Rule(Status.OK, "destination hashes equal provenance; source unchanged",
-         lambda f: f.dest_hashes_equal and f.qxh_equal),
+         lambda f: f.decided(Side.DEST, Outcome.DIFFERS)),
+    Rule(Status.UNVERIFIABLE, "no current source hash of a type recorded at copy time",
+         lambda f: f.decided(Side.SOURCE, Outcome.UNVERIFIABLE)),
+    Rule(Status.STALE_REMOTE, "source changed since the copy was made",
+         lambda f: f.decided(Side.SOURCE, Outcome.DIFFERS)),
+    Rule(Status.OK, "destination hash equals provenance; source unchanged", lambda f: f.verdict.proven),
 )
 
 
@@ -379,25 +375,22 @@ def classify_copy(source: Entry | None, dest: Entry | None, *,
     """The status of a migrated copy, from the source's metadata, the destination's metadata and the
     destination's provenance properties only (nothing is downloaded). "local" fields describe the source.
 
-    ok needs both: the destination's own MD5/SHA-256 equal the provenance hashes, and the provenance's
-    source quickXorHash equals the source's current one. Raises ValueError on (None, None).
+    ok needs both halves of `prove_copy`: a destination hash equals the recorded content hash, and a
+    current source hash equals the recorded source hash. For a source-side decision the finding's
+    local/remote hash are the recorded and the current source hash. Raises ValueError on (None, None).
     """
     if source is None and dest is None:
         raise ValueError("classify_copy needs a source or a destination item")
     facts = CopyFacts.of(source, dest, oracle=oracle)
     rule = _first(COPY_RULES, facts)
-    p = prov.Provenance.read(dest.properties) if dest is not None else None
-    recorded = _provenance_hashes(p)
-    kind = facts.proven[0] if facts.proven else None
-    if dest is not None and facts.proven:
-        kind = next((k for k in facts.proven if dest.hashes[k] != recorded[k]), kind)
+    v = facts.verdict
+    kind = v.hash_type if v.side is not Side.RECORD else None
     return Finding(
         path=dest.path if dest is not None else source.path if source is not None else "",
         status=rule.status, reason=rule.reason,
         local_size=source.size if source is not None else None,
         remote_size=dest.size if dest is not None else None, hash_type=kind,
-        local_hash=recorded.get(kind) if kind else None,
-        remote_hash=dest.hashes.get(kind) if dest is not None and kind else None,
+        local_hash=v.expected if kind else None, remote_hash=v.actual if kind else None,
         local_mtime=source.modified if source is not None else None,
         remote_modified=dest.modified if dest is not None else None,
         remote_id=dest.id if dest is not None else None)

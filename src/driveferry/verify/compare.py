@@ -3,7 +3,7 @@
 `compare_local(root, provider, folder, ...)` scans the local tree (hash cache, threads) with the one
 hash `choose_hash` picks for the remote, lists the remote folder through the API (never a FUSE view),
 and classifies every pair. `compare_remotes(src, dst, ...)` proves a migration from metadata and
-provenance (`classify_copy`); with `download=True`, pairs left unverifiable for want of a usable hash
+provenance (`classify_copy`, the one proof of `integrity/proof.py`; a local side is hashed first); with `download=True`, pairs left unverifiable for want of a usable hash
 are settled by downloading the side that lacks it and hashing it with a type the other side reports.
 
 Both return a `Comparison`: the findings (sorted by path) and what was needed to get them (the
@@ -20,8 +20,10 @@ from pathlib import Path
 
 from driveferry.errors import DriveferryError, UnsupportedError
 from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.integrity.provenance import Provenance
 from driveferry.integrity.zeros import is_zero_content
 from driveferry.providers.base import Entry, Kind, Provider
+from driveferry.providers.hashing import with_computed
 from driveferry.providers.ops import walk_files
 from driveferry.verify.cache import HashCache
 from driveferry.verify.classify import Finding, Policy, Status, classify_copy, classify_tree
@@ -65,9 +67,12 @@ def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetim
                   progress: Callable[[int], None] | None = None, only: Iterable[str] | None = None) -> Comparison:
     """Local tree under `root` vs the remote `folder`. `only`: restrict to these relative paths (re-verify).
 
-    Raises UnsupportedError when the remote reports no content hash, UserError when `root` is not a folder.
+    Raises UnsupportedError when the remote neither reports nor computes a content hash, UserError when
+    `root` is not a folder.
     """
-    kind = choose_hash(provider.hash_types)
+    # a remote that reports no hash but computes any (a local folder) is hashed with SHA-256
+    computes = not provider.hash_types and provider.features.content_hasher is not None
+    kind = HashType.SHA256 if computes else choose_hash(provider.hash_types)
     wanted = set(only) if only is not None else None
     files = None if wanted is None else sorted(p for p in wanted if (root / p).is_file())
     result = scan(root, {kind}, cache=cache, workers=workers, progress=progress, files=files)
@@ -95,12 +100,25 @@ def compare_remotes(src: Provider, src_folder: Entry, dst: Provider, dst_folder:
     pairs.extend((rel, None, d) for rel, dests in by_path.items() for d in dests)
     out = Comparison([], None, {e.id: e for e in dst_entries}, dst_rel)
     for rel, s, d in pairs:
+        s, d = _hashed(src, s, dst, d)
         f = dataclasses.replace(classify_copy(s, d), path=rel)
         if download and f.status is Status.UNVERIFIABLE and s is not None and d is not None:
             f = _by_download(f, src, s, dst, d, out)
         out.findings.append(f)
     out.findings.sort(key=lambda x: (x.path, x.remote_id or ""))
     return out
+
+
+def _hashed(src: Provider, s: Entry | None, dst: Provider, d: Entry | None) -> tuple[Entry | None, Entry | None]:
+    """The pair with a hash computed on a side that computes rather than reports (a local folder), of
+    a type the destination's provenance records: so the proof compares bytes, not metadata alone."""
+    p = Provenance.read(d.properties) if d is not None else None
+    if p is None or s is None or d is None or p.src_id != s.id:
+        return s, d
+    try:
+        return with_computed(src, s, p.source_hashes()), with_computed(dst, d, p.content_hashes())
+    except (OSError, DriveferryError):
+        return s, d  # unreadable: left without the hash, so the pair is reported unverifiable
 
 
 def _by_download(f: Finding, src: Provider, s: Entry, dst: Provider, d: Entry, out: Comparison) -> Finding:

@@ -4,10 +4,11 @@ Only remote-side damage is fixed (`FIXABLE`): the local file is the good copy. L
 (zero_filled_local, zero_tail, holes), pending_sync and unverifiable are reported, never "fixed": a
 re-upload would copy the damage, or race a download that is still running.
 
-One fix, `apply_fix`: a resumable upload (`begin_upload` + `send` in chunks of the destination's chunk
-multiple) that hashes the bytes as it streams them and withholds the final chunk unless they hash to
-what the scan found (a file that changed since the scan is not uploaded), then compares the hash the
-remote reports for the new file with the local hash. Only then is the bad copy removed: on a remote
+One fix, `apply_fix`: the relay's streaming upload (`providers/streaming.stream_upload`) of the local
+file, read between two fstats that must match the scan's, which withholds the final chunk unless the
+bytes hash to what the scan found (a file that changed since the scan is not uploaded), then the one
+proof (`integrity/proof.compare`) of the hash the remote reports for the new file against the local
+hash. Only then is the bad copy removed: on a remote
 with duplicate names (Drive) the new file is uploaded beside it and the old one deleted; elsewhere
 the upload replaces it in place. A failed check deletes the new upload and leaves the old one.
 """
@@ -16,19 +17,24 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driveferry.errors import DriveferryError
+from driveferry.errors import DriveferryError, IntegrityError
 from driveferry.integrity.hashes import HashType, MultiHasher
+from driveferry.integrity.proof import compare
+from driveferry.providers import streaming
 from driveferry.providers.base import Entry, Provider, UploadMeta, UploadSession
 from driveferry.providers.ops import DirCache
+from driveferry.providers.streaming import CHUNK_TARGET_BYTES, stream_upload
 from driveferry.verify.classify import Finding, Status
 from driveferry.verify.scan import LocalFile
 
 __all__ = ["FIXABLE", "FixAction", "FixResult", "plan_fixes", "apply_fix", "chunk_bytes_for"]
+
+READ_BLOCK_BYTES = 1 << 20
 
 FIXABLE = frozenset({Status.ZERO_FILLED_REMOTE, Status.STALE_REMOTE, Status.CONTENT_MISMATCH,
                      Status.SIZE_MISMATCH, Status.MISSING_REMOTE})
@@ -94,10 +100,9 @@ def _unfinished(lf: LocalFile, limit: int) -> str:
     return ""
 
 
-def chunk_bytes_for(provider: Provider, target: int = 8 << 20) -> int:
-    """The largest multiple of the provider's chunk multiple not above `target` (at least one multiple)."""
-    multiple = max(1, provider.features.chunk_multiple)
-    return max(multiple, target // multiple * multiple)
+def chunk_bytes_for(provider: Provider, target: int = CHUNK_TARGET_BYTES) -> int:
+    """The destination's upload chunk size (`providers/streaming.chunk_bytes_for`, the one place)."""
+    return streaming.chunk_bytes_for(provider.features, target)
 
 
 def apply_fix(action: FixAction, root: Path, provider: Provider, dirs: DirCache, kind: HashType,
@@ -113,23 +118,25 @@ def apply_fix(action: FixAction, root: Path, provider: Provider, dirs: DirCache,
         parent = dirs.ensure(folder)
         meta = UploadMeta(modified=_mtime(st), replace=in_place)
         session = provider.begin_upload(parent, name, st.st_size, meta)
-        new = _stream(session, local, st.st_size, kind, expected, chunk_bytes)
-        if new is None:
-            return FixResult(action.path, False, "local bytes no longer hash to the scanned value; not uploaded")
-        reported = new.hashes.get(kind)
+        try:
+            new = _stream(session, local, st, kind, expected, chunk_bytes)
+        except IntegrityError as exc:
+            return FixResult(action.path, False, f"local bytes no longer hash to the scanned value; not uploaded ({exc})")
         hasher = provider.features.content_hasher
-        if reported is None and hasher is not None:  # a remote that computes rather than reports (local)
-            reported = hasher.hash_file(new, [kind]).get(kind)
-        if reported is not None and reported != expected:
+        reported = dict(new.hashes)
+        if kind not in reported and hasher is not None:  # a remote that computes rather than reports (local)
+            reported.update(hasher.hash_file(new, [kind]))
+        verdict = compare({kind: expected}, reported)
+        if verdict.differs:
             if not in_place:
                 provider.delete(new)
-            return FixResult(action.path, False, f"remote reports {kind.value} {reported} after upload, "
+            return FixResult(action.path, False, f"remote reports {kind.value} {verdict.actual} after upload, "
                              f"expected {expected}; the new copy was removed", new.id)
         for old_id in action.old_ids:
             old = entries.get(old_id)
             if old is not None and old.id != new.id:
                 provider.delete(old)
-        if reported is None:  # not proven here; the re-verify after --fix reports it as unverifiable
+        if not verdict.proven:  # not proven here; the re-verify after --fix reports it as unverifiable
             return FixResult(action.path, False, f"uploaded, unverified: the remote reports no {kind.value}",
                              new.id, uploaded=True)
         return FixResult(action.path, True, f"uploaded and verified ({kind.value})", new.id, uploaded=True)
@@ -137,26 +144,39 @@ def apply_fix(action: FixAction, root: Path, provider: Provider, dirs: DirCache,
         return FixResult(action.path, False, f"{type(exc).__name__}: {exc}")
 
 
-def _stream(session: UploadSession, path: Path, size: int, kind: HashType, expected: str,
-            chunk_bytes: int) -> Entry | None:
-    """Send the file; None (and the session aborted) when the bytes do not hash to `expected`."""
-    hasher = MultiHasher([kind])
-    offset = 0
-    with open(path, "rb") as fh:
-        chunk = fh.read(chunk_bytes)
-        while True:
-            nxt = fh.read(chunk_bytes) if offset + len(chunk) < size else b""
-            last = not nxt
-            hasher.update(chunk)
-            if last and (offset + len(chunk) != size or fh.read(1) or hasher.hexdigests()[kind] != expected):
-                session.abort()  # the file changed under us: withhold the last chunk, commit nothing
-                return None
-            # the retry layer (providers/retrying.py) retries each send in place at the committed offset
-            done = session.send(offset, chunk, last)
-            if last:
-                return done if done is not None else session.send(size, b"", True)
-            offset += len(chunk)
-            chunk = nxt
+def _stream(session: UploadSession, path: Path, planned: os.stat_result, kind: HashType, expected: str,
+            chunk_bytes: int) -> Entry:
+    """Send the file through the one streaming upload; the last chunk goes only when the bytes, read
+    between two fstats that agree with the scan's size and mtime, hash to `expected`. Raises
+    IntegrityError (session aborted) otherwise; the retry layer (providers/retrying.py) retries each
+    send in place at the committed offset."""
+    size = planned.st_size
+
+    def gate(hashes: Mapping[HashType, str]) -> None:
+        verdict = compare({kind: expected}, hashes)
+        if not verdict.proven:
+            raise IntegrityError(f"{path.name}: bytes read differ from the scan", hash_type=kind.value,
+                                 expected=expected, actual=hashes.get(kind, ""))
+
+    buf = memoryview(bytearray(min(size, chunk_bytes)))
+    return stream_upload(session, _stable_read(path, planned), buf, offset=0, size=size,
+                         hasher=MultiHasher([kind]), gate=gate, label=path.name)
+
+
+def _stable_read(path: Path, planned: os.stat_result) -> Iterator[bytes]:
+    """The file's bytes, bracketed by two fstats that must both equal `planned` (size, mtime, inode)."""
+    def ident(st: os.stat_result) -> tuple[int, int, int]:
+        return st.st_size, st.st_mtime_ns, st.st_ino
+
+    with open(path, "rb", buffering=0) as fh:
+        if ident(os.fstat(fh.fileno())) != ident(planned):
+            raise IntegrityError(f"{path.name}: the file changed since the scan", hash_type="fstat",
+                                 expected=str(ident(planned)), actual=str(ident(os.fstat(fh.fileno()))))
+        while block := fh.read(READ_BLOCK_BYTES):
+            yield block
+        if ident(os.fstat(fh.fileno())) != ident(planned):
+            raise IntegrityError(f"{path.name}: the file changed while it was read", hash_type="fstat",
+                                 expected=str(ident(planned)), actual=str(ident(os.fstat(fh.fileno()))))
 
 
 def _mtime(st: os.stat_result) -> datetime:
