@@ -27,10 +27,10 @@ def emu_profile(request: pytest.FixtureRequest) -> Profile:
 
 
 @pytest.fixture()
-def fresh_emulator(tmp_path: Path, emu_profile: Profile) -> Iterator[Emulator]:
+def fresh_emulator(tmp_path: Path, emu_profile: Profile, request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """An emulator of this test's own (for counters, faults, quotas and restarts), kind or realistic as
     `emu_profile` says (a realistic one checks at teardown that the expected realism fired)."""
-    with profiled_emulator(emu_profile, tmp_path / "emu") as emu:
+    with profiled_emulator(emu_profile, tmp_path / "emu", request) as emu:
         yield emu
 
 

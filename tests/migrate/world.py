@@ -72,10 +72,11 @@ class World(EmulatorClient):
         return out
 
 
-def make_world(tmp_path: Path, spec: dict[str, Any], profile: Profile = KIND_PROFILE) -> Iterator[World]:
+def make_world(tmp_path: Path, spec: dict[str, Any], profile: Profile = KIND_PROFILE,
+               request: pytest.FixtureRequest | None = None) -> Iterator[World]:
     """A seeded emulator (kind, or under `profile`'s realism: then its expected counters are checked when
     the world closes) and a remotes file for it (with the emulator's `time_scale`, if any)."""
-    with profiled_emulator(profile, tmp_path / "emu") as emu:
+    with profiled_emulator(profile, tmp_path / "emu", request) as emu:
         seed_emulator(emu, spec)
         config = tmp_path / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))
@@ -115,7 +116,7 @@ def summary_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 def world(tmp_path: Path, request: pytest.FixtureRequest, emu_profile: Profile) -> Iterator[World]:
     """A world seeded with the test's spec (indirect parameter; SMALL by default) on `emu_profile`."""
     spec = getattr(request, "param", None) or SMALL
-    yield from make_world(tmp_path, spec, emu_profile)
+    yield from make_world(tmp_path, spec, emu_profile, request)
 
 
 SMALL: dict[str, Any] = {

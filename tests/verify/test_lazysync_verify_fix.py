@@ -72,8 +72,8 @@ def _statuses(report: Path) -> dict[str, str]:
 
 
 @pytest.fixture()
-def setup(tmp_path: Path, emu_profile: Profile) -> Iterator[Setup]:
-    with profiled_emulator(emu_profile, tmp_path / "emu") as emu:
+def setup(tmp_path: Path, emu_profile: Profile, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    with profiled_emulator(emu_profile, tmp_path / "emu", request) as emu:
         model = drive_model(emu)
         config = tmp_path / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))

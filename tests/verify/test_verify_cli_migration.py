@@ -1,6 +1,10 @@
 """`driveferry verify SRC DST` after a real `migrate` (OneDrive emulator -> Drive emulator): proven from
 metadata and provenance alone (the emulator's counters show no download), a destination whose content
 changed is flagged (and only it), and `--download` settles a copy that carries no provenance.
+
+The proof from metadata and the --download settlement also run [real] (tests/realism_run.py): on a tree
+migrated under the realism profile, then verified under it. The other two change the destination through
+the emulator's model and add nothing the realism could break.
 """
 
 from __future__ import annotations
@@ -93,7 +97,6 @@ def test_migration_proven_from_metadata_without_download(migrated: Migrated) -> 
     assert migrated.downloads() == dict.fromkeys(DOWNLOAD_ROUTES, 0)
 
 
-@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_changed_destination_is_flagged_and_only_it(migrated: Migrated) -> None:
     model = drive_model(migrated.emu)
     [target] = model.find_by_path("Archive/data/a.bin")
@@ -122,7 +125,6 @@ def test_download_settles_a_copy_without_provenance(migrated: Migrated) -> None:
     assert sum(migrated.downloads().values()) > 0  # only now, and only because it was asked for
 
 
-@kind_and_real("drive.rate_limited", "graph.throttled")
 def test_silent_storage_corruption_is_beyond_metadata(migrated: Migrated) -> None:
     """POST /_emulator/drive/corrupt flips stored bytes while Drive keeps reporting the old md5/sha256:
     a proof from metadata trusts the hashes the cloud reports, so it cannot see this (documented limit);
