@@ -32,15 +32,17 @@ def _bucket(at: datetime) -> datetime:
 
 
 class StatusOps(StoreBase):
-    def counts(self, job_id: int) -> dict[ItemState, StateTotal]:
+    def counts(self, job_id: int, *, files_only: bool = False) -> dict[ItemState, StateTotal]:
         """Items, source bytes and bytes sent per state for the job; every state is present.
 
-        Raises JournalError.
+        `files_only` leaves folders out (they have no bytes to send). Raises JournalError.
         """
         c = t.items.c
         query = (sa.select(c.state, sa.func.count(), sa.func.coalesce(sa.func.sum(c.size_bytes), 0),
                            sa.func.coalesce(sa.func.sum(c.bytes_done), 0))
                  .where(c.job_id == job_id).group_by(c.state))
+        if files_only:
+            query = query.where(c.kind != "folder")
         totals = {state: StateTotal() for state in ItemState}
         with self._db.read() as conn:
             for state, n, size, done in conn.execute(query):
@@ -88,6 +90,17 @@ class StatusOps(StoreBase):
         with self._db.read() as conn:
             rows = conn.execute(sa.select(t.item_errors).where(c.item_id == item_id).order_by(c.id)).all()
         return [to_error(r) for r in rows]
+
+    def recent_errors(self, job_id: int, limit: int = 20) -> list[tuple[str, ErrorRecord]]:
+        """The job's last `limit` failed attempts, newest first, each with its item's path.
+
+        Raises JournalError.
+        """
+        e, i = t.item_errors.c, t.items.c
+        query = (sa.select(i.path, t.item_errors).join(t.items, i.id == e.item_id)
+                 .where(i.job_id == job_id).order_by(e.id.desc()).limit(limit))
+        with self._db.read() as conn:
+            return [(str(r.path), to_error(r)) for r in conn.execute(query)]
 
     # --- workers -------------------------------------------------------------------------------------
 
@@ -144,3 +157,13 @@ class StatusOps(StoreBase):
             total = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(c.bytes), 0)).where(window))
             oldest = conn.scalar(sa.select(sa.func.min(c.bucket_start)).where(window, c.bytes > 0))
         return UploadUsage(bytes_in_window=int(total or 0), oldest=oldest)
+
+    def upload_minutes(self, since: datetime) -> list[tuple[str, datetime, int]]:
+        """(user_key, minute, bytes) of every upload-budget minute from `since` on, oldest first: the
+        destination's upload rate over time (kept for QUOTA_KEEP). Raises ValueError for a naive
+        `since`, JournalError."""
+        c = t.quota_usage.c
+        query = (sa.select(c.user_key, c.bucket_start, c.bytes)
+                 .where(c.bucket_start >= _bucket(aware(since, "since"))).order_by(c.bucket_start, c.user_key))
+        with self._db.read() as conn:
+            return [(str(k), at, int(n)) for k, at, n in conn.execute(query)]

@@ -35,7 +35,7 @@ class Finished:
     item_id: int
     dest_id: str
     dest_hashes: Mapping[HashType, str]
-    nbytes: int
+    nbytes: int  # the copy's whole size (the journal's bytes_done), not what this run sent of it
 
 
 class JournalPort(Protocol):

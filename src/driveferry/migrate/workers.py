@@ -72,6 +72,9 @@ class Tally:
                 setattr(self, key, getattr(self, key) + n)
 
 
+BEAT_MIN_S = 1.0  # fewest seconds between heartbeats sent on committed chunks
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     transfers: int
@@ -99,6 +102,10 @@ class Workers:
         self._active_lock = threading.Lock()
         self._started = time.monotonic()
         self._checkpoints: dict[int, tuple[str, int]] = {}  # item id -> (token, offset) last recorded
+        # bytes streamed to the destination by this process, counted per chunk: the heartbeat shows
+        # them while a file is in flight (the tally counts a file only once it is finished)
+        self._streamed_bytes = 0
+        self._beat = (0.0, 0)  # (monotonic time, bytes) of the last heartbeat
 
     def run(self) -> Tally:
         threads = [threading.Thread(target=self._loop, name=f"transfer-{i}", daemon=True)
@@ -126,7 +133,8 @@ class Workers:
         return self.tally
 
     def _heartbeat(self, current: int | None) -> None:
-        sent = self.tally.bytes_uploaded
+        sent = self._streamed_bytes
+        self._beat = (time.monotonic(), sent)
         self.journal.heartbeat(sent, sent / max(1e-6, time.monotonic() - self._started), current)
 
     def _renew_leases(self) -> None:
@@ -207,7 +215,8 @@ class Workers:
             if existing is not None:
                 self.tally.add(skipped=1)
                 self.progress.file_finished(path, "skipped")
-                return Finished(item.item_id, existing.id, dict(existing.hashes), 0)
+                return Finished(item.item_id, existing.id, dict(existing.hashes),
+                                existing.size if existing.size is not None else size)
             self.budget.admit(max(0, size - (item.committed_offset if token else 0)))
             job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken)
             self.progress.file_started(path, size, item.committed_offset if token else 0)
@@ -217,7 +226,8 @@ class Workers:
             self.tally.add(copied=1, bytes_uploaded=result.bytes_uploaded, resumed=int(result.resumed_from > 0),
                            unverified=int(not result.proven))
             self.progress.file_finished(path, "copied")
-            return Finished(item.item_id, result.entry.id, dict(result.hashes), result.bytes_uploaded)
+            return Finished(item.item_id, result.entry.id, dict(result.hashes),
+                            result.entry.size if result.entry.size is not None else size)
         except (QuotaStop, QuotaExceededError) as exc:
             # the item keeps its session and offset; the final release() returns it to pending. Files
             # already uploading finish (Drive lets them: api-notes Part C §19); no new one starts.
@@ -257,6 +267,8 @@ class Workers:
 
     def _sent(self, path: str, nbytes: int) -> None:
         self.budget.sent(nbytes)
+        with self._active_lock:
+            self._streamed_bytes += nbytes
         self.progress.advance(path, nbytes)
 
     def _continued(self, item: ClaimedItem) -> ClaimedItem:
@@ -271,4 +283,9 @@ class Workers:
         if not self.journal.checkpoint(item.item_id, self.s.worker_id, token, offset):
             # another worker took the item over (our lease expired): stop sending its bytes
             raise LeaseLost(item.rel_path)
+        # A worker killed between two lease-renewal beats would show none of its bytes: beat on a
+        # committed chunk too, at most every BEAT_MIN_S (the first committed bytes at once).
+        at, sent = self._beat
+        if sent == 0 or time.monotonic() - at >= BEAT_MIN_S:
+            self._heartbeat(item.item_id)
 
