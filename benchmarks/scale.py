@@ -2,7 +2,7 @@
 
     python benchmarks/scale.py                       # 10k and 100k, 100 files per folder
     python benchmarks/scale.py --sizes 10000 --shapes 100,10
-    python benchmarks/scale.py --million             # adds 1M (about 4 GB of blobs per tree under --tmp)
+    python benchmarks/scale.py --million             # adds 1M (~3 GB of local files for verify, under --tmp)
     python benchmarks/scale.py --seed-only --million # only the emulator's seeding at 1M
 
 Per tree it prints, each process's peak RSS measured with os.wait4 (the child's own rusage):

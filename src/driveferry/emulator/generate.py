@@ -21,10 +21,11 @@ Content is derived from (seed, cloud, path), so a reader can recompute any file'
 
 from __future__ import annotations
 
+import json
 import random
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from driveferry.units import parse_size
@@ -167,11 +168,21 @@ class GenFile:
     index: int
 
 
+def file_at(spec: TreeSpec, index: int) -> GenFile:
+    """File `index` of the tree, computed alone (a derived blob is rebuilt from its index)."""
+    depth, fan = spec.shape()
+    leaf, n = divmod(index, spec.per_folder)
+    parts = [spec.folder_names.format(n=(leaf // fan ** (depth - 1 - k)) % fan, level=k + 1) for k in range(depth)]
+    top = max(spec.max_size_bytes, spec.size_bytes)
+    size = spec.size_bytes
+    if top > spec.size_bytes:
+        size += zlib.crc32(f"{spec.seed}:size:{index}".encode()) % (top - spec.size_bytes + 1)
+    return GenFile("/".join(parts), spec.names.format(i=index, n=n), size, index)
+
+
 def walk(spec: TreeSpec) -> Iterator[GenFolder | GenFile]:
     """Every folder and file of the tree, each folder before anything inside it; deterministic."""
     depth, fan = spec.shape()
-    rng = random.Random(spec.seed)
-    top = max(spec.max_size_bytes, spec.size_bytes)
     made: list[str] = []  # the folder path made at each level for the current leaf
     for leaf in range(spec.leaves):
         digits = [(leaf // fan ** (depth - 1 - k)) % fan for k in range(depth)]
@@ -186,5 +197,52 @@ def walk(spec: TreeSpec) -> Iterator[GenFolder | GenFile]:
                 yield GenFolder(path, parent, name)
         first = leaf * spec.per_folder
         for n in range(min(spec.per_folder, spec.files - first)):
-            size = rng.randint(spec.size_bytes, top) if top > spec.size_bytes else spec.size_bytes
-            yield GenFile(path, spec.names.format(i=first + n, n=n), size, first + n)
+            yield file_at(spec, first + n)
+
+
+# --- derived blobs: a generated file's bytes are rebuilt from its blob name when first read -------------
+
+_TREE_META = "seed.tree."
+
+
+def tree_key(cloud: str, spec: TreeSpec) -> str:
+    """8 hex digits naming one generated tree of one cloud (its record in emu_meta)."""
+    return f"{zlib.crc32(json.dumps([cloud, asdict(spec)], sort_keys=True).encode()):08x}"
+
+
+def derived_name(key: str, index: int) -> str:
+    """The blob name of file `index` of tree `key` ("g" marks derived blobs; State.blob_path)."""
+    return f"g{index % 256:02x}{key}{index}"
+
+
+def record_tree(state: Any, cloud: str, spec: TreeSpec) -> str:
+    """Store the tree so its blobs can be derived after a restart; its key."""
+    key = tree_key(cloud, spec)
+    state.set_meta(_TREE_META + key, json.dumps({"cloud": cloud, "tree": asdict(spec)}))
+    return key
+
+
+class DerivedBlobs:
+    """`State.derive_blob` for the trees recorded in a data directory."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self._trees: dict[str, tuple[str, TreeSpec]] = {}
+
+    def __call__(self, name: str) -> Iterator[bytes]:
+        key, index = name[3:11], int(name[11:])
+        if key not in self._trees:
+            raw = json.loads(self.state.get_meta(_TREE_META + key, "null") or "null")
+            if raw is None:
+                raise FileNotFoundError(f"no generated tree {key} for blob {name}")
+            self._trees[key] = (str(raw["cloud"]), TreeSpec(**raw["tree"]))
+        cloud, spec = self._trees[key]
+        f = file_at(spec, index)
+        path = "/".join(p for p in (spec.root.strip("/"), f.folder, f.name) if p)
+        return content_blocks(spec.seed, cloud, path, f.size, spec.content)
+
+
+def install_derived(state: Any) -> None:
+    """Let `state` rebuild derived blobs (the models call this when they open a data directory)."""
+    if getattr(state, "derive_blob", None) is None:
+        state.derive_blob = DerivedBlobs(state)

@@ -1,10 +1,12 @@
 """Seed targets: how a seed spec's items land in the emulator's Drive and Graph models.
 
 Listed items go through the models' ordinary API (names checked, conflicts resolved, one transaction
-each). Generated trees (generate.py) go through the models' bulk insert, many rows per transaction, with
-each file's blob written and hashed once on the way (quickXorHash for Graph; md5, sha1 and sha256 for
-Drive), so seeding stays linear in the number of items. A generated tree is made once per data
-directory: a restart that applies the same seed again finds its mark in emu_meta and skips it.
+each). Generated trees (generate.py) go through the models' bulk insert, many rows per transaction. Each
+file's bytes are generated and hashed once (quickXorHash for Graph; md5, sha1 and sha256 for Drive) but
+not stored: its blob is derived (generate.derived_name), written by State.blob_path on first read, since
+creating 10^6 small files was most of the seeding time. Seeding stays linear in the number of items.
+A generated tree is made once per data directory: a restart that applies the same seed again finds its
+mark in emu_meta and skips it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
-import zlib
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from driveferry.emulator.drive.models import SEED_OWNER
 from driveferry.emulator.drive.records import FOLDER_MIME, OCTET_STREAM, DriveFile, new_file_id, rfc3339
-from driveferry.emulator.generate import GenFolder, TreeSpec, content_blocks, walk
+from driveferry.emulator.generate import (
+    GenFolder,
+    TreeSpec,
+    content_blocks,
+    derived_name,
+    record_tree,
+    tree_key,
+    walk,
+)
 from driveferry.emulator.graph.items import check_name, iso, new_item_id
 from driveferry.integrity.hashes import QuickXor
 
@@ -43,6 +50,7 @@ class SeedTarget(Protocol):
 
 
 _SMALL_BYTES = 1 << 20  # files up to this are hashed in one buffer
+_DONE = "seed.generated."  # + tree key: the tree is complete in this data directory
 _QX_BITS = 160
 # quickXorHash spreads stream byte i over register bits 11*i .. 11*i+7 (mod 160), so bit j of byte i lands
 # on bit (11*i + j) mod 160 (learn.microsoft.com/onedrive/developer/code-snippets/quickxorhash).
@@ -71,10 +79,12 @@ def quickxor_b64(data: bytes) -> str | None:
     return base64.b64encode(bytes(out)).decode()
 
 
-def _mark(cloud: str, tree: TreeSpec) -> str:
-    """The emu_meta key recording that this exact tree was generated here."""
-    digest = zlib.crc32(json.dumps(asdict(tree), sort_keys=True).encode())
-    return f"seed.generated.{cloud}.{tree.root.strip('/')}.{digest:08x}"
+def _qx_of(blocks: Iterator[bytes]) -> str | None:
+    qx, n = QuickXor(), 0
+    for data in blocks:
+        qx.update(data)
+        n += len(data)
+    return base64.b64encode(qx.digest()).decode() if n else None
 
 
 class GraphTarget:
@@ -104,9 +114,10 @@ class GraphTarget:
 
     def generate(self, tree: TreeSpec, cloud: str, base_time: datetime) -> int:
         state = self.model.state
-        mark = _mark(cloud, tree)
-        if state.get_meta(mark, ""):
+        key = tree_key(cloud, tree)
+        if state.get_meta(_DONE + key, ""):
             return 0
+        record_tree(state, cloud, tree)
         root = tree.root.strip("/")
         ids = {"": self.seed_folder(root)}
         stamp = iso(base_time)
@@ -118,23 +129,13 @@ class GraphTarget:
                     yield ids[entry.path], ids[entry.parent], check_name(entry.name), "folder", 0, None, None, stamp
                     continue
                 path = "/".join(p for p in (root, entry.folder, entry.name) if p)
-                blob = state.new_blob_path()
-                with open(blob, "wb") as fh:
-                    if entry.size <= _SMALL_BYTES:
-                        data = b"".join(content_blocks(tree.seed, cloud, path, entry.size, tree.content))
-                        fh.write(data)
-                        qxh = quickxor_b64(data)
-                    else:
-                        qx = QuickXor()
-                        for data in content_blocks(tree.seed, cloud, path, entry.size, tree.content):
-                            fh.write(data)
-                            qx.update(data)
-                        qxh = base64.b64encode(qx.digest()).decode()
-                yield (new_item_id(), ids[entry.folder], check_name(entry.name), "file", entry.size, blob.name, qxh,
-                       iso(base_time + timedelta(seconds=entry.index)))
+                blocks = content_blocks(tree.seed, cloud, path, entry.size, tree.content)
+                qxh = quickxor_b64(b"".join(blocks)) if entry.size <= _SMALL_BYTES else _qx_of(blocks)
+                yield (new_item_id(), ids[entry.folder], check_name(entry.name), "file", entry.size,
+                       derived_name(key, entry.index), qxh, iso(base_time + timedelta(seconds=entry.index)))
 
         count = int(self.model.insert_many(rows()))
-        state.set_meta(mark, str(count))
+        state.set_meta(_DONE + key, str(count))
         return count
 
 
@@ -166,12 +167,12 @@ class DriveTarget:
 
     def generate(self, tree: TreeSpec, cloud: str, base_time: datetime) -> int:
         state = self.model.state
-        mark = _mark(cloud, tree)
-        if state.get_meta(mark, ""):
+        key = tree_key(cloud, tree)
+        if state.get_meta(_DONE + key, ""):
             return 0
+        record_tree(state, cloud, tree)
         root = tree.root.strip("/")
-        top = self.model.resolve(self.seed_folder(root))
-        ids = {"": top}
+        ids = {"": self.model.resolve(self.seed_folder(root))}
         stamp = rfc3339(base_time)
 
         def rows() -> Iterator[DriveFile]:
@@ -182,21 +183,18 @@ class DriveTarget:
                                     parent=ids[entry.parent], owner=SEED_OWNER, created=stamp, modified=stamp)
                     continue
                 path = "/".join(p for p in (root, entry.folder, entry.name) if p)
-                blob = state.new_blob_path()
                 md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
-                with open(blob, "wb") as fh:
-                    for data in content_blocks(tree.seed, cloud, path, entry.size, tree.content):
-                        fh.write(data)
-                        md5.update(data)
-                        sha1.update(data)
-                        sha256.update(data)
+                for data in content_blocks(tree.seed, cloud, path, entry.size, tree.content):
+                    md5.update(data)
+                    sha1.update(data)
+                    sha256.update(data)
                 when = rfc3339(base_time + timedelta(seconds=entry.index))
                 yield DriveFile(id=new_file_id(), name=entry.name, mime_type=OCTET_STREAM, parent=ids[entry.folder],
                                 owner=SEED_OWNER, created=when, modified=when, size=entry.size, md5=md5.hexdigest(),
-                                sha1=sha1.hexdigest(), sha256=sha256.hexdigest(), blob=blob.name)
+                                sha1=sha1.hexdigest(), sha256=sha256.hexdigest(), blob=derived_name(key, entry.index))
 
         count = int(self.model.insert_many(rows()))
-        state.set_meta(mark, str(count))
+        state.set_meta(_DONE + key, str(count))
         return count
 
 

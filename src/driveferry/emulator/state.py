@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -152,6 +152,8 @@ class State:
         self._migrate_tokens()
         self.clock = Clock(float(self.get_meta("clock_offset_s", "0")))
         self.counters = Counters()
+        # the bytes of a derived blob by name (set by the seed generator's models: emulator/generate.py)
+        self.derive_blob: Callable[[str], Iterable[bytes]] | None = None
 
     # --- transactions ------------------------------------------------------------------------------
 
@@ -202,12 +204,23 @@ class State:
         return sub / name
 
     def blob_path(self, name: str) -> Path:
-        return self.blob_dir / name[:2] / name
+        """The blob's file. A derived blob (name starting "g", from a generated seed tree: its bytes are a
+        function of the name) is written on first use by `derive_blob`, so 10^6 seeded files cost no
+        file each until read."""
+        path = self.blob_dir / name[:2] / name
+        if name.startswith("g") and self.derive_blob is not None and not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_name(f"{name}.{uuid.uuid4().hex}.tmp")
+            with open(tmp, "wb") as fh:
+                for block in self.derive_blob(name):
+                    fh.write(block)
+            os.replace(tmp, path)  # atomic: a concurrent reader sees all bytes or makes its own
+        return path
 
     def remove_blob(self, name: str | None) -> None:
         if name:
             try:
-                os.unlink(self.blob_path(name))
+                os.unlink(self.blob_dir / name[:2] / name)
             except FileNotFoundError:
                 pass
 

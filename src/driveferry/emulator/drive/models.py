@@ -53,6 +53,7 @@ from driveferry.emulator.drive.records import (
     rfc3339,
 )
 from driveferry.emulator.state import CALLER, State
+from driveferry.emulator.generate import install_derived
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drive_files (
@@ -102,6 +103,7 @@ class DriveModel:
                     state.db.execute(f"ALTER TABLE drive_files ADD COLUMN {name} {decl}")
         self.quotas = Quotas(state)  # after drive_files exists: its usage totals are triggers on it
         root = state.get_meta("drive.root_id", "")
+        install_derived(state)  # generated seed files' blobs are written on first read
         if not root:
             root = new_file_id()
             now = rfc3339(state.clock.now())

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
+from driveferry.emulator.generate import install_derived
 from driveferry.emulator.graph.errors import (
     AccessDenied,
     InvalidRequest,
@@ -108,6 +109,7 @@ class GraphModel:
             install_totals(state.db)
 
     # --- reading ---------------------------------------------------------------------------------------
+        install_derived(state)  # generated seed files' blobs are written on first read
 
     def _now(self) -> str:
         return iso(self.state.clock.now())
