@@ -49,6 +49,17 @@ class StatusOps(StoreBase):
                 totals[ItemState(state)] = StateTotal(items=int(n), size_bytes=int(size), bytes_done=int(done))
         return totals
 
+    def count_unhashed_done(self, job_id: int) -> int:
+        """Done files (not folders) with no destination hash recorded: nothing proved those copies.
+
+        Raises JournalError.
+        """
+        c = t.items.c
+        query = sa.select(sa.func.count()).where(c.job_id == job_id, c.state == ItemState.DONE.value,
+                                                 c.kind != "folder", c.dest_hashes == "{}")
+        with self._db.read() as conn:
+            return int(conn.scalar(query) or 0)
+
     def iter_items(self, job_id: int, state: ItemState | None = None, *,
                    page_size: int = 1000) -> Iterator[ItemRecord]:
         """The job's items (optionally in one state) in id order, streamed page by page.

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from driveferry.errors import DriveferryError, UserError
 from driveferry.journal.store import Journal
 from driveferry.statuspage.page import PAGE
-from driveferry.statuspage.snapshot import FILTERS, file_rows, job_snapshot
+from driveferry.statuspage.snapshot import FILTERS, file_rows, job_snapshot, quota_waiting
 
 DEFAULT_ADDRESS = "127.0.0.1:8765"
 LIVE_WINDOW_S = 60.0  # the live rate is measured over this much of the server's recent samples
@@ -83,7 +83,9 @@ class StatusState:
                     ring.popleft()
                 recent = [s for s in ring if mono - s[0] <= LIVE_WINDOW_S]
                 rate = None
-                if len(recent) >= 2 and recent[-1][0] > recent[0][0]:
+                if not any(w["alive"] for w in job["workers"]):
+                    rate = 0.0  # nothing transfers now, whatever the last minute's samples say
+                elif len(recent) >= 2 and recent[-1][0] > recent[0][0]:
                     rate = max(0.0, (recent[-1][2] - recent[0][2]) / (recent[-1][0] - recent[0][0]))
                 job["live"] = {"rate_bytes_per_s": None if rate is None else round(rate, 1),
                                "samples": [[at, n] for _, at, n in ring]}
@@ -102,8 +104,7 @@ class StatusState:
         job = next((j for j in jobs if j.id == wanted), jobs[0] if jobs and not wanted else None)
         if job is None:
             return {"job_id": wanted, "filter": which, "files": []}
-        runs = self.journal.runs(job.id)
-        stopped = bool(runs and runs[-1].summary and runs[-1].summary.get("stopped_for_quota"))
+        stopped = quota_waiting(self.journal, job.id, datetime.now(UTC))
         return {"job_id": job.id, "filter": which,
                 "files": file_rows(self.journal, job.id, which, quota_stopped=stopped, limit=limit)}
 

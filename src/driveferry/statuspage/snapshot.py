@@ -31,22 +31,11 @@ WINDOW = timedelta(hours=24)  # Drive's daily upload cap is a rolling 24 h (migr
 def job_snapshot(journal: Journal, job: JobRecord, now: datetime, *, errors: int = 10) -> dict[str, Any]:
     """Everything `status` shows about one job at `now`, JSON-able. Raises JournalError."""
     counts = journal.counts(job.id, files_only=True)
-    runs = journal.runs(job.id)
-    by_id = {r.id: r for r in runs}
-    here = socket.gethostname()
-    workers: list[dict[str, Any]] = []
-    for w in journal.workers(job.id):
-        life = liveness(w, by_id.get(w.run_id or ""), now, here)
-        workers.append({"worker": w.worker_id, "host": w.host, "pid": w.pid, "run": w.run_id,
-                        "state": life.state, "alive": life.alive, "why": life.why,
-                        "current_item": _item_path(journal, w.current_item_id) if life.alive else None,
-                        "bytes": w.bytes_done, "rate_bytes_per_s": round(w.rate_bytes_per_s, 1),
-                        "heartbeat": w.heartbeat_at.isoformat(),
-                        "heartbeat_age_s": round((now - w.heartbeat_at).total_seconds(), 1)})
-    last = runs[-1].summary if runs else None
-    quota_stopped = bool(last and last.get("stopped_for_quota"))
+    runs, workers = _runs_and_workers(journal, job.id, now)
+    run_views = [_run(r, workers) for r in runs]
+    quota_stopped = _quota_waiting(runs, run_views)
     totals = _totals(counts)
-    totals["unverified"] = sum(1 for _ in _unverified(journal, job.id))
+    totals["unverified"] = journal.count_unhashed_done(job.id)
     totals["waiting_for_quota"] = counts[ItemState.PENDING].items if quota_stopped else 0
     rate = sum(w["rate_bytes_per_s"] for w in workers if w["alive"])
     totals["rate_bytes_per_s"] = round(rate, 1)
@@ -57,7 +46,7 @@ def job_snapshot(journal: Journal, job: JobRecord, now: datetime, *, errors: int
         "states": {s.value: {"items": t.items, "bytes": t.size_bytes, "bytes_done": t.bytes_done}
                    for s, t in counts.items() if t.items},
         "totals": totals,
-        "runs": [_run(r, workers) for r in runs],
+        "runs": run_views,
         "workers": workers,
         "budget": _budget(journal, runs, now),
         "history": _history(journal, now),
@@ -65,6 +54,39 @@ def job_snapshot(journal: Journal, job: JobRecord, now: datetime, *, errors: int
                    for path, e in journal.recent_errors(job.id, errors)],
         "quota_stopped": quota_stopped,
     }
+
+
+def quota_waiting(journal: Journal, job_id: int, now: datetime) -> bool:
+    """Whether the job's pending files wait for the daily cap (see `_quota_waiting`). Raises JournalError."""
+    runs, workers = _runs_and_workers(journal, job_id, now)
+    return _quota_waiting(runs, [_run(r, workers) for r in runs])
+
+
+def _quota_waiting(runs: list[RunRecord], views: list[dict[str, Any]]) -> bool:
+    """The last finished run stopped at the daily cap and no run started after it is running."""
+    finished = [i for i, r in enumerate(runs) if r.finished_at is not None]
+    if not finished:
+        return False
+    last = runs[finished[-1]]
+    if not (last.summary or {}).get("stopped_for_quota"):
+        return False
+    return not any(v["state"] == "running" for v in views[finished[-1] + 1:])
+
+
+def _runs_and_workers(journal: Journal, job_id: int, now: datetime) -> tuple[list[RunRecord], list[dict[str, Any]]]:
+    runs = journal.runs(job_id)
+    by_id = {r.id: r for r in runs}
+    here = socket.gethostname()
+    workers: list[dict[str, Any]] = []
+    for w in journal.workers(job_id):
+        life = liveness(w, by_id.get(w.run_id or ""), now, here)
+        workers.append({"worker": w.worker_id, "host": w.host, "pid": w.pid, "run": w.run_id,
+                        "state": life.state, "alive": life.alive, "why": life.why,
+                        "current_item": _item_path(journal, w.current_item_id) if life.alive else None,
+                        "bytes": w.bytes_done, "rate_bytes_per_s": round(w.rate_bytes_per_s, 1),
+                        "heartbeat": w.heartbeat_at.isoformat(),
+                        "heartbeat_age_s": round((now - w.heartbeat_at).total_seconds(), 1)})
+    return runs, workers
 
 
 def _totals(counts: dict[ItemState, Any]) -> dict[str, Any]:
