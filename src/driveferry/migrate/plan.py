@@ -62,8 +62,9 @@ class Planned:
     reason: str = ""
 
 
-def plan(src: Provider, root: Entry, filters: Filters) -> Iterator[Planned]:
-    """Walk `root` (streamed, iterative) and yield a decision per file-like item.
+def plan(src: Provider, root: Entry, filters: Filters, *, checkers: int = 1) -> Iterator[Planned]:
+    """Walk `root` (streamed, iterative; `checkers` folders listed at once, ops.walk) and yield a decision
+    per file-like item.
 
     Folders are not yielded: the relay creates destination folders as files need them.
     """
@@ -71,7 +72,7 @@ def plan(src: Provider, root: Entry, filters: Filters) -> Iterator[Planned]:
         yield _decide(root, root.name, filters)
         return
     previous: Entry | None = None
-    for found in walk_files(src, root):
+    for found in walk_files(src, root, checkers):
         entry = found.entry
         # providers list same-named items together, the one paths resolve to first (Drive allows
         # duplicates; a path can hold only one of them on the destination)
