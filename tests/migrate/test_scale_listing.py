@@ -3,6 +3,7 @@ batched --dry-run lookups, and journal backups that upload only what changed."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,12 @@ def test_backup_uploads_deltas_and_restores_the_same_journal(world: World, tmp_p
     assert backup.uploaded_bytes == base_bytes + sum(deltas)
     names = sorted(e.name for e in od.list(od.stat("Backups/journal")))
     assert len(names) == 4 and sum(".delta.gz" in n for n in names) == 3
+
+    # the daily cost, as `status` reports it
+    report = json.loads(world.cli("status", "--journal", str(journal_path), "--json", check=True).stdout)
+    assert report["journal_backup"] == {"bytes_24h": backup.uploaded_bytes, "uploads_24h": 4}
+    text = world.cli("status", "--journal", str(journal_path), check=True).stdout
+    assert "journal backup: " in text and "in 4 uploads in the last 24 h" in text, text
 
     fresh = tmp_path / "vm2" / "j.sqlite3"
     last_delta = max(n for n in names if ".delta.gz" in n)
