@@ -101,7 +101,7 @@ def _collect(journal: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
                                  for i in journal.iter_items(job.id, state)]
         if args.files:
             entry["files"] = file_rows(journal, job.id, args.filter, quota_stopped=entry["quota_stopped"],
-                                       dead_workers=frozenset(entry["dead_workers"]), limit=args.limit)
+                                       limit=args.limit)
         out.append(entry)
     return out
 
