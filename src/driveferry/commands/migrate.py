@@ -46,7 +46,6 @@ def add_parser(sub: Any) -> None:
                    help=f"SQLite file or postgresql:// URL (default: ./{DEFAULT_JOURNAL})")
     add_config_arg(p)
     p.add_argument("--transfers", type=int, help="files copied at once (default 4)")
-    p.add_argument("--checkers", type=int, help="folders listed at once by the first walk (default 8)")
     p.add_argument("--chunk-size", help="upload chunk, a multiple of 1280KiB fits both clouds (default 10MiB)")
     p.add_argument("--include", action="append", metavar="GLOB", help="copy only matching paths (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching paths (repeatable)")
@@ -57,6 +56,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--wait-for-quota", action="store_true", default=None,
                    help="at the daily cap, sleep until budget frees up instead of exiting 3")
     p.add_argument("--dry-run", action="store_true", default=None, help="show what would be copied; change nothing")
+    p.add_argument("--export", choices=("office", "pdf", "skip"),
+                   help="Google Docs/Sheets/Slides: copy their Office export (default), their PDF, or skip "
+                        "them (listed as cannot copy)")
     p.add_argument("--lease", metavar="DURATION",
                    help="how long a claimed file stays this worker's without renewal (e.g. 30s; default 60s); "
                         "a killed worker's files are continued by another after this")
@@ -191,11 +193,11 @@ class WaitCounter:
 def run(args: argparse.Namespace) -> int:
     values: dict[str, Any] = load_job_file(args.job) if args.job else {}
     flags = {"source": args.source, "destination": args.destination, "journal": args.journal,
-             "config": args.config, "transfers": args.transfers,
-             "checkers": args.checkers, "chunk_size": args.chunk_size,
+             "config": args.config, "transfers": args.transfers, "chunk_size": args.chunk_size,
              "include": args.include, "exclude": args.exclude, "min_size": args.min_size,
              "max_size": args.max_size, "max_transfer": args.max_transfer, "daily_cap": args.daily_cap,
-             "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease}
+             "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease,
+             "export": args.export}
     values.update({k: v for k, v in flags.items() if v is not None})
     settings = build_settings(values)
     if args.report:
@@ -295,6 +297,13 @@ def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]]
         print(f"  cannot copy: {item['path']}: {item['reason']}")
     if len(s.unsupported_items) > 20:
         print(f"  ... and {len(s.unsupported_items) - 20} more (see --report)")
+    for item in s.renamed_items[:20]:
+        print(f"  renamed: {item['source']} -> {item['path']}: {item['why']}")
+    if len(s.renamed_items) > 20:
+        print(f"  ... and {len(s.renamed_items) - 20} more renamed (see --report)")
+    for e in s.exported_items[:20]:
+        print(f"  exported: {e['path']} ({e['bytes']} bytes, sha256 {e['sha256'][:12]}...): a converted copy, "
+              f"not the document itself")
     for f in s.failures[:20]:
         print(f"  FAILED: {f['path']}: {f['error']}", file=sys.stderr)
     if s.stopped_for_quota:

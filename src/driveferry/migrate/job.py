@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 
 from driveferry.errors import DriveferryError, UserError
 from driveferry.migrate.destination import Destination, settled_mkdir
+from driveferry.migrate.export import MigrationRelay
 from driveferry.migrate.journal_port import JobPort
-from driveferry.migrate.plan import Filters, Planned, plan, plan_changes
+from driveferry.migrate.names import Namer
+from driveferry.migrate.plan import Filters, Naming, Planned, plan, plan_changes
 from driveferry.migrate.port import FolderLedger
 from driveferry.migrate.quota import QuotaStop, UploadBudget, Usage, quota_wait_s
-from driveferry.migrate.relay import Relay
 from driveferry.migrate.settings import MigrateSettings
 from driveferry.migrate.workers import Progress, Tally, Workers, WorkerSettings
 from driveferry.providers.base import Entry, Kind, Provider
@@ -52,6 +53,10 @@ class Summary:
     dry_run: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
     unsupported_items: list[dict[str, str]] = field(default_factory=list)
+    renamed: int = 0  # planned under another name than the source's (migrate/names.py)
+    renamed_items: list[dict[str, str]] = field(default_factory=list)
+    exported: int = 0  # native documents copied as their export (migrate/export.py)
+    exported_items: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rate_bps(self) -> float:
@@ -66,7 +71,7 @@ class Summary:
 DELTA_KEY = "source_delta_cursor"
 
 
-def _source_plan(src: Provider, root: Entry, filters: Filters, port: JobPort
+def _source_plan(src: Provider, root: Entry, filters: Filters, port: JobPort, naming: Naming
                  ) -> tuple[Iterator[Planned] | None, str | None]:
     """(planned changes, cursor to store) from the source's delta listing, or (None, cursor) when a full
     walk is needed. Without delta support: (None, None).
@@ -82,7 +87,7 @@ def _source_plan(src: Provider, root: Entry, filters: Filters, port: JobPort
     if previous:
         try:
             changes, cursor = lister.delta(previous)
-            return plan_changes(changes, root, filters), cursor
+            return plan_changes(changes, root, filters, naming), cursor
         except DriveferryError as exc:
             log.info("delta listing failed (%s); walking the whole source", exc)
     try:
@@ -152,9 +157,10 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     started = time.monotonic()
     src_root = preflight(src, src_path, dst, dst_path)
     filters = Filters(settings.include, settings.exclude, settings.min_size, settings.max_size)
+    naming = Naming(Namer(dst.features, dst_path), settings.export, src)
     if settings.dry_run:
-        planned = plan(src, src_root, filters, checkers=settings.checkers)
-        return _dry_run(journal, settings, _counted(planned, Summary(run_id="dry-run", dry_run=True)), started)
+        return _dry_run(journal, settings, _counted(plan(src, src_root, filters, naming),
+                                                    Summary(run_id="dry-run", dry_run=True)), started)
     assert journal is not None
     port = JobPort.open(journal, settings, src_root.path)
     run_id = port.run_id
@@ -170,12 +176,13 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
                 summary.unsupported_items.append({"path": item.rel_path, "reason": item.reason})
             elif item.action == "filtered":
                 summary.filtered += 1
+            _count_renamed(summary, item)
             yield item
 
-    source_items, cursor = _source_plan(src, src_root, filters, port)
+    source_items, cursor = _source_plan(src, src_root, filters, port, naming)
     summary.incremental = cursor is not None and source_items is not None
     if source_items is None:
-        source_items = plan(src, src_root, filters, checkers=settings.checkers)
+        source_items = plan(src, src_root, filters, naming)
     items: Any = stream(source_items)
     port.plan(items)
     progress.planned(summary.planned)
@@ -186,7 +193,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
         usage=lambda since: Usage(*port.uploaded_since(user_key, since)),
         record=lambda n, at: port.record_upload(user_key, n, at),
         now=lambda: datetime.now(UTC), limit_bytes=daily_cap, max_transfer_bytes=settings.max_transfer)
-    relay, dest = Relay(src, dst), Destination(dst, dst_root, port, source=src)
+    relay, dest = MigrationRelay(src, dst), Destination(dst, dst_root, port, source=src)
     worker_settings = WorkerSettings(settings.transfers, settings.chunk_size, settings.lease_s, run_id,
                                      settings.worker_id)
     stop: QuotaStop | None = None
@@ -205,11 +212,19 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     finally:
         budget.flush()
         summary.seconds = time.monotonic() - started
+        summary.exported_items = [e.to_json() for e in relay.exports]
+        summary.exported = len(summary.exported_items)
     if stop is not None:
         summary.stopped_for_quota = stop.reason
         summary.resets_at = stop.resets_at.isoformat() if stop.resets_at else None
     port.finish({**summary.to_json(), **({DELTA_KEY: cursor} if cursor else {})})
     return summary
+
+
+def _count_renamed(summary: Summary, item: Planned) -> None:
+    if item.renamed:
+        summary.renamed += 1
+        summary.renamed_items.append({"path": item.rel_path, "source": item.entry.path, "why": item.renamed})
 
 
 def _add(summary: Summary, tally: Tally) -> None:
@@ -257,6 +272,7 @@ class _Counted:
                 self.summary.unsupported_items.append({"path": item.rel_path, "reason": item.reason})
             elif item.action == "filtered":
                 self.summary.filtered += 1
+            _count_renamed(self.summary, item)
             yield item
 
 
@@ -264,29 +280,17 @@ def _counted(items: Iterator[Planned], summary: Summary) -> _Counted:
     return _Counted(items, summary)
 
 
-_DRY_RUN_BATCH = 500
-
-
 def _dry_run(journal: Journal | None, settings: MigrateSettings, items: _Counted, started: float) -> Summary:
     """Count what would be copied: planned copies the journal does not already hold as finished."""
     from driveferry.journal.records import ItemState
     job = journal.find_job(settings.source, settings.destination) if journal is not None else None
-    finished = (ItemState.DONE, ItemState.SKIPPED)
     count = 0
-    batch: list[str] = []
-
-    def flush() -> int:  # one query per batch of paths (Journal.item_states), not one per item
-        states = journal.item_states(job.id, batch) if (journal is not None and job is not None) else {}
-        todo = sum(1 for path in batch if states.get(path) not in finished)
-        batch.clear()
-        return todo
-
     for item in items:
-        if item.action == "copy":
-            batch.append(item.rel_path)
-            if len(batch) >= _DRY_RUN_BATCH:
-                count += flush()
-    count += flush()
+        if item.action != "copy":
+            continue
+        known = journal.find_item(job.id, item.rel_path) if (journal is not None and job is not None) else None
+        if known is None or known.state not in (ItemState.DONE, ItemState.SKIPPED):
+            count += 1
     summary = items.summary
     summary.copied = count
     summary.seconds = time.monotonic() - started

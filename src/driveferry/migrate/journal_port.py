@@ -46,6 +46,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_CLAIMED_KINDS = frozenset({Kind.FILE.value, Kind.NATIVE_DOC.value})
+
+
 class JobPort:
     """The JournalPort of one run (see migrate/port.py), plus planning and run bookkeeping."""
 
@@ -127,9 +130,10 @@ class JobPort:
                            rec.taken_over)
 
     def claim(self, worker_id: str, lease_s: float, limit: int, max_bytes: int | None = None) -> Sequence[ClaimedItem]:
-        # the journal marks items whose previous worker's lease expired as taken over
+        # the journal marks items whose previous worker's lease expired as taken over; native documents
+        # still pending are the ones planned for export (the others are marked unsupported)
         return [self._claimed(r) for r in self.journal.claim(self.job_id, worker_id, lease_s, limit,
-                                                              kinds={Kind.FILE.value}, max_bytes=max_bytes)]
+                                                              kinds=_CLAIMED_KINDS, max_bytes=max_bytes)]
 
     def renew(self, worker_id: str, item_ids: Sequence[int], lease_s: float) -> None:
         self.journal.renew(worker_id, item_ids, lease_s)

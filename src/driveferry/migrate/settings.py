@@ -28,7 +28,6 @@ class MigrateSettings:
     journal: str = DEFAULT_JOURNAL
     config: str | None = None
     transfers: int = 4
-    checkers: int = 8  # folders listed at once by the first walk (rclone's --checkers)
     chunk_size: int = DEFAULT_CHUNK
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -40,14 +39,15 @@ class MigrateSettings:
     daily_cap: int | None = None  # None: the destination's own (Drive: 750 GB)
     lease_s: float = 60.0
     worker_id: str = ""
+    export: str = "office"  # native documents (Google Docs...): "office" formats, "pdf", or "skip" (reported)
 
     def __post_init__(self) -> None:
         if not 1 <= self.transfers <= 64:
             raise UserError(f"--transfers must be between 1 and 64, got {self.transfers}")
-        if not 1 <= self.checkers <= 64:
-            raise UserError(f"--checkers must be between 1 and 64, got {self.checkers}")
         if self.chunk_size < 256 * 1024 or self.chunk_size > 60 * 1024 * 1024:
             raise UserError(f"--chunk-size must be between 256KiB and 60MiB, got {self.chunk_size} bytes")
+        if self.export not in ("office", "pdf", "skip"):
+            raise UserError(f"--export must be office, pdf or skip, got {self.export!r}")
         if self.lease_s < 5:
             raise UserError(f"lease must be at least 5 seconds, got {self.lease_s}")
         if not self.worker_id:
@@ -109,7 +109,7 @@ def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
                 value = parse_duration(value)
             elif key in ("include", "exclude"):
                 value = tuple([value] if isinstance(value, str) else value)
-            elif key in ("transfers", "checkers"):
+            elif key == "transfers":
                 value = int(value)
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad value for {key.replace('_', '-')}: {exc}") from None

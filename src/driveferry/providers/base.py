@@ -134,6 +134,32 @@ class ContentHasher(Protocol):
 
 
 @dataclass(frozen=True)
+class ExportFormat:
+    """One conversion of a native document (no bytes of its own): the MIME type asked for and the
+    extension the copy's name gets (with its dot, ".docx")."""
+
+    mime_type: str
+    extension: str
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    def export_format(self, entry: Entry, choice: str) -> ExportFormat | None:
+        """The format `choice` ("office" or "pdf") means for this native document; None when the remote
+        offers no such conversion for its type."""
+        ...
+
+    def format_named(self, name: str) -> ExportFormat | None:
+        """The format whose extension ends `name` (a planned destination name), or None."""
+        ...
+
+    def export(self, entry: Entry, fmt: ExportFormat) -> bytes:
+        """The converted content, whole. Raises UnsupportedError when the remote refuses the conversion
+        (Drive: over its export size cap)."""
+        ...
+
+
+@dataclass(frozen=True)
 class Features:
     """Declared capabilities and facts of one provider.
 
@@ -141,7 +167,13 @@ class Features:
     max_chunk: largest chunk one request may carry.
     duplicate_names: whether one folder may hold two items of the same name (Drive: yes).
     daily_upload_cap_bytes: the remote's upload cap per user per rolling 24 h, if it has one.
-    properties/mod_time/delta/content_hasher/property_lookup/by_id: the optional capability objects, or None.
+    properties/mod_time/delta/content_hasher/property_lookup/by_id/exporter: the optional capability
+    objects, or None.
+    case_insensitive: names in one folder are unique ignoring case (two names differing only in case collide).
+    illegal_name_chars: characters a name can never hold there, even after the adapter's own mapping.
+    max_path_chars: longest path (folders and name, from this provider's root) the remote accepts, if limited.
+    rewrites_office_files: the remote may change Office files as it stores them (SharePoint libraries), so
+    their stored size and hash can differ from the bytes sent.
     """
 
     chunk_multiple: int = 1
@@ -156,6 +188,9 @@ class Features:
     daily_upload_cap_bytes: int | None = None  # Drive: 750 GB per user per rolling 24 h
     property_lookup: PropertyLookup | None = None
     by_id: ItemById | None = None
+    exporter: Exporter | None = None
+    max_path_chars: int | None = None
+    rewrites_office_files: bool = False
 
 
 class Provider(Protocol):

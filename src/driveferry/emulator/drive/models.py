@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from driveferry.emulator.drive import convert
 from driveferry.emulator.drive.changes import SCHEMA as CHANGES_SCHEMA
 from driveferry.emulator.drive.changes import log_change
 from driveferry.emulator.drive.errors import DriveError, bad_request, field_not_writable, not_found
@@ -52,8 +53,8 @@ from driveferry.emulator.drive.records import (
     parse_time,
     rfc3339,
 )
-from driveferry.emulator.state import CALLER, State
 from driveferry.emulator.generate import install_derived
+from driveferry.emulator.state import CALLER, State
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drive_files (
@@ -209,11 +210,9 @@ class DriveModel:
         if mime not in EXPORTS.get(f.mime_type, ()):
             raise bad_request("The requested conversion is not supported.", "mimeType")
         path = self.blob_path(f)
-        data = path.read_bytes() if path else b""
-        if len(data) > EXPORT_LIMIT_BYTES:
+        data = convert.convert(path.read_bytes() if path else b"", mime)
+        if len(data) > EXPORT_LIMIT_BYTES:  # the cap is on the exported content (convert.py)
             raise DriveError(403, "exportSizeLimitExceeded", "This file is too large to be exported.")
-        if mime == "text/html":
-            return b"<html><body><pre>" + data + b"</pre></body></html>"
         return data
 
     # --- writing (model API) -----------------------------------------------------------------------------

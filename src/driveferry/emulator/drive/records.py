@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from driveferry.emulator.drive import convert
 from driveferry.emulator.drive.errors import bad_request
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
@@ -30,14 +31,8 @@ MAX_PRIVATE_PROPERTIES = 30
 MAX_PROPERTIES_TOTAL = 100
 MAX_PROPERTY_BYTES = 124
 
-# Export formats per native type (small text exports only; real Drive offers many more).
-EXPORTS = {
-    "application/vnd.google-apps.document": ("text/plain", "text/html"),
-    "application/vnd.google-apps.spreadsheet": ("text/csv",),
-    "application/vnd.google-apps.presentation": ("text/plain",),
-    "application/vnd.google-apps.drawing": ("image/svg+xml",),
-    "application/vnd.google-apps.script": ("application/vnd.google-apps.script+json",),
-}
+# Export formats per native type: text, Office and PDF (convert.py; real Drive offers a few more).
+EXPORTS = convert.EXPORTS
 EXPORT_LIMIT_BYTES = 10 * 1000 * 1000  # "Export output is limited to 10 MB" [DISC]
 
 

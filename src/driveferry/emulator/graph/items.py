@@ -1,7 +1,11 @@
 """A driveItem record and the rules for its fields: Business names, ids, times (no I/O here).
 
 Names (api-notes 8.1, docs "addressing-driveitems"): OneDrive for Business rejects `/ \\ * < > ? : | # %`
-and `"`, a leading `~` and a trailing `.`; violations are 400 invalidRequest/invalidName. Ids look like
+and `"`, a leading `~` and a trailing `.`; violations are 400 invalidRequest/invalidName. Microsoft's
+"Restrictions and limitations in OneDrive and SharePoint" adds leading and trailing spaces, the names
+`.lock, CON, PRN, AUX, NUL, COM0-9, LPT0-9, desktop.ini` (device names also with an extension), `_vti_`
+anywhere in a name, and a 400-character limit on the whole decoded path (400 invalidRequest/pathIsTooLong,
+an inner code of api-notes 12.1, which rclone does not retry: 12.2). Ids look like
 real Business ids (34 characters of upper-case base32 starting "01"); times are whole seconds in UTC.
 """
 
@@ -17,6 +21,9 @@ from driveferry.emulator.graph.errors import InvalidRequest
 
 # Business-illegal characters (api-notes 8.1; docs "addressing-driveitems").
 _ILLEGAL = re.compile(r'[/\\*<>?:|#%"]')
+_DEVICES = frozenset({"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)})
+_RESERVED = frozenset({".lock", "desktop.ini"})
+MAX_PATH_CHARS = 400
 DEFAULT_QUOTA_BYTES = 1 << 40
 CONFLICT_BEHAVIOURS = ("fail", "replace", "rename")
 
@@ -45,9 +52,22 @@ def new_item_id() -> str:
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequest("The name must not be empty.", "invalidName")
-    if _ILLEGAL.search(name) or name.startswith("~") or name.endswith(".") or len(name) > 400:
+    if (_ILLEGAL.search(name) or name.startswith(("~", " ")) or name.endswith((".", " ")) or len(name) > 400
+            or "_vti_" in name.lower()):
         raise InvalidRequest(f"The provided name contains invalid characters: {name!r}", "invalidName")
+    low = name.lower()
+    if low in _RESERVED or low.split(".", 1)[0] in _DEVICES:
+        raise InvalidRequest(f"The provided name is reserved: {name!r}", "invalidName")
     return name
+
+
+def check_path_length(parent_path: str, name: str) -> None:
+    """400 invalidRequest/pathIsTooLong when the item's path from the drive root (`parent_path` is
+    "/a/b", "" for the root) would be longer than 400 characters."""
+    length = len(parent_path.strip("/")) + (1 if parent_path.strip("/") else 0) + len(name)
+    if length > MAX_PATH_CHARS:
+        raise InvalidRequest(f"The path is {length} characters long; the limit is {MAX_PATH_CHARS}.",
+                             "pathIsTooLong")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from driveferry.emulator.graph.items import (
     DEFAULT_QUOTA_BYTES,
     Item,
     check_name,
+    check_path_length,
     iso,
     new_item_id,
     parse_time,
@@ -78,7 +79,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS graph_items_name ON graph_items(parent_id, nam
 CREATE INDEX IF NOT EXISTS graph_items_seq ON graph_items(seq);
 """
 
-__all__ = ["CONFLICT_BEHAVIOURS", "OFFICE_EXTENSIONS", "GraphModel", "GraphRules", "Item", "check_name", "iso",
+__all__ = ["CONFLICT_BEHAVIOURS", "OFFICE_EXTENSIONS", "GraphModel", "GraphRules", "Item", "check_name",
+           "check_path_length", "iso",
            "new_item_id", "parse_time"]
 
 class GraphModel:
@@ -232,6 +234,7 @@ class GraphModel:
         parent = self.get(parent_id)
         if not parent.is_folder:
             raise InvalidRequest("The parent item is not a folder.", "invalidParent")
+        check_path_length(self.path_of(parent), name)
         existing = self.child(parent.id, name)
         if existing is None:
             return parent, name, None

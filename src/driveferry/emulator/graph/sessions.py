@@ -43,7 +43,14 @@ from driveferry.emulator.graph.errors import (
     ItemNotFound,
     NameAlreadyExists,
 )
-from driveferry.emulator.graph.models import CONFLICT_BEHAVIOURS, GraphModel, Item, check_name, iso
+from driveferry.emulator.graph.models import (
+    CONFLICT_BEHAVIOURS,
+    GraphModel,
+    Item,
+    check_name,
+    check_path_length,
+    iso,
+)
 from driveferry.integrity.hashes import QuickXor, QuickXorState
 
 _SCHEMA = """
@@ -127,6 +134,7 @@ class UploadSessions:
             parent = self.model.get(parent_id)
             if not parent.is_folder:
                 raise InvalidRequest("The parent item is not a folder.", "invalidParent")
+            check_path_length(self.model.path_of(parent), name)
             existing = self.model.child(parent.id, name)
             if existing is not None and conflict == "fail":
                 raise NameAlreadyExists("The specified item name already exists.")

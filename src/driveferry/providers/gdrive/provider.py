@@ -24,6 +24,7 @@ from driveferry.providers.base import Entry, Features, Kind, UploadMeta
 from driveferry.providers.gdrive.api import FOLDER_MIME, NATIVE_PREFIX, SHORTCUT_MIME, DriveApi, Raw
 from driveferry.providers.gdrive.auth import load_credentials
 from driveferry.providers.gdrive.delta import GDriveDelta
+from driveferry.providers.gdrive.export import DriveExporter
 from driveferry.providers.gdrive.upload import CHUNK_MULTIPLE, GDriveUploadSession, SessionToken, initiate
 from driveferry.providers.retrying import plain_call
 
@@ -73,7 +74,8 @@ class GDriveProvider:
         self._mk_lock = threading.Lock()  # one creator at a time, so this process makes no twin folders
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=True,
                                  properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes,
-                                 property_lookup=self, by_id=self, delta=GDriveDelta(self))
+                                 property_lookup=self, by_id=self, delta=GDriveDelta(self),
+                                 exporter=DriveExporter(api))
 
     # --- normalisation at the edge -----------------------------------------------------------------------
 

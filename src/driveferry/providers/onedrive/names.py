@@ -1,5 +1,12 @@
 """Reversible mapping between arbitrary file names and names OneDrive for Business accepts.
 
+Source: Microsoft, "Restrictions and limitations in OneDrive and SharePoint" (support.microsoft.com,
+article 64883a5d-228e-48f5-b3d2-eb39e07630fa): invalid characters `" * : < > ? / \\ |`, "Leading and
+trailing spaces in file or folder names aren't allowed", invalid names `.lock, CON, PRN, AUX, NUL,
+COM0-COM9, LPT0-LPT9, _vti_, desktop.ini` and names starting with `~$`, and "The entire decoded file
+path, including the file name, can't contain more than 400 characters" (MAX_PATH_CHARS). `#` and `%`
+are refused by libraries without that setting (api-notes 8.1), so they are mapped too.
+
 OneDrive for Business rejects the characters `/ \\ * < > ? : | # % "`, a leading `~`, a leading or
 trailing space, a trailing `.`, the device names (CON, PRN, AUX, NUL, COM0-9, LPT0-9, also with an
 extension), `.lock`, `desktop.ini`, and `_vti_` anywhere in a name. Like rclone's encoder we replace an
@@ -20,6 +27,7 @@ anywhere, as rclone does; a native `report：2024.txt` therefore arrives as `rep
 from __future__ import annotations
 
 QUOTE = "\u201b"
+MAX_PATH_CHARS = 400
 SPACE_TWIN = "\u2420"
 ALWAYS_ILLEGAL = frozenset('/\\*<>?:|#%"')
 _FW_OFFSET = 0xFEE0  # fullwidth form = ASCII + 0xFEE0, for ASCII 0x21..0x7E
@@ -96,6 +104,13 @@ def decode(remote: str) -> str:
             if _encoded_at(candidate, j):
                 plain[j] = ascii_
     return "".join(plain)
+
+
+def max_path_chars(root: str) -> int:
+    """The longest path below the provider's `root` folder (a path in the drive): the drive's limit
+    less the root's own characters and its separator."""
+    root = root.strip("/")
+    return MAX_PATH_CHARS - (len(root) + 1 if root else 0)
 
 
 def encode_path(path: str) -> str:

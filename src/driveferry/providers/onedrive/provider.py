@@ -63,7 +63,9 @@ class OneDriveProvider:
         self._create_root = create_root
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=False,
                                  mod_time=self, delta=self, case_insensitive=True,
-                                 illegal_name_chars="/")  # everything else is mapped reversibly (names.py)
+                                 illegal_name_chars="/",  # everything else is mapped reversibly (names.py)
+                                 max_path_chars=names.max_path_chars(self._root),
+                                 rewrites_office_files=True)
 
     @property
     def page_call(self) -> PageCall:
