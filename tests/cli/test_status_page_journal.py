@@ -148,6 +148,9 @@ def test_files_wait_for_quota_once_no_later_run_is_running(journal_path: Path) -
     assert sorted(f["path"] for f in job_out["files"]) == ["fresh.bin", "paused.bin"]
     assert [r["state"] for r in job_out["runs"]] == ["finished", "interrupted", "interrupted", "interrupted"]
     assert "2 waiting for quota" in _cli("status", "--journal", str(journal_path)).stdout
+    # the file its dead worker held is stalled, though its lease has not run out yet
+    proc = _cli("status", "--journal", str(journal_path), "--json", "--files", "--filter", "in_flight")
+    assert [(f["path"], f["state"]) for f in json.loads(proc.stdout)["jobs"][0]["files"]] == [("inflight.bin", "stalled")]
 
 
 def test_text_status_names_totals_runs_and_dead_workers(journal_path: Path) -> None:

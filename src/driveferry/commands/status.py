@@ -69,11 +69,23 @@ def run(args: argparse.Namespace) -> int:
         out = _collect(journal, args)
     finally:
         journal.close()
+    backup = _backup_cost(args.journal or DEFAULT_JOURNAL)
     if args.json:
-        print(json.dumps({"jobs": out}, indent=2))
+        print(json.dumps({"jobs": out, **({"journal_backup": backup} if backup else {})}, indent=2))
     else:
         _print(out)
+        if backup:  # 750 GB: Drive's daily upload cap (providers/gdrive/provider.py, api-notes 5.2)
+            print(f"journal backup: {format_size(backup['bytes_24h'])} in {backup['uploads_24h']} uploads in the "
+                  f"last 24 h ({100 * backup['bytes_24h'] / 750e9:.3f} % of Drive's 750 GB daily cap)")
     return 0
+
+
+def _backup_cost(location: str) -> dict[str, int] | None:
+    """What --journal-backup uploaded in the last 24 h (logged beside an SQLite journal), or None."""
+    from driveferry.journal.backup import daily_cost, sqlite_path
+    path = sqlite_path(location)
+    cost = daily_cost(path, datetime.now(UTC)) if path is not None else None
+    return None if cost is None else {"bytes_24h": cost[0], "uploads_24h": cost[1]}
 
 
 def _collect(journal: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -89,7 +101,7 @@ def _collect(journal: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
                                  for i in journal.iter_items(job.id, state)]
         if args.files:
             entry["files"] = file_rows(journal, job.id, args.filter, quota_stopped=entry["quota_stopped"],
-                                       limit=args.limit)
+                                       dead_workers=frozenset(entry["dead_workers"]), limit=args.limit)
         out.append(entry)
     return out
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from driveferry.errors import DriveferryError, UserError
 from driveferry.journal.store import Journal
 from driveferry.statuspage.page import PAGE
-from driveferry.statuspage.snapshot import FILTERS, file_rows, job_snapshot, quota_waiting
+from driveferry.statuspage.snapshot import FILTERS, file_context, file_rows, job_snapshot
 
 DEFAULT_ADDRESS = "127.0.0.1:8765"
 LIVE_WINDOW_S = 60.0  # the live rate is measured over this much of the server's recent samples
@@ -104,9 +104,10 @@ class StatusState:
         job = next((j for j in jobs if j.id == wanted), jobs[0] if jobs and not wanted else None)
         if job is None:
             return {"job_id": wanted, "filter": which, "files": []}
-        stopped = quota_waiting(self.journal, job.id, datetime.now(UTC))
+        stopped, dead = file_context(self.journal, job.id, datetime.now(UTC))
         return {"job_id": job.id, "filter": which,
-                "files": file_rows(self.journal, job.id, which, quota_stopped=stopped, limit=limit)}
+                "files": file_rows(self.journal, job.id, which, quota_stopped=stopped, dead_workers=dead,
+                                   limit=limit)}
 
 
 class _V6Server(ThreadingHTTPServer):

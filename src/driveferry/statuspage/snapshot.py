@@ -53,13 +53,16 @@ def job_snapshot(journal: Journal, job: JobRecord, now: datetime, *, errors: int
         "errors": [{"path": path, "at": e.at.isoformat(), "kind": e.kind, "message": e.message}
                    for path, e in journal.recent_errors(job.id, errors)],
         "quota_stopped": quota_stopped,
+        "dead_workers": sorted(w["worker"] for w in workers if w["state"] == "dead"),
     }
 
 
-def quota_waiting(journal: Journal, job_id: int, now: datetime) -> bool:
-    """Whether the job's pending files wait for the daily cap (see `_quota_waiting`). Raises JournalError."""
+def file_context(journal: Journal, job_id: int, now: datetime) -> tuple[bool, frozenset[str]]:
+    """What `file_rows` needs beyond the items: whether pending files wait for the daily cap (see
+    `_quota_waiting`) and the ids of the workers proven dead. Raises JournalError."""
     runs, workers = _runs_and_workers(journal, job_id, now)
-    return _quota_waiting(runs, [_run(r, workers) for r in runs])
+    dead = frozenset(w["worker"] for w in workers if w["state"] == "dead")
+    return _quota_waiting(runs, [_run(r, workers) for r in runs]), dead
 
 
 def _quota_waiting(runs: list[RunRecord], views: list[dict[str, Any]]) -> bool:
@@ -153,11 +156,12 @@ def _unverified(journal: Journal, job_id: int) -> Iterator[ItemRecord]:
 
 
 def file_rows(journal: Journal, job_id: int, which: str = "all", *, quota_stopped: bool = False,
-              limit: int | None = None) -> list[dict[str, Any]]:
+              dead_workers: frozenset[str] = frozenset(), limit: int | None = None) -> list[dict[str, Any]]:
     """Per-file state, offset, attempts and last error for `status --files` and /api/files.
 
     A file's state is its journal state, except: in_flight (in progress under a live lease), stalled
-    (in progress, lease run out: taken over by the next claim), waiting_for_quota (pending after the
+    (in progress, but its lease ran out or its worker is dead: the next claim once the lease ends
+    takes it over at its offset), waiting_for_quota (pending after the
     last run stopped at the daily cap) and unverified (done, no destination hash recorded).
     `which` is a FILTERS key (in_flight lists stalled files too). Raises KeyError for another, JournalError.
     """
@@ -168,7 +172,7 @@ def file_rows(journal: Journal, job_id: int, which: str = "all", *, quota_stoppe
     for item in items:
         if item.kind == "folder":
             continue
-        shown = _display_state(item, quota_stopped)
+        shown = _display_state(item, quota_stopped, dead_workers)
         if which == "waiting_for_quota" and shown != "waiting_for_quota":
             continue
         if which == "pending" and shown != "pending":
@@ -182,11 +186,10 @@ def file_rows(journal: Journal, job_id: int, which: str = "all", *, quota_stoppe
     return rows
 
 
-def _display_state(item: ItemRecord, quota_stopped: bool) -> str:
+def _display_state(item: ItemRecord, quota_stopped: bool, dead_workers: frozenset[str]) -> str:
     if item.state is ItemState.IN_PROGRESS:
-        # a lease that ran out: its worker died or hangs; the next claim takes it over at its offset
         expired = item.lease_expires_at is not None and item.lease_expires_at < datetime.now(UTC)
-        return "stalled" if expired else "in_flight"
+        return "stalled" if expired or item.lease_owner in dead_workers else "in_flight"
     if item.state is ItemState.PENDING and quota_stopped:
         return "waiting_for_quota"
     if item.state is ItemState.DONE and not item.dest_hashes:
