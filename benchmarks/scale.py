@@ -12,6 +12,10 @@ Per tree it prints, each process's peak RSS measured with os.wait4 (the child's 
 - copy: files/s over a bounded sample (--sample-bytes, default 4 MiB: ~1,600 files of 1-4 KiB) copied
   after the plan, in the same run, on the full journal;
 - dry-run: `migrate --dry-run` on the planned journal vs on no journal (a fresh one), and their ratio;
+  the fresh one again with `--checkers 1` (a sequential first walk) against the default --checkers;
+- backup day: the planned journal's --journal-backup over a simulated day (every 5 min, 288 uploads) in
+  which the whole tree completes in claim order, uploaded to emu-onedrive: the base, the deltas, the
+  day's total and its share of Drive's 750 GB daily cap (goal: <= 1 %);
 - status: `driveferry status` on the planned journal;
 - verify: `driveferry verify LOCAL emu-gdrive:Verify` of the whole local tree.
 Goals (issue #16, at 1M, 100 per folder): seed <= 10 min; plan <= 10 min at <= 150 MB RSS and <= 350 B
@@ -34,6 +38,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_SEED = "_seed"
+CHILD_BACKUP = "_backup_day"
+CAP_BYTES = 750 * 10**9  # Drive's daily upload cap (providers/gdrive/provider.py)
 
 
 def _tree(files: int, per_folder: int, root: str) -> dict[str, Any]:
@@ -41,8 +47,9 @@ def _tree(files: int, per_folder: int, root: str) -> dict[str, Any]:
 
 
 def run(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float = 7200) -> dict[str, Any]:
-    """Run a child to its end: wall seconds, exit code, its own peak RSS (MB), and its stdout lines, each
-    with the second it arrived (relative to the start)."""
+    """Run a child to its end: wall seconds, exit code, its own peak RSS (MB) and CPU seconds (the machine
+    may be shared: CPU seconds say what the wall time would be on an idle core), and its stdout lines,
+    each with the second it arrived (relative to the start)."""
     start = time.monotonic()
     lines: list[tuple[float, str]] = []
     with open(log, "w") as err:
@@ -54,7 +61,8 @@ def run(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float = 7200)
                 p.kill()
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
-    return {"s": time.monotonic() - start, "rc": p.returncode, "rss_mb": usage.ru_maxrss / 1024, "lines": lines}
+    return {"s": time.monotonic() - start, "rc": p.returncode, "rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "lines": lines}
 
 
 def seed_child(data: str, spec_json: str, local: str) -> None:
@@ -85,6 +93,44 @@ def seed_child(data: str, spec_json: str, local: str) -> None:
             (base / entry.path).mkdir(parents=True, exist_ok=True)
     out["local_s"] = time.monotonic() - t
     print(json.dumps(out), flush=True)
+
+
+def backup_day_child(journal_path: str, intervals_text: str) -> None:
+    """In a child process: back up a copy of a planned journal to emu-onedrive every simulated 5 minutes
+    while its items complete in id order (the order workers claim them), all of them within the day;
+    print the bytes uploaded as JSON."""
+    import random
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+    sys.path.insert(0, str(ROOT / "src"))
+    from driveferry.commands.common import open_remotes
+    from driveferry.migrate.backup import JournalBackup
+    intervals = int(intervals_text)
+    journal = Path(journal_path)
+    provider, folder = open_remotes(None).open("emu-onedrive:BenchBackup")
+    clock = [datetime(2026, 12, 1, tzinfo=UTC)]
+    backup = JournalBackup(provider, folder, journal, now=lambda: clock[0])
+    conn = sqlite3.connect(journal)
+    ids = [r[0] for r in conn.execute("SELECT id FROM items WHERE kind != 'folder' ORDER BY id")]
+    rng = random.Random(7)
+    t = time.monotonic()
+    backup.backup_now()
+    base = backup.uploaded_bytes
+    step = -(-len(ids) // intervals)
+    for i in range(intervals):
+        clock[0] += timedelta(minutes=5)
+        done = ids[i * step:(i + 1) * step]
+        with conn:  # what a completion writes: state, offsets, destination id and hashes, lease cleared
+            conn.executemany("UPDATE items SET state = 'done', bytes_done = size_bytes, committed_offset = NULL, "
+                             "dest_id = ?, dest_hashes = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                             "updated_at = ? WHERE id = ?",
+                             [(f"{rng.getrandbits(132):033x}", json.dumps({"md5": f"{rng.getrandbits(128):032x}"}),
+                               clock[0].isoformat(), item) for item in done])
+        backup.backup_now()
+    conn.close()
+    print(json.dumps({"backup_base_bytes": base, "backup_day_bytes": backup.uploaded_bytes,
+                      "backup_uploads": backup.uploaded, "backup_cpu_s": time.monotonic() - t,
+                      "backup_cap_pct": 100 * backup.uploaded_bytes / CAP_BYTES}), flush=True)
 
 
 class Serve:
@@ -127,7 +173,7 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
         raise SystemExit(f"seeding failed; see {work / 'seed.log'}")
     timings = json.loads(seed["lines"][-1][1])
     r.update(seed_onedrive_s=timings["onedrive_s"], seed_gdrive_s=timings.get("gdrive_s"),
-             seed_local_s=timings.get("local_s"), seed_rss_mb=seed["rss_mb"],
+             seed_local_s=timings.get("local_s"), seed_rss_mb=seed["rss_mb"], seed_cpu_s=seed["cpu_s"],
              seed_disk_mb=sum(f.stat().st_size for f in (work / "emu").rglob("*") if f.is_file()) / 2**20)
     if args.seed_only:
         return r
@@ -139,7 +185,8 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
         cli = [sys.executable, "-m", "driveferry.cli"]
         journal = work / "journal.sqlite3"
         mig = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal", str(journal), "--json",
-                   "--max-transfer", str(args.sample_bytes)], env, work / "migrate.log")
+                   "--max-transfer", str(args.sample_bytes), "--checkers", str(args.checkers)], env,
+                  work / "migrate.log")
         events = [(t, json.loads(line)) for t, line in mig["lines"] if line.startswith("{")]
         planned_at = next((t for t, e in events if e.get("event") == "remaining"), None)
         if planned_at is None:
@@ -148,19 +195,31 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
         planned = max((int(e["count"]) for _, e in events if e.get("event") == "planned"), default=0)
         jbytes = sum(p.stat().st_size for p in work.glob("journal.sqlite3*"))
         copy_s = (finishes[-1] - planned_at) if finishes else float("nan")
-        r.update(plan_s=planned_at, plan_rss_mb=mig["rss_mb"], planned=planned, migrate_rc=mig["rc"],
+        r.update(plan_s=planned_at, plan_rss_mb=mig["rss_mb"], migrate_cpu_s=mig["cpu_s"], planned=planned, migrate_rc=mig["rc"],
                  journal_bytes_per_entry=jbytes / max(planned, 1), copied=len(finishes),
                  copy_files_per_s=len(finishes) / copy_s if finishes else 0.0)
         dry = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal", str(journal), "--dry-run",
                    "-q"], env, work / "dry.log")
         fresh = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal",
-                     str(work / "fresh.sqlite3"), "--dry-run", "-q"], env, work / "dry-fresh.log")
+                     str(work / "fresh.sqlite3"), "--dry-run", "-q", "--checkers", str(args.checkers)], env,
+                    work / "dry-fresh.log")
+        seq = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal",
+                   str(work / "fresh.sqlite3"), "--dry-run", "-q", "--checkers", "1"], env, work / "dry-seq.log")
+        r.update(plan_checkers1_s=seq["s"], checkers=args.checkers, checkers_speedup=seq["s"] / fresh["s"])
         status = run([*cli, "status", "--journal", str(journal)], env, work / "status.log")
         r.update(dry_run_s=dry["s"], dry_run_rss_mb=dry["rss_mb"], dry_run_fresh_s=fresh["s"],
                  dry_run_ratio=dry["s"] / fresh["s"], status_s=status["s"], status_rss_mb=status["rss_mb"],
                  status_rc=status["rc"])
-        ver = run([*cli, "verify", str(local), "emu-gdrive:Verify", "-q", "--no-cache"], env, work / "verify.log")
-        r.update(verify_s=ver["s"], verify_rss_mb=ver["rss_mb"], verify_rc=ver["rc"])
+        if not args.no_verify:
+            ver = run([*cli, "verify", str(local), "emu-gdrive:Verify", "-q", "--no-cache"], env,
+                      work / "verify.log")
+            r.update(verify_s=ver["s"], verify_rss_mb=ver["rss_mb"], verify_rc=ver["rc"])
+        if not args.no_backup:
+            copy = work / "backup-day.sqlite3"
+            shutil.copyfile(journal, copy)
+            day = run([sys.executable, __file__, CHILD_BACKUP, str(copy), "288"], env, work / "backup.log")
+            if day["rc"] == 0:
+                r.update(json.loads(day["lines"][-1][1]))
     finally:
         r["emulator_rss_mb"] = serve.stop()
     return r
@@ -168,12 +227,15 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
 
 def _print(results: list[dict[str, Any]]) -> None:
     rows = [("seed OneDrive (s)", "seed_onedrive_s"), ("seed Drive (s)", "seed_gdrive_s"),
-            ("seed local (s)", "seed_local_s"), ("seed peak RSS (MB)", "seed_rss_mb"),
+            ("seed local (s)", "seed_local_s"), ("seed CPU, all three (s)", "seed_cpu_s"),
+            ("seed peak RSS (MB)", "seed_rss_mb"),
             ("emulator data (MB)", "seed_disk_mb"), ("plan (s)", "plan_s"),
             ("migrate peak RSS (MB)", "plan_rss_mb"), ("journal B/entry", "journal_bytes_per_entry"),
             ("copy files/s", "copy_files_per_s"), ("copied (sample)", "copied"), ("dry-run (s)", "dry_run_s"),
             ("dry-run no journal (s)", "dry_run_fresh_s"), ("dry-run ratio", "dry_run_ratio"),
-            ("dry-run RSS (MB)", "dry_run_rss_mb"), ("status (s)", "status_s"), ("verify (s)", "verify_s"),
+            ("dry-run RSS (MB)", "dry_run_rss_mb"), ("plan --checkers 1 (s)", "plan_checkers1_s"),
+            ("--checkers N speed-up", "checkers_speedup"), ("backup base (B)", "backup_base_bytes"),
+            ("backup day (B)", "backup_day_bytes"), ("backup day % of cap", "backup_cap_pct"), ("status (s)", "status_s"), ("verify (s)", "verify_s"),
             ("verify peak RSS (MB)", "verify_rss_mb"), ("emulator peak RSS (MB)", "emulator_rss_mb")]
     head = "".join(f"{r['files']:>12,}/{r['per_folder']:<4}" for r in results)
     print(f"{'':26}{head}")
@@ -194,12 +256,18 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == CHILD_SEED:
         seed_child(*sys.argv[2:])
         return
+    if len(sys.argv) == 4 and sys.argv[1] == CHILD_BACKUP:
+        backup_day_child(*sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000", help="tree sizes, comma-separated (default 10000,100000)")
     ap.add_argument("--million", action="store_true", help="add a tree of 1,000,000 files")
     ap.add_argument("--shapes", default="100", help="files per folder, comma-separated (default 100; e.g. 100,10)")
     ap.add_argument("--latency-ms", type=float, default=50.0, help="emulated latency per request (default 50)")
     ap.add_argument("--sample-bytes", type=int, default=4 << 20, help="bytes copied for files/s (default 4 MiB)")
+    ap.add_argument("--checkers", type=int, default=8, help="migrate --checkers for the plans (default 8)")
+    ap.add_argument("--no-verify", action="store_true", help="skip verify")
+    ap.add_argument("--no-backup", action="store_true", help="skip the simulated day of journal backups")
     ap.add_argument("--seed-only", action="store_true", help="measure only seeding")
     ap.add_argument("--tmp", default=None, help="work directory (default: a temporary one, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")

@@ -9,6 +9,8 @@ Exit codes (all commands):
   2  bad input or configuration: nothing was changed
   3  stopped at a quota (daily upload cap or --max-transfer); run the same command again later
   4  interrupted (Ctrl-C); the journal is consistent, run the same command again to resume
+  5  failed after changes began (a provider or journal error mid-run): some files may be copied;
+     run the same command again to continue
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import sys
 from collections.abc import Sequence
 
 from driveferry import __version__
-from driveferry.errors import DriveferryError, UserError
+from driveferry.errors import DriveferryError, FailedAfterWritesError, UserError
 from driveferry.memory import tune_allocator
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_QUOTA, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_QUOTA, EXIT_INTERRUPTED, EXIT_FAILED_AFTER_WRITES = 0, 1, 2, 3, 4, 5
 
 # Command modules, in the order `--help` lists them.
 COMMANDS = ("demo", "migrate", "status", "verify", "doctor", "ls", "hashsum", "remotes", "auth", "emulator")
@@ -45,8 +47,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or with `only` just that command's: each command module imports what it
     needs (SQLAlchemy, the emulator, ...), and a run should pay for its own command only."""
     parser = _Parser(prog="driveferry", description=__doc__.split("\n\n")[0] if __doc__ else None,
-                     epilog="Exit codes: 0 ok, 1 problems found or items failed, 2 bad input, "
-                            "3 stopped at a quota, 4 interrupted.",
+                     epilog="Exit codes: 0 ok, 1 problems found or items failed, 2 bad input (nothing "
+                            "changed), 3 stopped at a quota, 4 interrupted, 5 failed after changes began "
+                            "(run again to continue).",
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"driveferry {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
@@ -80,7 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("driveferry: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except DriveferryError as exc:
+    except FailedAfterWritesError as exc:
+        print(f"driveferry: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED_AFTER_WRITES
+    except DriveferryError as exc:  # raised before anything changed (the commands wrap later ones)
         print(f"driveferry: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -96,6 +96,16 @@ class JournalError(DriveferryError):
     """The transfer journal cannot be opened, read or written."""
 
 
+class FailedAfterWritesError(DriveferryError):
+    """A failure (provider, journal) after the command began to change things (the journal, the
+    destination): not "bad input, nothing changed". The CLI exits with its own code (5); running the
+    same command again continues from the journal. `cause` is the original error."""
+
+    def __init__(self, message: str, *, cause: DriveferryError) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class UserError(DriveferryError):
     """Bad input from the user: the CLI prints the one-line message and exits with code 2.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driveferry.commands.common import add_config_arg, check_output_path, open_remotes, write_private
-from driveferry.errors import DriveferryError, UserError
+from driveferry.errors import DriveferryError, FailedAfterWritesError, UserError
 from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
 from driveferry.providers.pacing import Pacer, RetryEvent
@@ -33,7 +33,8 @@ its last committed chunk; finished files are not copied again.
 exit codes: 0 all copied or skipped; 1 some files failed (see the summary and --report);
 2 bad input, nothing changed; 3 stopped at the daily upload cap or --max-transfer (run again later,
 or use --wait-for-quota), or the destination's storage is full ("destination storage full": free
-space, then run again); 4 interrupted (run again to resume)."""
+space, then run again); 4 interrupted (run again to resume); 5 failed after the run began changing
+things (a provider or journal error mid-run; run the same command again to continue)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -228,6 +229,13 @@ def run(args: argparse.Namespace) -> int:
             if not (summary.stopped_for_quota and settings.wait_for_quota and summary.resets_at):
                 break
             _sleep_until(summary.resets_at, args.json)
+    except UserError:
+        raise
+    except DriveferryError as exc:
+        if settings.dry_run:  # a dry run changes nothing: still exit 2
+            raise
+        raise FailedAfterWritesError(f"{exc} (the run had begun: the journal, and maybe the destination, "
+                                     "changed; run the same command again to continue)", cause=exc) from exc
     finally:
         if isinstance(progress, TerminalProgress):
             progress.close()

@@ -6,8 +6,8 @@ computing one means reading the file, so it is an explicit capability (`Features
 `hash_file`, any HashType).
 
 A read (`open_range`) is bracketed by two `fstat`s: the file must still be the one the entry describes
-when it is opened (size and mtime) and must not change while it is read (size, mtime, inode, and the
-path still naming the same inode at the end). A change raises IntegrityError, which fails that
+when it is opened (size and mtime) and must not change while it is read (size, mtime, ctime, inode,
+and the path still naming the same inode at the end). A change raises IntegrityError, which fails that
 attempt: the relay's hash of a local source is then the hash of one state the file really had.
 
 Paths never leave the root: `..` and absolute paths are a UserError, symlinks that resolve outside the
@@ -67,13 +67,14 @@ def _xattrs_supported(path: Path) -> bool:
     return True
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int]:
-    return st.st_size, st.st_mtime_ns, st.st_ino
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    # ctime too: a rewrite that puts the old mtime back (os.utime) still moves it
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _describe(st: os.stat_result, path_ino: int | None = None) -> str:
     ino = st.st_ino if path_ino is None else path_ino
-    return f"size {st.st_size}, mtime_ns {st.st_mtime_ns}, inode {ino}"
+    return f"size {st.st_size}, mtime_ns {st.st_mtime_ns}, ctime_ns {st.st_ctime_ns}, inode {ino}"
 
 
 def _same_as_entry(entry: Entry, st: os.stat_result) -> None:

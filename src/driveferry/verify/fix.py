@@ -164,9 +164,10 @@ def _stream(session: UploadSession, path: Path, planned: os.stat_result, kind: H
 
 
 def _stable_read(path: Path, planned: os.stat_result) -> Iterator[bytes]:
-    """The file's bytes, bracketed by two fstats that must both equal `planned` (size, mtime, inode)."""
-    def ident(st: os.stat_result) -> tuple[int, int, int]:
-        return st.st_size, st.st_mtime_ns, st.st_ino
+    """The file's bytes, bracketed by two fstats that must both equal `planned` (size, mtime, ctime,
+    inode: ctime moves even when a rewrite puts the old mtime back)."""
+    def ident(st: os.stat_result) -> tuple[int, int, int, int]:
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
     with open(path, "rb", buffering=0) as fh:
         if ident(os.fstat(fh.fileno())) != ident(planned):
