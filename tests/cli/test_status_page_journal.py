@@ -229,3 +229,43 @@ def test_bad_arguments_exit_2_before_the_journal_is_opened(tmp_path: Path, args:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert fragment in proc.stderr, proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_liveness_from_the_process_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as _time
+
+    from driveferry.journal.records import RunRecord, WorkerRecord
+    from driveferry.statuspage import liveness as module
+    from driveferry.statuspage.liveness import liveness
+    monkeypatch.setattr(module, "REUSE_MARGIN_S", 2.0)  # children started within a second count as newer
+    now = datetime.now(UTC)
+    # this test's process is older than the run (pytest started more than 3 s ago), the children younger
+    run = RunRecord("r", 1, "w", now - timedelta(seconds=3), None, {"lease_s": 60.0}, None)
+
+    def beat(pid: int, host: str = HERE, age_s: float = 1.0) -> WorkerRecord:
+        return WorkerRecord("w", 1, "r", host, pid, now - timedelta(seconds=age_s), None, 0, 0.0)
+
+    assert liveness(beat(os.getpid()), run, now).state == "alive"
+    assert liveness(beat(os.getpid(), age_s=300), run, now).state == "silent"  # runs, but stopped beating
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = _time.monotonic() + 30
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert _time.monotonic() < deadline, "the child never exited"
+            _time.sleep(0.01)
+        assert liveness(beat(zombie.pid), run, now).why.endswith("has exited (zombie)")
+    finally:
+        zombie.wait()
+    # a pid handed to a process started after the run began is not the worker
+    newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        found = liveness(beat(newer.pid), run, now)
+        assert (found.state, found.why) == ("dead", f"pid {newer.pid} now belongs to a process started after the run")
+    finally:
+        newer.kill()
+        newer.wait()
+    # another host: only the heartbeat's age tells (two beats of lease/3 = 20 s, plus 5 s)
+    assert liveness(beat(1, "elsewhere", age_s=40), run, now).state == "alive"
+    assert liveness(beat(1, "elsewhere", age_s=46), run, now).state == "dead"
+    done = RunRecord("r", 1, "w", now - timedelta(hours=1), now, {}, {"copied": 1})
+    assert liveness(beat(1, "elsewhere", age_s=999), done, now).state == "finished"

@@ -17,6 +17,9 @@ from pathlib import Path
 from driveferry.journal.records import RunRecord, WorkerRecord
 
 DEFAULT_LEASE_S = 60.0  # migrate's default --lease
+# A process started this much later than the worker's run is another process that got the pid. The
+# margin covers the start time's rounding and clock steps (NTP) between the run's start and now.
+REUSE_MARGIN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def _process_gone(pid: int, run_started: datetime | None) -> str | None:
     if fields and fields[0] in ("Z", "X"):
         return f"pid {pid} has exited (zombie)"
     started = _start_time(fields)
-    if started is not None and run_started is not None and started > run_started + timedelta(seconds=2):
+    if started is not None and run_started is not None and started > run_started + timedelta(seconds=REUSE_MARGIN_S):
         return f"pid {pid} now belongs to a process started after the run"
     return None
 
