@@ -1,4 +1,4 @@
-"""Hashing throughput: each hash alone, the combined MultiHasher pass, and the threaded MultiHasher.
+"""Hashing throughput: each hash alone and the combined MultiHasher pass (one pass, every type).
 
 Prints MB/s (10^6 bytes per second) over the same data, and every figure as a ratio against hashlib
 MD5 alone measured in the same run (so figures from different machines can be compared).
@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
-from driveferry.integrity.hashes import HashType, MultiHasher, ThreadedMultiHasher, new_hasher
+from driveferry.integrity.hashes import HashType, MultiHasher, new_hasher
 
 RELAY_SET = (HashType.MD5, HashType.SHA256, HashType.QUICKXOR)  # what the relay always computes
 
@@ -67,19 +67,10 @@ def main() -> None:
             return m.update, m.hexdigests
         results[label] = best_of(args.runs, make_multi, data)
 
-        def make_threaded(kinds: tuple[HashType, ...] = kinds) -> tuple[Callable[[bytes], object],
-                                                                         Callable[[], object]]:
-            t = ThreadedMultiHasher(kinds)
-            return t.update, t.hexdigests
-        results[label.replace("multi", "threaded")] = best_of(args.runs, make_threaded, data)
-
     md5 = results["md5"][0]
     print(f"{'hash':<32} {'MB/s':>9} {'vs md5':>8} {'CPU s':>7} {'wall s':>7}")
     for label, (seconds, cpu) in results.items():
         print(f"{label:<32} {total / seconds / 1e6:>9.0f} {md5 / seconds:>8.2f} {cpu:>7.2f} {seconds:>7.2f}")
-    serial, threaded = results["multi md5+sha256+quickxor"][0], results["threaded md5+sha256+quickxor"][0]
-    print(f"threaded speed-up for md5+sha256+quickxor: {serial / threaded:.2f}x "
-          f"(needs idle cores; os.getloadavg() = {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

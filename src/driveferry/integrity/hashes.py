@@ -5,7 +5,8 @@ Digests are exchanged inside driveferry as lowercase hex, whatever the remote's 
 that converts.
 
 quickXorHash is XOR-linear, so its running state (a 160-bit register and a length) is a small value
-that can be saved in the journal and resumed; hashlib's states cannot, and are rebuilt by re-reading.
+that can be saved and resumed (the Graph emulator keeps one per upload session); hashlib's states
+cannot, and are rebuilt by re-reading.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import binascii
 import enum
 import hashlib
 import os
-import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -149,15 +148,13 @@ def new_hasher(kind: HashType) -> _Hasher:
 class MultiHasher:
     """Computes several hashes in one pass over the same chunks.
 
-    `update` feeds every hasher; `hexdigests()` returns lowercase hex per type. The quickXor state can be
-    resumed from the journal (`quickxor_state`); hashlib states are rebuilt by feeding the prefix again.
+    `update` feeds every hasher; `hexdigests()` returns lowercase hex per type. A resumed upload
+    rebuilds its hashes by feeding the committed prefix again (the relay re-reads it from the source).
     """
 
-    def __init__(self, kinds: Iterable[HashType], quickxor_state: QuickXorState | None = None) -> None:
+    def __init__(self, kinds: Iterable[HashType]) -> None:
         self.kinds = frozenset(kinds)
-        self._hashers: dict[HashType, _Hasher] = {}
-        for kind in self.kinds:
-            self._hashers[kind] = QuickXor(quickxor_state) if kind is HashType.QUICKXOR else new_hasher(kind)
+        self._hashers: dict[HashType, _Hasher] = {kind: new_hasher(kind) for kind in self.kinds}
         self.length = 0
 
     def update(self, data: Buffer) -> None:
@@ -165,47 +162,8 @@ class MultiHasher:
             h.update(data)
         self.length += memoryview(data).nbytes
 
-    def quickxor_state(self) -> QuickXorState | None:
-        h = self._hashers.get(HashType.QUICKXOR)
-        return h.state() if isinstance(h, QuickXor) else None
-
     def hexdigests(self) -> dict[HashType, str]:
         return {kind: h.digest().hex() for kind, h in self._hashers.items()}
-
-
-_POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
-PARALLEL_MIN_BYTES = 1 << 20  # below this, handing work to threads costs more than it saves
-
-
-def _pool() -> ThreadPoolExecutor:
-    # One shared pool used only for hashing: its tasks never submit to it, so waiting cannot deadlock.
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 1), thread_name_prefix="hash")
-        return _POOL
-
-
-class ThreadedMultiHasher(MultiHasher):
-    """MultiHasher that feeds its hashers in parallel threads for chunks of 1 MiB and more.
-
-    hashlib, xxhash and QuickXor's numpy fold all release the GIL while they work on a large buffer,
-    so each hasher but one goes to a pool thread and the calling thread runs the last. `update` returns
-    when all are done: the interface and results are exactly MultiHasher's. Whether it is faster
-    depends on free cores (see benchmarks/hashing.py). One caller at a time, like any hasher.
-    """
-
-    def update(self, data: Buffer) -> None:
-        hashers = list(self._hashers.values())
-        if memoryview(data).nbytes < PARALLEL_MIN_BYTES or len(hashers) < 2:
-            super().update(data)
-            return
-        futures = [_pool().submit(h.update, data) for h in hashers[1:]]
-        hashers[0].update(data)
-        for f in futures:
-            f.result()
-        self.length += memoryview(data).nbytes
 
 
 def hash_bytes(data: bytes, kinds: Iterable[HashType]) -> dict[HashType, str]:

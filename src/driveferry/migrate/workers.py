@@ -226,7 +226,8 @@ class Workers:
             self.tally.add(copied=1, bytes_uploaded=result.bytes_uploaded, resumed=int(result.resumed_from > 0),
                            unverified=int(not result.proven))
             self.progress.file_finished(path, "copied")
-            return Finished(item.item_id, result.entry.id, dict(result.hashes),
+            # an unverified copy records no destination hash, so `status` counts it unverified
+            return Finished(item.item_id, result.entry.id, dict(result.hashes) if result.proven else {},
                             result.entry.size if result.entry.size is not None else size)
         except (QuotaStop, QuotaExceededError) as exc:
             # the item keeps its session and offset; the final release() returns it to pending. Files
