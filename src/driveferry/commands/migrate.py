@@ -47,6 +47,7 @@ def add_parser(sub: Any) -> None:
                    help=f"SQLite file or postgresql:// URL (default: ./{DEFAULT_JOURNAL})")
     add_config_arg(p)
     p.add_argument("--transfers", type=int, help="files copied at once (default 4)")
+    p.add_argument("--checkers", type=int, help="folders listed at once by the first walk (default 8)")
     p.add_argument("--chunk-size", help="upload chunk, a multiple of 1280KiB fits both clouds (default 10MiB)")
     p.add_argument("--include", action="append", metavar="GLOB", help="copy only matching paths (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching paths (repeatable)")
@@ -194,7 +195,8 @@ class WaitCounter:
 def run(args: argparse.Namespace) -> int:
     values: dict[str, Any] = load_job_file(args.job) if args.job else {}
     flags = {"source": args.source, "destination": args.destination, "journal": args.journal,
-             "config": args.config, "transfers": args.transfers, "chunk_size": args.chunk_size,
+             "config": args.config, "transfers": args.transfers,
+             "checkers": args.checkers, "chunk_size": args.chunk_size,
              "include": args.include, "exclude": args.exclude, "min_size": args.min_size,
              "max_size": args.max_size, "max_transfer": args.max_transfer, "daily_cap": args.daily_cap,
              "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease,

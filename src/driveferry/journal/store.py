@@ -181,6 +181,17 @@ class Journal(LeaseOps, StatusOps):
 
     # --- planning ------------------------------------------------------------------------------------
 
+    def item_states(self, job_id: int, paths: Iterable[str]) -> dict[str, ItemState]:
+        """The state of each of `paths` the job holds (absent paths are left out): one query per call,
+        so callers pass a batch (--dry-run passes 500 at a time). Raises JournalError."""
+        c = t.items.c
+        wanted = list(paths)
+        if not wanted:
+            return {}
+        with self._db.read() as conn:
+            rows = conn.execute(sa.select(c.path, c.state).where(c.job_id == job_id, c.path.in_(wanted)))
+            return {row.path: ItemState(row.state) for row in rows}
+
     def plan_items(self, job_id: int, items: Iterable[PlannedItem], *, batch_size: int = 500) -> PlanResult:
         """Upsert the source tree into the job, streaming: `items` is consumed `batch_size` at a time,
         one transaction per batch, so the tree is never held in memory.

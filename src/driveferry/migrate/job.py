@@ -159,8 +159,8 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     filters = Filters(settings.include, settings.exclude, settings.min_size, settings.max_size)
     naming = Naming(Namer(dst.features, dst_path), settings.export, src)
     if settings.dry_run:
-        return _dry_run(journal, settings, _counted(plan(src, src_root, filters, naming),
-                                                    Summary(run_id="dry-run", dry_run=True)), started)
+        planned = plan(src, src_root, filters, naming, checkers=settings.checkers)
+        return _dry_run(journal, settings, _counted(planned, Summary(run_id="dry-run", dry_run=True)), started)
     assert journal is not None
     port = JobPort.open(journal, settings, src_root.path)
     run_id = port.run_id
@@ -182,7 +182,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     source_items, cursor = _source_plan(src, src_root, filters, port, naming)
     summary.incremental = cursor is not None and source_items is not None
     if source_items is None:
-        source_items = plan(src, src_root, filters, naming)
+        source_items = plan(src, src_root, filters, naming, checkers=settings.checkers)
     items: Any = stream(source_items)
     port.plan(items)
     progress.planned(summary.planned)
@@ -280,17 +280,29 @@ def _counted(items: Iterator[Planned], summary: Summary) -> _Counted:
     return _Counted(items, summary)
 
 
+_DRY_RUN_BATCH = 500
+
+
 def _dry_run(journal: Journal | None, settings: MigrateSettings, items: _Counted, started: float) -> Summary:
     """Count what would be copied: planned copies the journal does not already hold as finished."""
     from driveferry.journal.records import ItemState
     job = journal.find_job(settings.source, settings.destination) if journal is not None else None
+    finished = (ItemState.DONE, ItemState.SKIPPED)
     count = 0
+    batch: list[str] = []
+
+    def flush() -> int:  # one query per batch of paths (Journal.item_states), not one per item
+        states = journal.item_states(job.id, batch) if (journal is not None and job is not None) else {}
+        todo = sum(1 for path in batch if states.get(path) not in finished)
+        batch.clear()
+        return todo
+
     for item in items:
-        if item.action != "copy":
-            continue
-        known = journal.find_item(job.id, item.rel_path) if (journal is not None and job is not None) else None
-        if known is None or known.state not in (ItemState.DONE, ItemState.SKIPPED):
-            count += 1
+        if item.action == "copy":
+            batch.append(item.rel_path)
+            if len(batch) >= _DRY_RUN_BATCH:
+                count += flush()
+    count += flush()
     summary = items.summary
     summary.copied = count
     summary.seconds = time.monotonic() - started

@@ -81,8 +81,10 @@ class Planned:
     renamed: str = ""  # why rel_path differs from the source's own path ("" when it does not)
 
 
-def plan(src: Provider, root: Entry, filters: Filters, naming: Naming | None = None) -> Iterator[Planned]:
-    """Walk `root` (streamed, iterative) and yield a decision per file-like item.
+def plan(src: Provider, root: Entry, filters: Filters, naming: Naming | None = None, *, checkers: int = 1
+         ) -> Iterator[Planned]:
+    """Walk `root` (streamed, iterative; `checkers` folders listed at once, ops.walk) and yield a decision
+    per file-like item.
 
     Folders are not yielded: the relay creates destination folders as files need them.
     """
@@ -91,7 +93,7 @@ def plan(src: Provider, root: Entry, filters: Filters, naming: Naming | None = N
         yield _decide(root, root.name, filters, naming)
         return
     previous: Entry | None = None
-    for found in walk_files(src, root):
+    for found in walk_files(src, root, checkers):
         entry = found.entry
         # providers list same-named items together, the one paths resolve to first (Drive allows
         # duplicates; a path can hold only one of them on the destination)

@@ -28,6 +28,7 @@ class MigrateSettings:
     journal: str = DEFAULT_JOURNAL
     config: str | None = None
     transfers: int = 4
+    checkers: int = 8  # folders listed at once by the first walk (rclone's --checkers)
     chunk_size: int = DEFAULT_CHUNK
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -44,6 +45,8 @@ class MigrateSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.transfers <= 64:
             raise UserError(f"--transfers must be between 1 and 64, got {self.transfers}")
+        if not 1 <= self.checkers <= 64:
+            raise UserError(f"--checkers must be between 1 and 64, got {self.checkers}")
         if self.chunk_size < 256 * 1024 or self.chunk_size > 60 * 1024 * 1024:
             raise UserError(f"--chunk-size must be between 256KiB and 60MiB, got {self.chunk_size} bytes")
         if self.export not in ("office", "pdf", "skip"):
@@ -109,7 +112,7 @@ def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
                 value = parse_duration(value)
             elif key in ("include", "exclude"):
                 value = tuple([value] if isinstance(value, str) else value)
-            elif key == "transfers":
+            elif key in ("transfers", "checkers"):
                 value = int(value)
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad value for {key.replace('_', '-')}: {exc}") from None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import posixpath
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from driveferry.errors import AlreadyExistsError, NotFoundError, PermanentError, UserError
@@ -47,13 +49,21 @@ class Walked:
 
 
 def walk(provider: Provider, folder: Entry, *, include_folders: bool = True,
-         max_depth: int | None = None) -> Iterator[Walked]:
-    """Everything under `folder`, depth-first pre-order (a folder before its contents), streamed.
+         max_depth: int | None = None, checkers: int = 1) -> Iterator[Walked]:
+    """Everything under `folder`, a folder before its contents, streamed. Only FOLDER entries are
+    descended into (shortcuts and packages are yielded, never followed).
 
-    Iterative: one open listing per level is kept on an explicit stack, so neither deep trees (no
-    recursion limit) nor wide folders (pages are consumed as they come) cost memory beyond that.
-    Only FOLDER entries are descended into (shortcuts and packages are yielded, never followed).
+    `checkers` 1: depth-first pre-order, iterative, one open listing per level on an explicit stack, so
+    neither deep trees nor wide folders (pages are consumed as they come) cost memory beyond that.
+    `checkers` N > 1: up to N folders are listed at once (rclone's `--checkers`), which hides the round
+    trip of one listing request per folder. Each folder's items are still yielded together, in the
+    provider's order (plan.py's duplicate-name check and the namer rely on that); folders come in an
+    order close to depth-first but not fixed. Memory: at most N whole folder listings, plus the folders
+    found and not yet listed (kept on a stack, so about depth x fan-out of folders).
     """
+    if checkers > 1:
+        yield from _walk_parallel(provider, folder, include_folders, max_depth, checkers)
+        return
     stack: list[tuple[Iterator[Entry], str, int]] = [(iter(provider.list(folder)), "", 1)]
     while stack:
         listing, prefix, depth = stack[-1]
@@ -71,9 +81,39 @@ def walk(provider: Provider, folder: Entry, *, include_folders: bool = True,
             yield Walked(entry, rel, depth)
 
 
-def walk_files(provider: Provider, folder: Entry) -> Iterator[Walked]:
+def _walk_parallel(provider: Provider, folder: Entry, include_folders: bool, max_depth: int | None,
+                   checkers: int) -> Iterator[Walked]:
+    pending: list[tuple[Entry, str, int]] = [(folder, "", 1)]  # LIFO: close to depth-first, few waiting
+    running: deque[tuple[Future[list[Entry]], str, int]] = deque()
+    pool = ThreadPoolExecutor(max_workers=checkers, thread_name_prefix="checker")
+    try:
+        while pending or running:
+            while pending and len(running) < checkers:
+                entry, prefix, depth = pending.pop()
+                running.append((pool.submit(_listed, provider, entry), prefix, depth))
+            listing, prefix, depth = running.popleft()
+            subfolders: list[tuple[Entry, str, int]] = []
+            for entry in listing.result():  # a listing's error is raised here, to the consumer
+                rel = f"{prefix}/{entry.name}" if prefix else entry.name
+                if entry.kind is Kind.FOLDER:
+                    if include_folders:
+                        yield Walked(entry, rel, depth)
+                    if max_depth is None or depth < max_depth:
+                        subfolders.append((entry, rel, depth + 1))
+                else:
+                    yield Walked(entry, rel, depth)
+            pending.extend(reversed(subfolders))  # the first subfolder is listed first
+    finally:  # also when the consumer stops early: listings not started are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _listed(provider: Provider, folder: Entry) -> list[Entry]:
+    return list(provider.list(folder))
+
+
+def walk_files(provider: Provider, folder: Entry, checkers: int = 1) -> Iterator[Walked]:
     """Every non-folder item under `folder` (files, native docs, shortcuts, packages)."""
-    return walk(provider, folder, include_folders=False)
+    return walk(provider, folder, include_folders=False, checkers=checkers)
 
 
 class DirCache:
