@@ -39,9 +39,10 @@ class World(EmulatorClient):
         return dict(self.control("GET", "/counters"))
 
     def upload_bytes(self) -> int:
-        """Content bytes Drive received (session PUTs and one-shot uploads; not the JSON metadata)."""
-        c = self.counters()["bytes_in"]
-        return sum(v for k, v in c.items() if k in ("drive.upload.chunk", "drive.upload.simple"))
+        """Content bytes Drive stored from uploads (session PUTs and one-request multipart uploads; not
+        their JSON metadata parts): the emulator's daily-cap ledger, which counts content only."""
+        rows = self.emu.state.query("SELECT COALESCE(SUM(nbytes), 0) AS n FROM drive_upload_seconds")
+        return int(rows[0]["n"])
 
     def provider(self, cloud: str) -> Any:
         sections = remote_sections(self.emu.describe())

@@ -15,7 +15,7 @@ from driveferry.commands.common import add_config_arg, check_output_path, open_r
 from driveferry.errors import DriveferryError, FailedAfterWritesError, UserError
 from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
-from driveferry.providers.pacing import Pacer, RetryEvent
+from driveferry.providers.pacing import Pacer, RequestTally, RetryEvent
 from driveferry.units import format_size, parse_duration
 
 if TYPE_CHECKING:
@@ -192,6 +192,30 @@ class WaitCounter:
         return out
 
 
+class CallCounter:
+    """HTTP requests per remote during this run, from the adapters' request tallies (`request_tally`)."""
+
+    def __init__(self, providers: list[Any]) -> None:
+        self._tallies: dict[str, RequestTally] = {}
+        for p in providers:
+            tally = getattr(p, "request_tally", None)
+            if isinstance(tally, RequestTally) and p.name not in self._tallies:
+                self._tallies[p.name] = tally
+        self._start = {name: t.snapshot() for name, t in self._tallies.items()}
+
+    def figures(self, files: int) -> dict[str, dict[str, Any]]:
+        """{remote: {"requests": N, "per_file": N / files, "by_kind": {...}}} since this counter was made;
+        `files` is the number of files copied (folders, listings and retries are all in N)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, tally in self._tallies.items():
+            now, before = tally.snapshot(), self._start[name]
+            kinds = {k: v - before.get(k, 0) for k, v in sorted(now.items()) if v - before.get(k, 0)}
+            total = sum(kinds.values())
+            out[name] = {"requests": total, "per_file": round(total / files, 3) if files else None,
+                         "by_kind": kinds}
+        return out
+
+
 def run(args: argparse.Namespace) -> int:
     values: dict[str, Any] = load_job_file(args.job) if args.job else {}
     flags = {"source": args.source, "destination": args.destination, "journal": args.journal,
@@ -223,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
     journal = Journal.open(settings.journal) if (exists or not settings.dry_run) else None
     progress: PlanProgress = (JsonProgress() if args.json else TerminalProgress(not args.quiet))
     waits = WaitCounter([src, dst], progress.retry if isinstance(progress, JsonProgress) else None)
+    calls = CallCounter([src, dst])
     if backup is not None:
         backup.start()
     try:
@@ -246,10 +271,12 @@ def run(args: argparse.Namespace) -> int:
         if backup is not None:
             _final_backup(backup)
     wait_figures = waits.figures()
-    report = {"settings": settings.redacted(), "summary": {**summary.to_json(), "waits": wait_figures}}
+    call_figures = calls.figures(summary.copied)
+    report = {"settings": settings.redacted(),
+              "summary": {**summary.to_json(), "waits": wait_figures, "api_calls": call_figures}}
     if args.report:
         write_private(Path(args.report), json.dumps(report, indent=2, default=str))
-    _print_summary(summary, args.json, wait_figures)
+    _print_summary(summary, args.json, wait_figures, call_figures)
     if summary.stopped_for_quota:
         return 3
     return 1 if summary.failed else 0
@@ -290,9 +317,11 @@ def _sleep_until(resets_at: str, as_json: bool) -> None:
     time.sleep(wait)
 
 
-def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]]) -> None:
+def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]],
+                   calls: dict[str, dict[str, Any]] | None = None) -> None:
     if as_json:
-        print(json.dumps({"event": "summary", **s.to_json(), "waits": waits}), flush=True)
+        print(json.dumps({"event": "summary", **s.to_json(), "waits": waits, "api_calls": calls or {}}),
+              flush=True)
         return
     verb = "would copy" if s.dry_run else "copied"
     print(f"{verb} {s.copied}, skipped {s.skipped} (already there), failed {s.failed}, "
@@ -303,6 +332,10 @@ def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]]
               if w["waits"]]
     if waited:
         print("throttling and retries: " + "; ".join(waited))
+    per_file = [f"{name}: {c['requests']}" + (f" ({c['per_file']:.2f} per file copied)" if c["per_file"] is not None
+                                              else "") for name, c in (calls or {}).items()]
+    if per_file:
+        print("API calls: " + "; ".join(per_file))
     for item in s.unsupported_items[:20]:
         print(f"  cannot copy: {item['path']}: {item['reason']}")
     if len(s.unsupported_items) > 20:

@@ -175,7 +175,7 @@ class Relay:
         hashes = hasher.hexdigests()
         source_verdict = _check_source(job, hashes)
         props = provenance_properties(job.source, job.run_id, hashes)
-        meta = replace(meta, properties=props)
+        meta = replace(meta, properties=props, one_send=True)  # one send below: Drive makes it one request
         if size:
             session, committed = self._session(job, meta, size)
             checkpoint(session.token, committed)

@@ -64,6 +64,9 @@ class UploadMeta:
     mime_type: str | None = None
     properties: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     replace: bool = False  # replace a same-named file instead of adding one (conflict behaviour)
+    # the caller hands the whole file to one `send(0, data, True)`: an adapter may then make the upload
+    # one request (Drive: multipart), whose token resumes only an upload that already finished
+    one_send: bool = False
 
 
 @runtime_checkable

@@ -228,3 +228,29 @@ def reason_of(error: BaseException) -> str:
     if code or status:
         return " ".join(str(x) for x in (status, code) if x)
     return type(error).__name__
+
+
+class RequestTally:
+    """HTTP requests one adapter made, by kind ("metadata", "upload", "media", "auth"). Thread-safe.
+
+    Adapters count at their transport (every request that went on the wire, retries included), so
+    `driveferry migrate` can report API calls per file for each remote: on a rate-capped API files per
+    second is the rate divided by this figure (issue #15).
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, kind: str) -> None:
+        with self._lock:
+            self._counts[kind] = self._counts.get(kind, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())

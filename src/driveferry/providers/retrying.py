@@ -128,7 +128,6 @@ class RetryingUploadSession:
 
     def __init__(self, inner: UploadSession, retrier: Retrier, what: str) -> None:
         self.inner = inner
-        self.token = inner.token
         self.size = inner.size
         self.chunk_multiple = inner.chunk_multiple
         self._r = retrier
@@ -139,6 +138,16 @@ class RetryingUploadSession:
         if name == "inner":  # not set yet (copy, unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+    @property
+    def token(self) -> str:
+        """The inner session's token, read afresh: a session may change it (Drive's one-request upload
+        becomes a resumable one at its first partial chunk)."""
+        return self.inner.token
+
+    @token.setter
+    def token(self, value: str) -> None:
+        self.inner.token = value
 
     def committed(self) -> int:
         return self._r.call(self.inner.committed, f"upload status {self._what}")

@@ -29,6 +29,7 @@ from driveferry import __version__
 from driveferry.errors import PermanentError, TransientError
 from driveferry.integrity.hashes import Buffer
 from driveferry.providers.gdrive.errors import translate
+from driveferry.providers.pacing import RequestTally
 
 GOOGLE_ROOT_URL = "https://www.googleapis.com/"
 FOLDER_MIME = "application/vnd.google-apps.folder"
@@ -48,13 +49,26 @@ def quote_q(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _decorated(http: httplib2.Http) -> httplib2.Http:
-    """`http` naming driveferry in the User-Agent of every request it makes: the API calls, media,
-    upload sessions and, since the credentials refresh through the same object, the token requests."""
+def request_kind(uri: str) -> str:
+    """The RequestTally kind of a request to `uri`: upload, media (a download), auth or metadata."""
+    if "/upload/" in uri:
+        return "upload"
+    if "alt=media" in uri:
+        return "media"
+    if "/drive/" not in uri:
+        return "auth"  # the token endpoint (oauth2.googleapis.com/token, or the emulator's)
+    return "metadata"
+
+
+def _decorated(http: httplib2.Http, tally: RequestTally) -> httplib2.Http:
+    """`http` naming driveferry in the User-Agent of every request it makes (the API calls, media,
+    upload sessions and, since the credentials refresh through the same object, the token requests),
+    each counted in `tally`."""
     plain = http.request
 
     def request(uri: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
                 *args: Any, **kwargs: Any) -> Any:
+        tally.count(request_kind(uri))
         headers = dict(headers or {})
         agent = headers.get("user-agent")
         headers["user-agent"] = USER_AGENT if not agent or USER_AGENT in agent else f"{USER_AGENT} {agent}"
@@ -76,6 +90,9 @@ class DriveApi:
         self.timeout_s = timeout_s
         self.drive_id = drive_id
         self._local = threading.local()
+        self.tally = RequestTally()
+        self._ids: list[str] = []  # pre-generated file ids (generate_id), one generateIds call per 1000
+        self._ids_lock = threading.Lock()
         self._doc = json.loads(discovery_cache.get_static_doc("drive", "v3") or "{}")
         if not self._doc:
             raise PermanentError("the bundled Drive v3 discovery document is missing from googleapiclient")
@@ -94,7 +111,7 @@ class DriveApi:
             h.timeout = self.timeout_s
             if self.ca_file:
                 h.ca_certs = self.ca_file
-            authed = google_auth_httplib2.AuthorizedHttp(self.credentials, http=_decorated(h))
+            authed = google_auth_httplib2.AuthorizedHttp(self.credentials, http=_decorated(h, self.tally))
             self._local.http = authed
         return authed
 
@@ -170,10 +187,27 @@ class DriveApi:
         return self.call(lambda f: f.get(fileId=file_id, fields=FILE_FIELDS, **self._all_drives()),
                          f"get {file_id}")
 
-    def create_folder(self, parent_id: str, name: str) -> Raw:
-        body = {"name": name, "mimeType": FOLDER_MIME, "parents": [parent_id]}
+    def create_folder(self, parent_id: str, name: str, *, folder_id: str | None = None) -> Raw:
+        """Create a folder (under `folder_id`, from generate_id, when given: 409 if it exists)."""
+        body: Raw = {"name": name, "mimeType": FOLDER_MIME, "parents": [parent_id]}
+        if folder_id:
+            body["id"] = folder_id
         return self.call(lambda f: f.create(body=body, fields=FILE_FIELDS, **self._all_drives()),
                          f"create folder {name!r} in {parent_id}")
+
+    def generate_id(self) -> str:
+        """A fresh file id for a create. Drive hands them out up to 1000 per files.generateIds call, and a
+        create that repeats an id already in use answers 409 instead of making a twin (api-notes 4.3,
+        "pre-generated IDs"; developers.google.com/drive/api/reference/rest/v3/files/generateIds), so a
+        retried create is idempotent and costs no lookup."""
+        with self._ids_lock:
+            if not self._ids:
+                page = self.call(lambda f: f.generateIds(count=1000, space="drive", type="files", fields="ids"),
+                                 "generate file ids")
+                self._ids = [str(i) for i in reversed(page.get("ids") or [])]
+            if not self._ids:
+                raise TransientError("files.generateIds returned no ids")
+            return self._ids.pop()
 
     def update(self, file_id: str, body: Raw) -> Raw:
         return self.call(lambda f: f.update(fileId=file_id, body=body, fields=FILE_FIELDS, **self._all_drives()),

@@ -18,13 +18,25 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from driveferry.errors import AlreadyExistsError, NotFoundError, PermanentError, UnsupportedError
+from driveferry.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    PermanentError,
+    UnsupportedError,
+    UploadSessionLostError,
+)
 from driveferry.integrity.hashes import HashType
 from driveferry.providers.base import Entry, Features, Kind, UploadMeta
 from driveferry.providers.gdrive.api import FOLDER_MIME, NATIVE_PREFIX, SHORTCUT_MIME, DriveApi, Raw
 from driveferry.providers.gdrive.auth import load_credentials
 from driveferry.providers.gdrive.delta import GDriveDelta
 from driveferry.providers.gdrive.export import DriveExporter
+from driveferry.providers.gdrive.multipart import (
+    MULTIPART_MAX_BYTES,
+    MultipartSession,
+    MultipartToken,
+    is_multipart_token,
+)
 from driveferry.providers.gdrive.upload import CHUNK_MULTIPLE, GDriveUploadSession, SessionToken, initiate
 from driveferry.providers.retrying import plain_call
 
@@ -63,6 +75,7 @@ class GDriveProvider:
         self.name = name
         self.api = api
         self.page_call = plain_call  # the retry layer installs its own, so each listing page is retried
+        self.request_tally = api.tally  # every HTTP request this account made (migrate's calls per file)
         self.use_trash = use_trash
         self.download_chunk = download_chunk
         self._root_id = root_folder_id or api.drive_id or "root"  # a shared drive's id is its root folder's
@@ -72,6 +85,7 @@ class GDriveProvider:
         self._folders: dict[str, Entry] = {}  # path -> folder, filled by stat/list/mkdir
         self._lock = threading.Lock()
         self._mk_lock = threading.Lock()  # one creator at a time, so this process makes no twin folders
+        self._made: set[str] = set()  # ids of folders this process created (see mkdir)
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=True,
                                  properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes,
                                  property_lookup=self, by_id=self, delta=GDriveDelta(self),
@@ -239,10 +253,14 @@ class GDriveProvider:
             yield data
             pos += len(data)
 
-    def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> GDriveUploadSession:
-        """Start a resumable upload of `size` bytes as `name` in `parent` (see upload.py for send()).
+    def begin_upload(self, parent: Entry, name: str, size: int,
+                     meta: UploadMeta) -> GDriveUploadSession | MultipartSession:
+        """Start an upload of `size` bytes as `name` in `parent`.
 
-        With meta.replace, an existing file of that name gets a new revision instead of a twin.
+        A new file of at most MULTIPART_MAX_BYTES that the caller hands over in one send
+        (`meta.one_send`) is one multipart request under a pre-generated id (multipart.py); anything
+        else is a resumable session (upload.py). No lookup precedes a new file. With meta.replace, an existing file of that name gets a new revision
+        instead of a twin (found by one listing call, then a resumable PATCH).
         """
         file_id = None
         if meta.replace:
@@ -260,14 +278,25 @@ class GDriveProvider:
             body["mimeType"] = meta.mime_type
         if meta.properties:
             body["properties"] = _checked_properties(meta.properties)
+        if file_id is None and meta.one_send and size <= MULTIPART_MAX_BYTES:
+            one = MultipartToken(id=self.api.generate_id(), size=size, parent=parent.id, name=name,
+                                 parent_path=parent.path)
+            return MultipartSession(self.api, one, body, meta.mime_type, self.to_entry)
         fields = {"size": size, "parent": parent.id, "name": name, "parent_path": parent.path, "file_id": file_id}
         uri = initiate(self.api, fields, body, meta.mime_type)
         token = SessionToken(uri=uri, size=size, parent=parent.id, name=name, parent_path=parent.path,
                              file_id=file_id)
         return GDriveUploadSession(self.api, token, self.to_entry)
 
-    def resume_upload(self, token: str) -> GDriveUploadSession:
-        """Re-attach to a session; asks the server once. Raises UploadSessionLostError if it is gone."""
+    def resume_upload(self, token: str) -> GDriveUploadSession | MultipartSession:
+        """Re-attach to a session; asks the server once. Raises UploadSessionLostError if it is gone (a
+        one-request upload whose file does not exist is gone: its metadata died with its process)."""
+        session: GDriveUploadSession | MultipartSession
+        if is_multipart_token(token):
+            session = MultipartSession(self.api, MultipartToken.loads(token), None, None, self.to_entry)
+            if not session.committed():
+                raise UploadSessionLostError(f"{self.name}: the one-request upload never reached Drive")
+            return session
         session = GDriveUploadSession(self.api, SessionToken.loads(token), self.to_entry)
         session.committed()
         return session
@@ -277,8 +306,10 @@ class GDriveProvider:
     def mkdir(self, parent: Entry, name: str) -> Entry:
         """The folder `name` in `parent`, created unless one exists (`a/b` makes both, like mkdir -p).
 
-        Raises AlreadyExistsError if a non-folder holds the name. Each call looks before it creates,
-        so a retried create whose reply was lost is not repeated.
+        Raises AlreadyExistsError if a non-folder holds the name. A call looks before it creates, except
+        the first for a name in a folder this process made (only this process has put anything there;
+        a second call looks, so callers that agree by looking again still can). Creates name a
+        pre-generated id, so a retried create whose reply was lost makes no twin.
         """
         head, _, rest = name.strip("/").partition("/")
         if not head:
@@ -288,16 +319,35 @@ class GDriveProvider:
         name = head
 
         def attempt() -> Entry:
+            with self._lock:
+                first = parent.id in self._made and posixpath.join(parent.path, name) not in self._folders
+            if first:  # a folder this process made and has not made `name` in: nothing to find there
+                return self._create_folder(parent, name)
             found = self._find(parent, name)
             if found is not None:
                 if found.kind is not Kind.FOLDER:
                     raise AlreadyExistsError(f"{self.name}: {found.path} exists and is not a folder")
                 return found
-            return self.to_entry(self.api.create_folder(parent.id, name), parent.path)
+            return self._create_folder(parent, name)
 
         with self._mk_lock:
             folder = attempt()
         self._remember(folder)
+        return folder
+
+    def _create_folder(self, parent: Entry, name: str) -> Entry:
+        """Create under a pre-generated id: a retry whose first try went through gets 409, and the folder
+        is then fetched by id, so no lookup by name is needed to avoid a twin (api-notes 4.3)."""
+        folder_id = self.api.generate_id()
+        try:
+            raw = self.api.create_folder(parent.id, name, folder_id=folder_id)
+        except AlreadyExistsError:
+            raw = self.api.get(folder_id)
+            if parent.id not in (raw.get("parents") or []) or raw.get("name") != name:
+                raise
+        folder = self.to_entry(raw, parent.path)
+        with self._lock:
+            self._made.add(folder.id)
         return folder
 
     def delete(self, entry: Entry) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin
@@ -29,6 +31,7 @@ from driveferry import __version__
 from driveferry.errors import PermanentError, PermissionDeniedError, TransientError
 from driveferry.providers.onedrive.auth import TokenSource
 from driveferry.providers.onedrive.errors import ResyncRequiredError, translate
+from driveferry.providers.pacing import RequestTally
 from driveferry.providers.retrying import plain_call
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,16 @@ logging.getLogger("urllib3.connectionpool").addFilter(_RedactQuery())
 GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
 ITEM_FIELDS = ("id,name,size,file,folder,package,root,deleted,parentReference,fileSystemInfo,"
                "lastModifiedDateTime,eTag,cTag")
+# Listings also ask for each file's pre-authenticated download URL, so a copy needs no per-file GET
+# /content. `content.downloadUrl` is the $select spelling that makes SharePoint (Business) emit the
+# `@microsoft.graph.downloadUrl` annotation; `$select=...,@microsoft.graph.downloadUrl` has been seen
+# to drop it (api-notes 9.3; microsoft-graph-docs-contrib#1387, onedrive-api-docs#606).
+LISTING_FIELDS = ITEM_FIELDS + ",content.downloadUrl"
+DOWNLOAD_URL = "@microsoft.graph.downloadUrl"
+# The URL is short-lived ("a few minutes" per the download doc, "1 hour" per the driveItem doc:
+# api-notes 8.1); an older one is not tried. One that has expired anyway falls back to /content.
+DOWNLOAD_URL_TTL_S = 300.0
+DOWNLOAD_URLS_KEPT = 20_000  # about 10 MB at most; the oldest go first
 PAGE_SIZE = 1000  # the largest $top known to work (rclone's default); Graph clamps silently above
 READ_BLOCK = 256 * 1024  # below glibc's pinned 1 MiB mmap threshold: reused heap, not a fresh mapping per block
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -80,6 +93,8 @@ class GraphClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
+        self.tally = RequestTally()
+        self._urls: OrderedDict[str, tuple[str, float]] = OrderedDict()  # item id -> (download URL, seen at)
 
     # --- transport ----------------------------------------------------------------------------------
 
@@ -89,6 +104,7 @@ class GraphClient:
         if s is None:
             s = requests.Session()
             s.headers["User-Agent"] = USER_AGENT
+            s.hooks["response"].append(self._counted)
             if self.ca_file:
                 s.verify = self.ca_file
                 s.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise beat verify= (api-notes 15.2)
@@ -96,6 +112,31 @@ class GraphClient:
             with self._lock:
                 self._sessions.append(s)
         return s
+
+    def _counted(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Response hook: every request on the wire, by kind (API, download URL, upload session URL)."""
+        method = (resp.request.method or "") if resp.request is not None else ""
+        if resp.url.startswith(self.api_root):
+            self.tally.count("metadata")
+        else:
+            self.tally.count("media" if method == "GET" else "upload")
+
+    def remember_download_urls(self, items: list[Any]) -> None:
+        """Keep the download URL of each listed file (see DOWNLOAD_URL_TTL_S) for `download`."""
+        now = time.monotonic()
+        with self._lock:
+            for item in items:
+                if isinstance(item, dict) and item.get(DOWNLOAD_URL) and "id" in item:
+                    self._urls[str(item["id"])] = (str(item[DOWNLOAD_URL]), now)
+                    self._urls.move_to_end(str(item["id"]))
+            while len(self._urls) > DOWNLOAD_URLS_KEPT:
+                self._urls.popitem(last=False)
+
+    def listed_download_url(self, item_id: str) -> str | None:
+        """The download URL a recent listing gave for `item_id` (used once), or None."""
+        with self._lock:
+            url, seen = self._urls.pop(item_id, ("", 0.0))
+        return url if url and time.monotonic() - seen < DOWNLOAD_URL_TTL_S else None
 
     def close(self) -> None:
         with self._lock:
@@ -145,7 +186,11 @@ class GraphClient:
 
     def get_page(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """One page of a collection, through `page_call` (so the retry layer retries it on its own)."""
-        return self.page_call(lambda: self.get_json(url, params), f"list {self.redact(url)}")
+        page = self.page_call(lambda: self.get_json(url, params), f"list {self.redact(url)}")
+        values = page.get("value")
+        if isinstance(values, list):
+            self.remember_download_urls(values)
+        return page
 
     # --- addressing ---------------------------------------------------------------------------------
 
@@ -170,14 +215,14 @@ class GraphClient:
             url = page.get("@odata.nextLink")
 
     def children(self, item_id: str) -> Iterator[dict[str, Any]]:
-        return self.pages(self.id_url(item_id) + "/children", {"$top": str(PAGE_SIZE), "$select": ITEM_FIELDS})
+        return self.pages(self.id_url(item_id) + "/children", {"$top": str(PAGE_SIZE), "$select": LISTING_FIELDS})
 
     def delta(self, link: str | None) -> tuple[list[dict[str, Any]], str]:
         """All changes since `link` (None: everything from the drive root) and the next deltaLink.
 
         On 410 resyncRequired we start again from the server's `Location` (a full enumeration).
         """
-        start = f"{self.drive_base}/root/delta?" + urlencode({"$top": PAGE_SIZE, "$select": ITEM_FIELDS})
+        start = f"{self.drive_base}/root/delta?" + urlencode({"$top": PAGE_SIZE, "$select": LISTING_FIELDS})
         url = link or start
         for _ in range(3):
             items: list[dict[str, Any]] = []
@@ -218,11 +263,12 @@ class GraphClient:
 
         A transient failure raises (the retry layer resumes from the last byte it received).
 
-        `url`: a download URL obtained earlier (e.g. a listing's @microsoft.graph.downloadUrl); when it
-        has expired, /content is asked for a new one.
+        `url`: a download URL obtained earlier; by default the one a recent listing gave (children and
+        delta pages carry @microsoft.graph.downloadUrl), so a copy makes no per-file /content call.
+        When it has expired, /content is asked for a new one.
         """
         pos, fresh = start, False
-        url = url or ""
+        url = url or self.listed_download_url(item_id) or ""
         while end is None or pos < end:
             if not url:
                 url, fresh = self.download_location(item_id), True

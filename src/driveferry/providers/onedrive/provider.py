@@ -59,6 +59,7 @@ class OneDriveProvider:
         `create_root`: make that folder (and its parents) on first use if it is missing."""
         self.name = name
         self.client = client
+        self.request_tally = client.tally  # every Graph request made (migrate's calls per file)
         self._root = root.strip("/")
         self._create_root = create_root
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=False,
