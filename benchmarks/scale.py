@@ -13,6 +13,8 @@ Per tree it prints, each process's peak RSS measured with os.wait4 (the child's 
   after the plan, in the same run, on the full journal;
 - dry-run: `migrate --dry-run` on the planned journal vs on no journal (a fresh one), and their ratio;
   the fresh one again with `--checkers 1` (a sequential first walk) against the default --checkers;
+- delta: the whole OneDrive tree through Graph delta from scratch (one paged enumeration, no per-folder
+  requests), its time and peak RSS (the DeltaLister returns a list: not bounded memory);
 - backup day: the planned journal's --journal-backup over a simulated day (every 5 min, 288 uploads) in
   which the whole tree completes in claim order, uploaded to emu-onedrive: the base, the deltas, the
   day's total and its share of Drive's 750 GB daily cap (goal: <= 1 %);
@@ -39,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_SEED = "_seed"
 CHILD_BACKUP = "_backup_day"
+CHILD_DELTA = "_delta"
 CAP_BYTES = 750 * 10**9  # Drive's daily upload cap (providers/gdrive/provider.py)
 
 
@@ -133,6 +136,18 @@ def backup_day_child(journal_path: str, intervals_text: str) -> None:
                       "backup_cap_pct": 100 * backup.uploaded_bytes / CAP_BYTES}), flush=True)
 
 
+def delta_child(spec: str) -> None:
+    """In a child process: the whole tree through Graph delta from scratch (the OneDrive provider's
+    DeltaLister with no cursor), as the alternative to a first walk; print the items and seconds."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from driveferry.commands.common import open_remotes
+    provider, _ = open_remotes(None).open(spec)
+    lister = provider.features.delta
+    t = time.monotonic()
+    entries, _ = lister.delta(None)
+    print(json.dumps({"delta_items": len(entries), "delta_s": time.monotonic() - t}), flush=True)
+
+
 class Serve:
     """`driveferry emulator serve` over a seeded data directory, with per-request latency."""
 
@@ -206,6 +221,9 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
         seq = run([*cli, "migrate", "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal",
                    str(work / "fresh.sqlite3"), "--dry-run", "-q", "--checkers", "1"], env, work / "dry-seq.log")
         r.update(plan_checkers1_s=seq["s"], checkers=args.checkers, checkers_speedup=seq["s"] / fresh["s"])
+        delta = run([sys.executable, __file__, CHILD_DELTA, "emu-onedrive:/"], env, work / "delta.log")
+        if delta["rc"] == 0:
+            r.update(json.loads(delta["lines"][-1][1]), delta_rss_mb=delta["rss_mb"])
         status = run([*cli, "status", "--journal", str(journal)], env, work / "status.log")
         r.update(dry_run_s=dry["s"], dry_run_rss_mb=dry["rss_mb"], dry_run_fresh_s=fresh["s"],
                  dry_run_ratio=dry["s"] / fresh["s"], status_s=status["s"], status_rss_mb=status["rss_mb"],
@@ -234,7 +252,8 @@ def _print(results: list[dict[str, Any]]) -> None:
             ("copy files/s", "copy_files_per_s"), ("copied (sample)", "copied"), ("dry-run (s)", "dry_run_s"),
             ("dry-run no journal (s)", "dry_run_fresh_s"), ("dry-run ratio", "dry_run_ratio"),
             ("dry-run RSS (MB)", "dry_run_rss_mb"), ("plan --checkers 1 (s)", "plan_checkers1_s"),
-            ("--checkers N speed-up", "checkers_speedup"), ("backup base (B)", "backup_base_bytes"),
+            ("--checkers N speed-up", "checkers_speedup"), ("Graph delta, whole tree (s)", "delta_s"),
+            ("Graph delta items", "delta_items"), ("Graph delta RSS (MB)", "delta_rss_mb"), ("backup base (B)", "backup_base_bytes"),
             ("backup day (B)", "backup_day_bytes"), ("backup day % of cap", "backup_cap_pct"), ("status (s)", "status_s"), ("verify (s)", "verify_s"),
             ("verify peak RSS (MB)", "verify_rss_mb"), ("emulator peak RSS (MB)", "emulator_rss_mb")]
     head = "".join(f"{r['files']:>12,}/{r['per_folder']:<4}" for r in results)
@@ -255,6 +274,9 @@ def _print(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == CHILD_SEED:
         seed_child(*sys.argv[2:])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == CHILD_DELTA:
+        delta_child(sys.argv[2])
         return
     if len(sys.argv) == 4 and sys.argv[1] == CHILD_BACKUP:
         backup_day_child(*sys.argv[2:])
