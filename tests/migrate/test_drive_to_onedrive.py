@@ -179,3 +179,21 @@ def test_export_choice(drive_world: World, choice: str) -> None:
 def test_bad_export_choice_is_a_one_line_error(drive_world: World) -> None:
     proc = drive_world.cli("migrate", "emu-gdrive:Src", "emu-onedrive:/Migrated", "--export", "html")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_a_library_that_rewrites_office_files_keeps_the_copy_and_reports_it(drive_world: World) -> None:
+    rewrite = 1024
+    drive_world.control("PUT", "/realism", {"graph": {"sharepoint_rewrite_bytes": rewrite}})
+    code, s = migrate(drive_world, "--include", "Plan", "--include", "a:b*c?.txt")
+    assert code == 0 and s["failed"] == 0 and s["copied"] == 2
+    stored = onedrive_files(drive_world, "Migrated")
+    sent = convert.convert(DOC_TEXT["Plan"].encode(), convert.DOCX)
+    # the library merged its metadata into the .docx; the plain file is untouched
+    assert len(stored["Plan.docx"]) == len(sent) + rewrite and stored["Plan.docx"].startswith(sent[:100])
+    assert stored["a：b＊c？.txt"] == source("Src/a:b*c?.txt")
+    (altered,) = s["altered_items"]
+    assert altered["path"] == "Plan.docx" and s["altered"] == 1
+    assert altered["sent_bytes"] == len(sent) and altered["stored_bytes"] == len(sent) + rewrite
+    assert altered["sent"]["sha256"] == hashlib.sha256(sent).hexdigest()
+    assert "altered by the destination" in altered["note"]
+    assert drive_world.realism().get("graph.sharepoint_rewrites") == 1  # uploaded once: not deleted and retried

@@ -347,6 +347,9 @@ def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]]
     for e in s.exported_items[:20]:
         print(f"  exported: {e['path']} ({e['bytes']} bytes, sha256 {e['sha256'][:12]}...): a converted copy, "
               f"not the document itself")
+    for a in s.altered_items[:20]:
+        print(f"  altered by the destination: {a['path']}: sent {a['sent_bytes']} bytes (proven against the "
+              f"source), it stores {a['stored_bytes']}")
     for f in s.failures[:20]:
         print(f"  FAILED: {f['path']}: {f['error']}", file=sys.stderr)
     if s.stopped_for_quota:

@@ -9,7 +9,8 @@ with the run, and the report lists it as "exported", not "copied identical".
 
 `MigrationRelay` is the relay a migration uses: the plain `Relay` for files, this path for native
 documents (the plan names them with the format's extension, which is how the format is found again
-here, also in another process).
+here, also in another process). Both keep a copy the destination rewrote as it stored it (altered.py)
+instead of deleting it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, cast
 
 from driveferry.errors import UnsupportedError
 from driveferry.integrity.hashes import HashType
+from driveferry.migrate.altered import AlteredRecord, altered_by_destination
 from driveferry.migrate.relay import Checkpoint, Progress, Relay, RelayJob, RelayResult
 from driveferry.providers.base import Entry, Features, Kind, Provider
 
@@ -59,13 +61,32 @@ class _ExportedBytes:
 
 
 
-class MigrationRelay(Relay):
+class _KeepsAltered(Relay):
+    """A `Relay` whose destination check keeps (and records) a copy the destination rewrote."""
+
+    def __init__(self, src: Provider, dst: Provider, altered: list[AlteredRecord], lock: threading.Lock) -> None:
+        super().__init__(src, dst)
+        self.altered = altered
+        self._lock = lock
+
+    def _verify_or_delete(self, job: RelayJob, entry: Entry, hashes: Any) -> Any:
+        size = job.source.size or 0
+        if not altered_by_destination(self.dst.features, job.dest_name, entry, size, hashes):
+            return super()._verify_or_delete(job, entry, hashes)
+        with self._lock:
+            self.altered.append(AlteredRecord(job.dest_name, job.source.id, size, dict(hashes), entry.size,
+                                              dict(entry.hashes)))
+        # checked as a copy that reports nothing: kept, and unverified (no hash agrees), never proven
+        return super()._verify_or_delete(job, replace(entry, size=None, hashes=MappingProxyType({})), hashes)
+
+
+class MigrationRelay(_KeepsAltered):
     """A `Relay` that exports native documents before relaying them (thread-safe)."""
 
     def __init__(self, src: Provider, dst: Provider) -> None:
-        super().__init__(src, dst)
-        self.exports: list[ExportRecord] = []
         self._exports_lock = threading.Lock()
+        super().__init__(src, dst, [], self._exports_lock)
+        self.exports: list[ExportRecord] = []
 
     def copy(self, job: RelayJob, checkpoint: Checkpoint, progress: Progress | None = None) -> RelayResult:
         if job.source.kind is not Kind.NATIVE_DOC:
@@ -82,7 +103,8 @@ class MigrationRelay(Relay):
         exported = replace(job.source, kind=Kind.FILE, size=len(data), mime_type=fmt.mime_type,
                            hashes=MappingProxyType({HashType.SHA256: sha256, HashType.MD5: md5}))
         # a session of an earlier attempt may hold another export's bytes (exports are made anew): start over
-        inner = Relay(cast(Provider, _ExportedBytes(data)), self.dst)  # the relay only reads its source
+        # the relay only reads its source
+        inner = _KeepsAltered(cast(Provider, _ExportedBytes(data)), self.dst, self.altered, self._lock)
         result = inner.copy(replace(job, source=exported, resume_token=None), checkpoint, progress)
         agrees = any(result.entry.hashes.get(k) == v for k, v in result.hashes.items())
         with self._exports_lock:

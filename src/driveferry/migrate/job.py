@@ -57,6 +57,8 @@ class Summary:
     renamed_items: list[dict[str, str]] = field(default_factory=list)
     exported: int = 0  # native documents copied as their export (migrate/export.py)
     exported_items: list[dict[str, Any]] = field(default_factory=list)
+    altered: int = 0  # copies the destination rewrote as it stored them (migrate/altered.py); unverified
+    altered_items: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rate_bps(self) -> float:
@@ -214,6 +216,8 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
         summary.seconds = time.monotonic() - started
         summary.exported_items = [e.to_json() for e in relay.exports]
         summary.exported = len(summary.exported_items)
+        summary.altered_items = [a.to_json() for a in relay.altered]
+        summary.altered = len(summary.altered_items)
     if stop is not None:
         summary.stopped_for_quota = stop.reason
         summary.resets_at = stop.resets_at.isoformat() if stop.resets_at else None
