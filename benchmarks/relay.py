@@ -6,6 +6,9 @@
 Prints, for each set: the bare loop (same providers, same concurrency, no hashing, no journal, no
 provenance) and migrate, as MB/s and files/s, the ratio migrate/bare, and migrate's peak RSS against
 100 MB + transfers x chunk size. Goals (issue 4): large >= 0.85, small >= 0.8, RSS within the bound.
+Also (issue 15): migrate's API calls per file copied for each remote (from its --report; Drive <= 1.05
+for the small set, folders included), and the relay's CPU per GiB next to the hashing floor (the same
+digests over the same bytes in memory; goal <= 2 x floor + 1.5 s/GiB).
 A third side, bare+hashes, is the bare loop that also computes the digests migrate must compute (MD5,
 SHA-256, quickXor) and nothing else: bare+hashes/bare is the best ratio any relay that hashes can reach
 on this machine, and migrate/bare+hashes is what migrate itself (journal, plan, checks) costs.
@@ -126,6 +129,21 @@ def _own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def hash_floor_s_per_gib(kinds: frozenset[Any] | None = None) -> float:
+    """CPU seconds per GiB of the digests migrate streams (the relay's kinds for OneDrive -> Drive),
+    over bytes already in memory: the least CPU any relay that proves its copies can spend."""
+    from driveferry.integrity.hashes import HashType
+    kinds = kinds or frozenset({HashType.MD5, HashType.SHA256, HashType.QUICKXOR})
+    block = memoryview(os.urandom(CHUNK))
+    blocks = max(1, (256 << 20) // CHUNK)
+    start = _own_cpu()
+    hasher = MultiHasher(kinds)
+    for _ in range(blocks):
+        hasher.update(block)
+    hasher.hexdigests()
+    return (_own_cpu() - start) / (blocks * CHUNK / 2**30)
+
+
 SIDES = ("bare", "hashed", "migrate")
 LABELS = {"bare": "bare loop", "hashed": "bare+hashes", "migrate": "migrate"}
 
@@ -157,7 +175,8 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
                            "emu-onedrive:/Set", f"emu-gdrive:{side}-{r}"] for side in ("bare", "hashed")}
             cmds["migrate"] = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set",
                                f"emu-gdrive:migrate-{r}", "--journal", str(workdir / name / f"journal-{r}.sqlite3"),
-                               "--transfers", str(transfers), "-q"]
+                               "--transfers", str(transfers), "-q",
+                               "--report", str(workdir / name / f"report-{r}.json")]
             out: dict[str, Any] = {}
             for side in SIDES[r % 3:] + SIDES[:r % 3]:
                 os.sync()  # no writeback left over from the previous child
@@ -166,6 +185,8 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
                 out[side] = {"s": seconds, "rss": rss, "cpu": cpu, "emu_cpu": _own_cpu() - emu_before}
                 for copy in drive.model.find_by_path(f"{side}-{r}"):
                     drive.model.delete(copy.id)  # checked already by the child; frees the emulator's space
+            calls = json.loads((workdir / name / f"report-{r}.json").read_text())["summary"].get("api_calls", {})
+            out["calls_per_file"] = {remote: c.get("per_file") for remote, c in calls.items()}
             pairs.append(out)
     ratio, ratios = _median_ratio(pairs, "bare", "migrate")
     secs = {side: statistics.median(p[side]["s"] for p in pairs) for side in SIDES}
@@ -176,6 +197,9 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
             **{f"{side}_MBps": total / secs[side] / 1e6 for side in SIDES},
             **{f"{side}_files_per_s": nfiles / secs[side] for side in SIDES},
             "migrate_peak_rss_MB": max(p["migrate"]["rss"] for p in pairs) / 1e6,
+            "calls_per_file": pairs[-1]["calls_per_file"],
+            "migrate_cpu_s_per_GiB": statistics.median(p["migrate"]["cpu"] for p in pairs) / (total / 2**30),
+            "hash_floor_s_per_GiB": hash_floor_s_per_gib(),
             "rss_bound_MB": (100e6 + transfers * CHUNK) / 1e6}
 
 
@@ -221,6 +245,12 @@ def main() -> None:
                   f"peak RSS {r['migrate_peak_rss_MB']:.0f} MB (bound {r['rss_bound_MB']:.0f} MB)")
             print(f"  ceiling bare+hashes/bare = {r['ceiling']:.2f} (the required digests alone, no journal); "
                   f"migrate/bare+hashes = {r['overhead']:.2f} (what migrate adds beyond them)")
+            floor = r["hash_floor_s_per_GiB"]
+            print(f"  relay CPU {r['migrate_cpu_s_per_GiB']:.2f} s/GiB; hashing floor {floor:.2f} s/GiB "
+                  f"(goal <= 2 x floor + 1.5 = {2 * floor + 1.5:.2f})")
+            print("  API calls per file copied (migrate): " + ", ".join(
+                f"{remote} {v:.3f}" if v is not None else f"{remote} -" for remote, v in r["calls_per_file"].items())
+                  + (" (goal for Drive <= 1.05, folders included)" if name == "small" else ""))
     print(json.dumps(results))
 
 
