@@ -269,3 +269,30 @@ def test_liveness_from_the_process_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert liveness(beat(1, "elsewhere", age_s=46), run, now).state == "dead"
     done = RunRecord("r", 1, "w", now - timedelta(hours=1), now, {}, {"copied": 1})
     assert liveness(beat(1, "elsewhere", age_s=999), done, now).state == "finished"
+
+
+def test_page_in_chromium_shows_each_state_and_offers_every_job(journal_path: Path, tmp_path: Path) -> None:
+    from test_status_page import SHOTS, _chromium, _dom, _rows, _text
+    binary = _chromium()
+    with Journal.open(str(journal_path)) as j:  # a second migration in the same journal
+        other = j.get_or_create_job("od:/Other", "gd:Other")
+        j.plan_items(other.id, [PlannedItem("x.bin", "id-x", "file", 10)])
+    journal = open_read_only(str(journal_path))
+    httpd = make_server(StatusState(journal), "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        dom = _dom(binary, tmp_path / "profile", f"http://127.0.0.1:{httpd.server_address[1]}/",
+                   SHOTS / "driveferry-status-states.png")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        journal.close()
+    assert _text(dom, "pct") == "30.4%" and _text(dom, "files") == "2 / 6"
+    assert _text(dom, "bytes") == "7.0 MiB of 23.0 MiB"
+    assert _text(dom, "problems") == "1 / 1 / 0"
+    assert sorted(_rows(dom, "workers")) == ["alive", "dead", "dead", "finished"]
+    assert _rows(dom, "runs") == ["finished", "running", "interrupted", "interrupted"]
+    assert _rows(dom, "files-table") == ["in_flight"] and ">inflight.bin<" in dom  # the default filter
+    assert ">IntegrityError: md5 differs<" in dom  # the last errors
+    assert '<option value="1">od:/P -&gt; gd:A</option>' in dom and "od:/Other -&gt; gd:Other" in dom

@@ -4,7 +4,8 @@ It loads nothing from the network, so it works through any tunnel and offline ne
 polls /api/status every 2 s and /api/files for the chosen filter, and rewrites the page in place;
 a failed poll shows "connection lost" and the next one recovers. Element ids are the test's contract:
 #pct, #files, #bytes, #rate, #eta, #updates, #workers (rows carry data-state), #runs, #budget,
-#plot, #errors, #files-table (rows carry data-state), #filter buttons (data-filter).
+#plot, #errors, #files-table (rows carry data-state), #filter buttons (data-filter), #job (a choice of
+migration, shown when the journal holds several).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ button{margin-right:4px} button.on{background:#2a7;color:#fff;border:1px solid #
 </style></head><body>
 <span id="conn" class="muted">connecting...</span>
 <h1>driveferry status <span id="jobname" class="muted"></span></h1>
+<select id="job" hidden aria-label="migration"></select>
 <div class="kpi">
  <div><span>progress</span><b id="pct" class="big">-</b></div>
  <div><span>files done</span><b id="files">-</b></div>
@@ -54,7 +56,7 @@ button{margin-right:4px} button.on{background:#2a7;color:#fff;border:1px solid #
 <script>
 "use strict";
 const FILTERS=["in_flight","failed","unverified","waiting_for_quota","pending","done","all"];
-let filter="in_flight", updates=0, jobId=0;
+let filter="in_flight", updates=0, jobId=0, chosen=null;
 const $=id=>document.getElementById(id);
 function size(n){if(n===null||n===undefined)return "-";const u=["B","KiB","MiB","GiB","TiB"];let i=0;
  while(Math.abs(n)>=1024&&i<u.length-1){n/=1024;i++}return (i?n.toFixed(1):n)+" "+u[i]}
@@ -79,14 +81,18 @@ function plot(job){const svg=$("plot"),W=900,H=160,P=30;let pts=[];
   s+=`<text x="${W-60}" y="${H-10}" font-size="11">${new Date(t1).toISOString().slice(11,19)}</text>`}
  else s+=`<text x="${W/2-60}" y="${H/2}" font-size="12" fill="#777">no uploads yet</text>`;
  svg.setAttribute("data-points",String(pts.length));svg.innerHTML=s}
-function render(data){const job=data.jobs[0];$("journal").textContent=data.journal;$("generated").textContent=data.generated;
+function choose(data){const sel=$("job");sel.hidden=data.jobs.length<2;
+ if(sel.options.length!==data.jobs.length){sel.textContent="";for(const j of data.jobs){const o=document.createElement("option");
+  o.value=String(j.job_id);o.textContent=j.job;sel.appendChild(o)}sel.onchange=()=>{chosen=Number(sel.value);tick(true)}}
+ const job=data.jobs.find(j=>j.job_id===chosen)||data.jobs[0];if(job)sel.value=String(job.job_id);return job}
+function render(data){const job=choose(data);$("journal").textContent=data.journal;$("generated").textContent=data.generated;
  $("updates").textContent=String(++updates);if(!job){$("jobname").textContent="(no migration yet)";return}
  jobId=job.job_id;const t=job.totals;$("jobname").textContent=job.job;
  $("pct").textContent=t.percent.toFixed(1)+"%";$("pctbar").style.width=Math.min(100,t.percent)+"%";
  $("files").textContent=t.files_done+" / "+t.files;$("bytes").textContent=size(t.bytes_done)+" of "+size(t.goal_bytes);
  const live=job.live&&job.live.rate_bytes_per_s;const rate=live!==null&&live!==undefined?live:t.rate_bytes_per_s;
  $("rate").textContent=size(rate)+"/s";
- const left=t.goal_bytes-t.bytes_done;$("eta").textContent=left<=0?"done":(rate>0?dur(left/rate):"unknown (no transfer running)");
+ const left=t.goal_bytes-t.bytes_done;$("eta").textContent=left<=0?"done":(rate>0?dur(left/rate):"unknown (no progress measured)");
  $("problems").textContent=t.files_failed+" / "+t.unverified+" / "+t.waiting_for_quota;
  fill("workers",job.workers,(tr,w)=>{tr.dataset.state=w.state;tr.dataset.worker=w.worker;cell(tr,w.state);cell(tr,w.worker);
   cell(tr,w.heartbeat_age_s+" s ago");cell(tr,w.current_item);cell(tr,size(w.bytes),"n");cell(tr,size(w.rate_bytes_per_s)+"/s","n");cell(tr,w.why)});
@@ -103,9 +109,9 @@ async function files(){try{const r=await fetch(`api/files?job=${jobId}&filter=${
  const d=await r.json();$("files-table").dataset.filter=d.filter||filter;
  fill("files-table",d.files||[],(tr,f)=>{tr.dataset.state=f.state;cell(tr,f.state.replace(/_/g," "));cell(tr,f.path);
   cell(tr,size(f.size),"n");cell(tr,size(f.offset),"n");cell(tr,f.attempts,"n");cell(tr,f.error)})}catch(e){}}
-async function tick(){try{const r=await fetch("api/status",{cache:"no-store"});if(!r.ok)throw new Error(r.status);
+async function tick(once){try{const r=await fetch("api/status",{cache:"no-store"});if(!r.ok)throw new Error(r.status);
  render(await r.json());await files();$("conn").textContent="live";}catch(e){$("conn").textContent="connection lost, retrying"}
- setTimeout(tick,2000)}
+ if(!once)setTimeout(tick,2000)}
 buttons();tick();
 </script></body></html>
 """

@@ -55,7 +55,7 @@ def parse_address(text: str, allow_remote: bool) -> tuple[str, int, str | None]:
         host = "0.0.0.0" if allow_remote else "127.0.0.1"
     if host == "localhost" or _loopback(host):
         return host, port, None
-    return host, port, (f"warning: the status page listens on {host}:{port}, reachable from other machines; "
+    return host, port, (f"warning: the status page listens on {host}, reachable from other machines; "
                         "it shows file names and has no login. Prefer 127.0.0.1 and an SSH tunnel.")
 
 
