@@ -89,7 +89,7 @@ def migrated(tmp_path: Path, emu_profile: Profile) -> Iterator[Migrated]:
         yield m
 
 
-@kind_and_real("drive.rate_limited", "graph.throttled")
+@kind_and_real("drive.rate_limited")
 def test_migration_proven_from_metadata_without_download(migrated: Migrated) -> None:
     proc, statuses = migrated.verify("ok.jsonl")
     assert proc.returncode == 0, proc.stdout
@@ -109,7 +109,7 @@ def test_changed_destination_is_flagged_and_only_it(migrated: Migrated) -> None:
     assert migrated.downloads() == dict.fromkeys(DOWNLOAD_ROUTES, 0)
 
 
-@kind_and_real("drive.rate_limited", "graph.throttled")
+@kind_and_real("drive.rate_limited")
 def test_download_settles_a_copy_without_provenance(migrated: Migrated) -> None:
     model = drive_model(migrated.emu)
     [old] = model.find_by_path("Archive/readme.txt")
