@@ -247,7 +247,9 @@ DRIVE_DUPLICATES = {
 def test_drive_source_duplicates_reported_and_oldest_copied(world: World, tmp_path_factory: pytest.TempPathFactory) -> None:
     from driveferry.emulator.seed import content_bytes
     out = tmp_path_factory.mktemp("out")
-    proc = world.cli("migrate", "emu-gdrive:Src", str(out), "--journal", str(world.dir / "j2.sqlite3"), "--json")
+    # --export skip: the Doc is reported beside the duplicate (exports: test_drive_to_onedrive.py)
+    proc = world.cli("migrate", "emu-gdrive:Src", str(out), "--journal", str(world.dir / "j2.sqlite3"), "--json",
+                     "--export", "skip")
     summary = summary_of(proc)
     assert proc.returncode == 0 and summary["copied"] == 2 and summary["unsupported"] == 2
     reasons = sorted(i["reason"].split(":")[0] for i in summary["unsupported_items"])
