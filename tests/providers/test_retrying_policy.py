@@ -235,3 +235,34 @@ def test_a_remote_never_reached_fails_in_a_few_tries() -> None:
     assert r.call(lambda: "up", "stat") == "up" and r.pacer.reached
     calls, fn = failing([TransientError("503")] * 5)
     assert r.call(fn, "stat") == "ok" and calls[0] == 6  # type: ignore[arg-type]  # reached: waited out
+
+
+def test_after_a_throttle_calls_are_spaced_and_the_spacing_decays_with_successes() -> None:
+    """Threads that waited out one throttle do not all call again at the same moment (that made several
+    refused calls per accepted one under Drive's per-user write limit): calls are spaced by a learned
+    interval that doubles per throttle and shrinks by a quarter per success, to none once it is small."""
+    clock = FakeClock()
+    pacer = Pacer("gd", clock, rng=lambda: 1.0)
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=64)
+    drive_throttle = ThrottledError("403 rateLimitExceeded", retry_after_s=0.0)
+    assert pacer.interval_s == 0 and pacer.wait_turn("calm") == 0 and pacer.wait_turn("calm") == 0
+    pacer.throttled(policy, drive_throttle)
+    pacer.throttled(policy, drive_throttle)
+    assert pacer.interval_s == 0.5  # a quarter of the base delay, doubled by the second throttle
+    start = clock.monotonic()
+    starts = []
+    for _ in range(4):
+        pacer.wait_turn("write")
+        starts.append(clock.monotonic())
+    # the first waits out the throttle's "not before" (1 s + 2 s), the others follow 0.5 s apart
+    assert starts == [start + 2, start + 2.5, start + 3, start + 3.5]
+    assert pacer.stats.waits == 1 and pacer.stats.paced_s == 1.5
+    successes = 0
+    while pacer.interval_s:
+        pacer.succeeded()
+        successes += 1
+    assert 5 <= successes <= 20  # geometric decay, not a reset after one success
+    before = clock.monotonic()
+    pacer.wait_turn("calm again")
+    pacer.wait_turn("calm again")
+    assert clock.monotonic() == before

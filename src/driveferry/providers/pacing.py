@@ -136,6 +136,7 @@ Observer = Callable[[RetryEvent], None]
 class WaitStats:
     waits: int = 0
     waited_s: float = 0.0
+    paced_s: float = 0.0  # spent in the spacing after throttles (not counted as waits)
 
 
 class Pacer:
@@ -146,9 +147,12 @@ class Pacer:
         self.clock = clock
         self.rng = rng or random.random
         self._not_before = 0.0
+        self._last_start = 0.0  # when the latest call was let through
+        self._interval_s = 0.0  # learned spacing between call starts (machine seconds; 0: calm)
         self._level = 0
         self._previous_s = 0.0
         self.reached = False  # some call to this remote succeeded (it exists and answers)
+        self._calm_below_s = 0.0
         self._lock = threading.Lock()
         self.observers: list[Observer] = []
         self.stats = WaitStats()
@@ -162,17 +166,40 @@ class Pacer:
         with self._lock:
             return max(0.0, self._not_before - self.clock.monotonic())
 
+    @property
+    def interval_s(self) -> float:
+        """The learned spacing between call starts (machine seconds; 0 while the remote is calm)."""
+        return self._interval_s
+
     def wait_turn(self, op: str) -> float:
-        """Sleep until the remote's "not before" time (another call's throttle); the seconds slept."""
+        """Sleep until this call may start: after the remote's "not before" time (another call's
+        throttle) and, while the remote has been throttling, one learned interval after the previous
+        call's start. The seconds slept.
+
+        Without the spacing, every thread that waited out a throttle calls again at the same moment and
+        all but one are refused again: under a sustained per-user limit (Drive: a few writes a second,
+        api-notes Part C §18) that made 5-9 refused calls per accepted one. rclone's Drive pacer spaces
+        calls the same way (a sleep doubled on each throttle, decayed on each success; rclone
+        lib/pacer `Default` calculator).
+        """
         waited = 0.0
+        held = False
         while True:
-            hold = self.hold_s()
-            if hold <= 0:
-                break
-            self.clock.sleep(hold)
-            waited += hold
-        if waited > 0:
+            with self._lock:
+                now = self.clock.monotonic()
+                held = held or self._not_before > now
+                slot = max(now, self._not_before, self._last_start + self._interval_s)
+                if slot <= now:
+                    self._last_start = now
+                    break
+            self.clock.sleep(slot - now)
+            waited += slot - now
+        if held:
             self.report(RetryEvent(self.remote, op, waited, "remote is throttled (held back)"))
+        elif waited > 0:
+            with self._lock:
+                self.stats.paced_s += waited
+            log.debug("%s: %s: spaced %.3fs after recent throttling", self.remote, op, waited)
         return waited
 
     def throttled(self, policy: RetryPolicy, error: ThrottledError) -> float:
@@ -182,15 +209,23 @@ class Pacer:
             delay = policy.delay_s(error, self._level, self._previous_s or policy.base_delay_s, self.rng)
             self._previous_s = delay
             self._not_before = max(self._not_before, self.clock.monotonic() + policy.scaled(delay))
+            # the spacing starts at a quarter of the base delay and doubles per throttle, up to the cap
+            floor = policy.scaled(policy.base_delay_s) / 4
+            self._interval_s = min(policy.scaled(policy.max_delay_s), max(floor, self._interval_s * 2))
+            self._calm_below_s = floor / 16
             return delay
 
     def succeeded(self) -> None:
-        """A call got through: the next throttle starts from the bottom of the backoff again."""
+        """A call got through: the next throttle starts from the bottom of the backoff again, and the
+        spacing between calls decays by a quarter (to none once it is small)."""
         self.reached = True
-        if self._level:
+        if self._level or self._interval_s:
             with self._lock:
                 self._level = 0
                 self._previous_s = 0.0
+                self._interval_s *= 0.75
+                if self._interval_s < self._calm_below_s:
+                    self._interval_s = 0.0
 
     def report(self, event: RetryEvent) -> None:
         """Log one wait at INFO, count it, and tell the observers."""
