@@ -103,8 +103,8 @@ class DriveModel:
                 if name not in have:
                     state.db.execute(f"ALTER TABLE drive_files ADD COLUMN {name} {decl}")
         self.quotas = Quotas(state)  # after drive_files exists: its usage totals are triggers on it
-        root = state.get_meta("drive.root_id", "")
         install_derived(state)  # generated seed files' blobs are written on first read
+        root = state.get_meta("drive.root_id", "")
         if not root:
             root = new_file_id()
             now = rfc3339(state.clock.now())

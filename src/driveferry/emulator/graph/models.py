@@ -109,9 +109,9 @@ class GraphModel:
                            (self.root_id, None, "root", "root", now, now, now, now, str(uuid.uuid4()).upper()))
         with state.lock:
             install_totals(state.db)
+        install_derived(state)  # generated seed files' blobs are written on first read
 
     # --- reading ---------------------------------------------------------------------------------------
-        install_derived(state)  # generated seed files' blobs are written on first read
 
     def _now(self) -> str:
         return iso(self.state.clock.now())
