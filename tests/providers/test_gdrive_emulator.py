@@ -340,7 +340,9 @@ def test_shared_drive_root(emu: Emulator, tmp_path: Path) -> None:
 def test_throttling_is_retried_and_threads_do_not_share_connections(own_emu: Emulator, tmp_path: Path) -> None:
     gd = make_provider(own_emu, tmp_path)
     root = gd.root()
-    plan = {"seed": 2, "rules": [{"kind": "status", "route": "drive.files.list", "status": 429,
+    # folder creates: every worker makes one (a folder this process made needs no lookup, so a listing
+    # route would not be met)
+    plan = {"seed": 2, "rules": [{"kind": "status", "route": "drive.files.create", "status": 429,
                                   "code": "rateLimitExceeded", "message": "Rate Limit Exceeded",
                                   "retry_after": "0", "count": 3}]}
     _control(own_emu).put(f"{own_emu.base_url}/_emulator/faults", json=plan).raise_for_status()

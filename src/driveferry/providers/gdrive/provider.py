@@ -86,6 +86,7 @@ class GDriveProvider:
         self._lock = threading.Lock()
         self._mk_lock = threading.Lock()  # one creator at a time, so this process makes no twin folders
         self._made: set[str] = set()  # ids of folders this process created (see mkdir)
+        self._placed: set[tuple[str, str]] = set()  # (parent id, name) this process began an upload to
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=True,
                                  properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes,
                                  property_lookup=self, by_id=self, delta=GDriveDelta(self),
@@ -259,9 +260,11 @@ class GDriveProvider:
 
         A new file of at most MULTIPART_MAX_BYTES that the caller hands over in one send
         (`meta.one_send`) is one multipart request under a pre-generated id (multipart.py); anything
-        else is a resumable session (upload.py). No lookup precedes a new file. With meta.replace, an existing file of that name gets a new revision
-        instead of a twin (found by one listing call, then a resumable PATCH).
+        else is a resumable session (upload.py). No lookup precedes a new file. With meta.replace, an
+        existing file of that name gets a new revision instead of a twin (found by one listing call, then a resumable PATCH).
         """
+        with self._lock:  # mkdir of this name in a folder this process made must look, not assume
+            self._placed.add((parent.id, name))
         file_id = None
         if meta.replace:
             existing = self._find(parent, name)
@@ -320,7 +323,8 @@ class GDriveProvider:
 
         def attempt() -> Entry:
             with self._lock:
-                first = parent.id in self._made and posixpath.join(parent.path, name) not in self._folders
+                first = (parent.id in self._made and posixpath.join(parent.path, name) not in self._folders
+                         and (parent.id, name) not in self._placed)
             if first:  # a folder this process made and has not made `name` in: nothing to find there
                 return self._create_folder(parent, name)
             found = self._find(parent, name)
