@@ -36,6 +36,7 @@ def _as_version_1(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE dest_folders"))
         conn.execute(sa.text("ALTER TABLE items DROP COLUMN source_created"))
+        conn.execute(sa.text("ALTER TABLE items ADD COLUMN hash_state TEXT"))  # dropped by schema 3
         conn.execute(sa.text("UPDATE schema_version SET version = 1"))
     engine.dispose()
 
@@ -46,7 +47,26 @@ def test_a_version_1_journal_is_upgraded(journal_url: str) -> None:
         j.plan_items(job.id, [PlannedItem("a.bin", "id-a", "file", 3)])
     _as_version_1(journal_url)
     with Journal.open(journal_url) as j:
-        assert j.schema_version() == SCHEMA_VERSION == 2
+        assert j.schema_version() == SCHEMA_VERSION == 3
         [item] = j.claim(job.id, "w", 60)  # the old item is still there, with no created time
         assert (item.path, item.source_created) == ("a.bin", None)
         assert j.settle_dest_folder(job.id, "Archive", "f1") == "f1"
+
+
+def test_a_version_2_journal_loses_its_unused_hash_state(journal_url: str) -> None:
+    with Journal.open(journal_url) as j:
+        job = j.get_or_create_job("src", "dst")
+        j.plan_items(job.id, [PlannedItem("a.bin", "id-a", "file", 3)])
+    engine = sa.create_engine(to_url(journal_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE items ADD COLUMN hash_state TEXT"))
+        conn.execute(sa.text("UPDATE schema_version SET version = 2"))
+    engine.dispose()
+    with Journal.open(journal_url) as j:
+        assert j.schema_version() == 3
+        [item] = j.claim(job.id, "w", 60)
+        j.checkpoint(item.id, "w", "tok", 0)
+    engine = sa.create_engine(to_url(journal_url))
+    with engine.connect() as conn:
+        assert "hash_state" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}
+    engine.dispose()

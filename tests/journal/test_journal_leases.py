@@ -8,11 +8,8 @@ import pytest
 from journal_helpers import T0, FakeClock, files
 
 from driveferry.errors import JournalError
-from driveferry.integrity.hashes import QuickXorState
 from driveferry.journal import ItemState, Journal, LeaseLostError
 from driveferry.journal.records import PlannedItem
-
-QXH_STATE = QuickXorState(register=1, length=4096).to_json()
 
 
 def _job(journal: Journal, n: int = 5) -> int:
@@ -45,7 +42,7 @@ def test_claim_by_kind(journal: Journal) -> None:
 def test_expired_lease_is_reclaimed_with_its_session(journal: Journal, clock: FakeClock) -> None:
     job_id = _job(journal, 1)
     [item] = journal.claim(job_id, "w1", lease_s=60)
-    journal.checkpoint(item.id, "w1", '{"upload_url": "https://x/1"}', 8 * 2**20, QXH_STATE)
+    journal.checkpoint(item.id, "w1", '{"upload_url": "https://x/1"}', 8 * 2**20)
     started = journal.get_item(item.id).session_started_at
     clock.advance(59)
     assert journal.claim(job_id, "w2", lease_s=60) == []  # still leased
@@ -54,8 +51,6 @@ def test_expired_lease_is_reclaimed_with_its_session(journal: Journal, clock: Fa
     assert taken.id == item.id and taken.lease_owner == "w2"
     assert taken.session_token == '{"upload_url": "https://x/1"}'
     assert taken.committed_offset == 8 * 2**20 and taken.bytes_done == 8 * 2**20
-    assert taken.hash_state == QXH_STATE
-    assert QuickXorState.from_json(taken.hash_state) == QuickXorState(1, 4096)
     assert taken.session_started_at == started == T0
     # w1 comes back: every write about the item is refused, nothing changes.
     with pytest.raises(LeaseLostError) as lost:
@@ -72,14 +67,14 @@ def test_checkpoint_tracks_session_start(journal: Journal, clock: FakeClock) -> 
     [item] = journal.claim(job_id, "w1", lease_s=60)
     journal.checkpoint(item.id, "w1", "tok-1", 0)
     clock.advance(10)
-    journal.checkpoint(item.id, "w1", "tok-1", 100, QXH_STATE)
+    journal.checkpoint(item.id, "w1", "tok-1", 100)
     after = journal.get_item(item.id)
     assert (after.session_started_at, after.committed_offset, after.bytes_done) == (T0, 100, 100)
     journal.checkpoint(item.id, "w1", "tok-2", 0)  # session lost, a new one started
     assert journal.get_item(item.id).session_started_at == T0 + timedelta(seconds=10)
     journal.checkpoint(item.id, "w1", None, 0)
     cleared = journal.get_item(item.id)
-    assert (cleared.session_token, cleared.session_started_at, cleared.hash_state) == (None, None, None)
+    assert (cleared.session_token, cleared.session_started_at) == (None, None)
 
 
 def test_checkpoint_of_unclaimed_or_missing_item(journal: Journal) -> None:
@@ -94,7 +89,7 @@ def test_checkpoint_of_unclaimed_or_missing_item(journal: Journal) -> None:
 def test_complete_clears_session_and_lease(journal: Journal) -> None:
     job_id = _job(journal, 1)
     [item] = journal.claim(job_id, "w1", lease_s=60)
-    journal.checkpoint(item.id, "w1", "tok", 50, QXH_STATE)
+    journal.checkpoint(item.id, "w1", "tok", 50)
     journal.complete(item.id, "gdrive-id", {"md5": "0a", "sha256": "0b"}, 100)
     done = journal.get_item(item.id)
     assert done.state is ItemState.DONE
@@ -157,7 +152,7 @@ def test_integrity_failure_is_permanent_and_keeps_evidence(journal: Journal) -> 
 def test_reset_session_on_retry(journal: Journal) -> None:
     job_id = _job(journal, 1)
     [item] = journal.claim(job_id, "w1", lease_s=60)
-    journal.checkpoint(item.id, "w1", "tok", 100, QXH_STATE)
+    journal.checkpoint(item.id, "w1", "tok", 100)
     journal.fail(item.id, "UploadSessionLostError", "gone", retryable=True, reset_session=True)
     after = journal.get_item(item.id)
     assert (after.state, after.session_token, after.committed_offset, after.bytes_done) == \

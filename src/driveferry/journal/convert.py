@@ -61,7 +61,7 @@ def to_item(row: AnyRow) -> ItemRecord:
         reason=m["reason"], attempts=m["attempts"], dest_id=m["dest_id"],
         dest_hashes=load_json(m["dest_hashes"]) or {}, bytes_done=m["bytes_done"],
         session_token=m["session_token"], committed_offset=m["committed_offset"],
-        hash_state=load_json(m["hash_state"]), session_started_at=m["session_started_at"],
+        session_started_at=m["session_started_at"],
         lease_owner=m["lease_owner"], lease_expires_at=m["lease_expires_at"],
         created_at=m["created_at"], updated_at=m["updated_at"], source_created=m.get("source_created"))
 

@@ -24,8 +24,7 @@ from driveferry.journal.records import FINAL_STATES, Completion, ItemRecord, Ite
 
 log = logging.getLogger(__name__)
 
-_NO_SESSION: dict[str, Any] = {"session_token": None, "committed_offset": None, "hash_state": None,
-                               "session_started_at": None}
+_NO_SESSION: dict[str, Any] = {"session_token": None, "committed_offset": None, "session_started_at": None}
 _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
 
 
@@ -38,7 +37,7 @@ def _checkpoint_statement() -> sa.Update:
             .where(c.id == sa.bindparam("p_item"), c.lease_owner == sa.bindparam("p_worker"),
                    c.state == ItemState.IN_PROGRESS.value)
             .values(session_token=sa.bindparam("p_token"), committed_offset=sa.bindparam("p_offset"),
-                    hash_state=sa.bindparam("p_hash_state"), bytes_done=sa.bindparam("p_offset"),
+                    bytes_done=sa.bindparam("p_offset"),
                     updated_at=sa.bindparam("p_now"),
                     session_started_at=sa.case(
                         (c.session_token.is_not_distinct_from(sa.bindparam("p_token")), c.session_started_at),
@@ -125,10 +124,9 @@ class LeaseOps(StoreBase):
                 lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now))
             return frozenset(conn.scalars(sa.select(c.id).where(mine)))
 
-    def checkpoint(self, item_id: int, worker_id: str, session_token: str | None, committed_offset: int,
-                   hash_state: Mapping[str, Any] | None = None) -> None:
-        """Record an in-flight upload: its session token, the offset the destination has committed and
-        the hash state at that offset. `session_started_at` is set when the token changes; a None
+    def checkpoint(self, item_id: int, worker_id: str, session_token: str | None, committed_offset: int) -> None:
+        """Record an in-flight upload: its session token and the offset the destination has committed.
+        `session_started_at` is set when the token changes; a None
         token with offset 0 forgets a lost session. `bytes_done` follows the committed offset.
 
         Raises LeaseLostError when `worker_id` no longer holds the lease (nothing is written),
@@ -138,7 +136,7 @@ class LeaseOps(StoreBase):
         with self._db.write() as conn:
             done = conn.execute(_CHECKPOINT, {
                 "p_item": item_id, "p_worker": worker_id, "p_token": session_token, "p_offset": committed_offset,
-                "p_hash_state": dump_json(hash_state), "p_now": now,
+                "p_now": now,
                 "p_started": now if session_token is not None else None})
             if done.rowcount != 1:  # say why: no such item, or not (or no longer) this worker's
                 self._require_lease(self._lock_item(conn, item_id), worker_id)

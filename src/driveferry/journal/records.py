@@ -128,9 +128,8 @@ class ItemRecord:
     """One source path of a job with its transfer state.
 
     For an in-flight file, `session_token` is the provider's upload-session token (JSON text),
-    `committed_offset` the last offset the destination confirmed and `hash_state` the resumable hash
-    state at that offset (e.g. `QuickXorState.to_json()`). They survive lease expiry and release, so
-    the next worker resumes mid-file. `dest_id` of a pending item may name an earlier copy to replace.
+    `committed_offset` the last offset the destination confirmed. They survive lease expiry and
+    release, so the next worker resumes mid-file (re-reading the committed prefix to rebuild the hashes). `dest_id` of a pending item may name an earlier copy to replace.
     """
 
     id: int
@@ -149,7 +148,6 @@ class ItemRecord:
     bytes_done: int
     session_token: str | None
     committed_offset: int | None
-    hash_state: Mapping[str, Any] | None
     session_started_at: datetime | None
     lease_owner: str | None
     lease_expires_at: datetime | None

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Dialect
 from driveferry.errors import JournalError
 
 #: The version this code writes. Bump it and append a step to UPGRADES when the tables change.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: UPGRADES[n] turns a journal of version n into version n + 1, inside the upgrade transaction.
 #: A fresh journal is created from `metadata` directly and stamped SCHEMA_VERSION, so a step only
@@ -103,7 +103,6 @@ items = sa.Table(
     sa.Column("bytes_done", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("session_token", sa.Text),
     sa.Column("committed_offset", sa.BigInteger),
-    sa.Column("hash_state", sa.Text),  # JSON, e.g. QuickXorState.to_json()
     sa.Column("session_started_at", UTCDateTime),
     sa.Column("lease_owner", sa.Text),
     sa.Column("lease_expires_at", UTCDateTime),
@@ -211,4 +210,16 @@ def _v1_to_v2(conn: Connection) -> None:
     dest_folders.create(conn)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """Version 3: items.hash_state is gone. Nothing ever read it back: hashlib's digests cannot be
+    saved, so a resumed file rebuilds every hash by re-reading its committed prefix from the source.
+    An SQLite older than 3.35 cannot drop a column; there it stays, unused and empty."""
+    if conn.dialect.name == "sqlite":
+        import sqlite3
+        if sqlite3.sqlite_version_info < (3, 35):
+            return
+    conn.execute(sa.text("ALTER TABLE items DROP COLUMN hash_state"))
+
+
 UPGRADES[1] = _v1_to_v2
+UPGRADES[2] = _v2_to_v3

@@ -238,7 +238,7 @@ class Journal(LeaseOps, StatusOps):
                 conn.execute(sa.update(t.items).where(c.id == row.id).values(
                     **source, source_hashes=dump_json(hashes), state=ItemState.PENDING.value, reason=None,
                     attempts=0, dest_hashes="{}", bytes_done=0, session_token=None, committed_offset=None,
-                    hash_state=None, session_started_at=None, lease_owner=None, lease_expires_at=None))
+                    session_started_at=None, lease_owner=None, lease_expires_at=None))
                 continue
             unchanged += 1
             merged = {**old_hashes, **hashes}  # a listing may omit a hash it reported before
