@@ -10,37 +10,16 @@ from typing import Any
 
 import pytest
 import requests
-
-from driveferry.emulator.server import Emulator
+from realism_env import RealismEnv
 
 FOLDER = "application/vnd.google-apps.folder"
 OTHER_CLIENT = "987654321098-colab.apps.googleusercontent.com"
 
 
-class Env:
+class Env(RealismEnv):
     def __init__(self, path: Path) -> None:
-        self.emu = Emulator(path).start()
-        self.base = self.emu.base_url
-        self.creds = self.emu.credentials()["google"]
-        self.a = self.session(self.creds["access_token"])
-        self.ctl = self.session(None)
-
-    def session(self, token: str | None) -> requests.Session:
-        s = requests.Session()
-        s.trust_env = False
-        if token:
-            s.headers["Authorization"] = f"Bearer {token}"
-        return s
-
-    def realism(self, settings: dict[str, Any]) -> None:
-        assert self.ctl.put(self.base + "/_emulator/realism", json=settings).status_code == 200
-
-    def counters(self) -> dict[str, int]:
-        out: dict[str, int] = self.ctl.get(self.base + "/_emulator/realism").json()["counters"]
-        return out
-
-    def advance(self, seconds: float) -> None:
-        assert self.ctl.post(self.base + "/_emulator/clock", json={"advance_s": seconds}).status_code == 200
+        super().__init__(path)
+        self.a = self.session(self.creds["google"]["access_token"])
 
     def files(self, s: requests.Session, q: str) -> list[dict[str, Any]]:
         r = s.get(self.base + "/drive/v3/files", params={"q": q, "fields": "files(id,name,appProperties)"})
@@ -69,8 +48,8 @@ class Env:
         assert tok.status_code == 200, tok.text
         # the other app's refresh token is bound to it: the emulator's own client id cannot use it
         wrong = self.ctl.post(c["token_uri"], data={"grant_type": "refresh_token", "refresh_token": c["refresh_token"],
-                                                    "client_id": self.creds["client_id"],
-                                                    "client_secret": self.creds["client_secret"]})
+                                                    "client_id": self.creds["google"]["client_id"],
+                                                    "client_secret": self.creds["google"]["client_secret"]})
         assert wrong.status_code == 400 and wrong.json()["error"] == "unauthorized_client"
         return self.session(tok.json()["access_token"])
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import requests
+from realism_env import RealismEnv
 
-from driveferry.emulator.server import Emulator
 from driveferry.integrity.hashes import HashType, hash_bytes, hex_to_b64
 
 KIB320 = 320 * 1024
@@ -21,31 +21,12 @@ def qxh(data: bytes) -> str:
     return hex_to_b64(hash_bytes(data, [HashType.QUICKXOR])[HashType.QUICKXOR])
 
 
-class Env:
+class Env(RealismEnv):
     def __init__(self, path: Path) -> None:
-        self.emu = Emulator(path).start()
-        self.base = self.emu.base_url
-        creds = self.emu.credentials()
-        self.s = self.session(creds["microsoft"]["access_token"])
-        self.anon = self.session(None)  # fragment PUTs and control calls carry no token
-        self.root = f"{creds['graph']['api_root']}/me/drive"
-
-    def session(self, token: str | None) -> requests.Session:
-        s = requests.Session()
-        s.trust_env = False
-        if token:
-            s.headers["Authorization"] = f"Bearer {token}"
-        return s
-
-    def realism(self, settings: dict[str, Any]) -> None:
-        assert self.anon.put(self.base + "/_emulator/realism", json=settings).status_code == 200
-
-    def counters(self) -> dict[str, int]:
-        out: dict[str, int] = self.anon.get(self.base + "/_emulator/realism").json()["counters"]
-        return out
-
-    def advance(self, seconds: float) -> None:
-        assert self.anon.post(self.base + "/_emulator/clock", json={"advance_s": seconds}).status_code == 200
+        super().__init__(path)
+        self.s = self.session(self.creds["microsoft"]["access_token"])
+        self.anon = self.ctl
+        self.root = f"{self.creds['graph']['api_root']}/me/drive"
 
     def put_file(self, name: str, data: bytes) -> dict[str, Any]:
         r = self.s.put(f"{self.root}/root:/{name}:/content", data=data)

@@ -16,44 +16,20 @@ from typing import Any
 
 import pytest
 import requests
+from realism_env import RealismEnv
 
 from driveferry.emulator import state as state_mod
-from driveferry.emulator.server import Emulator
 from driveferry.emulator.state import Clock
 
 REAL_PROFILE = Path(__file__).resolve().parents[2] / "configs" / "emulator" / "real.toml"
 
 
-class Env:
+class Env(RealismEnv):
     def __init__(self, path: Path, **kw: Any) -> None:
-        self.emu = Emulator(path, **kw).start()
-        self.base = self.emu.base_url
-        creds = self.emu.credentials()
-        self.drive = self.session(creds["google"]["access_token"])
-        self.graph = self.session(creds["microsoft"]["access_token"])
-        self.ctl = self.session(None)
-        self.graph_root = f"{creds['graph']['api_root']}/me/drive"
-
-    def session(self, token: str | None) -> requests.Session:
-        s = requests.Session()
-        s.trust_env = False
-        if token:
-            s.headers["Authorization"] = f"Bearer {token}"
-        return s
-
-    def realism(self, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-        r = self.ctl.put(self.base + "/_emulator/realism", json=settings) if settings is not None \
-            else self.ctl.get(self.base + "/_emulator/realism")
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        return body
-
-    def counters(self) -> dict[str, int]:
-        out: dict[str, int] = self.realism()["counters"]
-        return out
-
-    def advance(self, seconds: float) -> None:
-        assert self.ctl.post(self.base + "/_emulator/clock", json={"advance_s": seconds}).status_code == 200
+        super().__init__(path, **kw)
+        self.drive = self.session(self.creds["google"]["access_token"])
+        self.graph = self.session(self.creds["microsoft"]["access_token"])
+        self.graph_root = f"{self.creds['graph']['api_root']}/me/drive"
 
     def about(self, s: requests.Session | None = None) -> requests.Response:
         return (s or self.drive).get(self.base + "/drive/v3/about", params={"fields": "user"})
