@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from driveferry.commands.common import add_config_arg, check_output_path, open_remotes, write_private
-from driveferry.errors import NotFoundError, UserError
+from driveferry.errors import DriveferryError, FailedAfterWritesError, NotFoundError, UserError
 from driveferry.providers.base import Entry, Kind, Provider
 from driveferry.providers.ops import DirCache, resolve
 from driveferry.providers.registry import parse_spec
@@ -175,11 +175,17 @@ def _fix(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, com
     print(format_summary(summarize(comp.findings)))
     dirs = DirCache(dst, folder)
     step = chunk_bytes_for(dst)
-    for a in actions:
-        res = apply_fix(a, root, dst, dirs, kind, comp.local[a.path].hashes[kind], comp.entries, step)
-        print(f"{'fixed' if res.ok else 'uploaded' if res.uploaded else 'FAILED'}: {a.path}: {res.message}")
-    again = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
-                          workers=args.workers, only=[a.path for a in actions])
+    try:  # apply_fix reports a file's provider errors; what escapes (re-verify listings) comes after writes
+        for a in actions:
+            res = apply_fix(a, root, dst, dirs, kind, comp.local[a.path].hashes[kind], comp.entries, step)
+            print(f"{'fixed' if res.ok else 'uploaded' if res.uploaded else 'FAILED'}: {a.path}: {res.message}")
+        again = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
+                              workers=args.workers, only=[a.path for a in actions])
+    except UserError:
+        raise
+    except DriveferryError as exc:  # the remote may already hold re-uploads: not "nothing changed" (exit 2)
+        raise FailedAfterWritesError(f"{exc} (--fix had begun re-uploading; run it again to continue)",
+                                     cause=exc) from exc
     fixed = {a.path for a in actions}
     print(f"re-verified {len(fixed)} file(s) after --fix:")
     return sorted([f for f in comp.findings if f.path not in fixed] + again.findings,
