@@ -359,16 +359,7 @@ class GraphApi:
     def update_item(self, req: Request) -> Response:
         item = self._item(req)
         body = json_body(req)
-        parent_id: str | None = None
-        ref = body.get("parentReference")
-        if ref is not None and not isinstance(ref, dict):
-            raise InvalidRequest("parentReference must be an object.")
-        if ref:
-            if "id" in ref:
-                parent_id = str(ref["id"])
-            elif "path" in ref:
-                path = str(ref["path"]).split("root:", 1)[-1]
-                parent_id = self.model.by_path(path).id
+        parent_id = self._parent_ref(body)
         fs_created, fs_modified = fs_times(body.get("fileSystemInfo"))
         updated = self.model.update(item.id, name=body.get("name"), parent_id=parent_id, fs_created=fs_created,
                                     fs_modified=fs_modified, if_match=req.headers.get("if-match"))
@@ -378,23 +369,29 @@ class GraphApi:
         """POST .../copy: 202 + monitor URL in Location (graph/copy.py has the rules)."""
         source = self._item(req)
         body = json_body(req)
-        parent_id: str | None = None
-        ref = body.get("parentReference")
-        if ref is not None and not isinstance(ref, dict):
-            raise InvalidRequest("parentReference must be an object.")
-        if ref:
-            drive = ref.get("driveId")
-            if drive is not None and drive != self.model.drive_id:
-                raise ItemNotFound(f"Drive {drive!r} was not found.")
-            if "id" in ref:
-                parent_id = str(ref["id"])
-            elif "path" in ref:
-                parent_id = self.model.by_path(str(ref["path"]).split("root:", 1)[-1]).id
+        parent_id = self._parent_ref(body, check_drive=True)
         name = body.get("name")
         if name is not None and not isinstance(name, str):
             raise InvalidRequest("name must be a string.")
         job = self.copies.start(source.id, parent_id, name, req.arg(CONFLICT_KEY, "fail") or "fail")
         return Response.empty(202, [("Location", f"{req.base_url}/_graphmonitor/{job.id}")])
+
+    def _parent_ref(self, body: dict[str, Any], check_drive: bool = False) -> str | None:
+        """The folder id a body's `parentReference` names (by `id`, or `path` as "/drive/root:/a/b"), or
+        None when it names none; with check_drive, a `driveId` other than this drive is not found."""
+        ref = body.get("parentReference")
+        if ref is not None and not isinstance(ref, dict):
+            raise InvalidRequest("parentReference must be an object.")
+        if not ref:
+            return None
+        drive = ref.get("driveId")
+        if check_drive and drive is not None and drive != self.model.drive_id:
+            raise ItemNotFound(f"Drive {drive!r} was not found.")
+        if "id" in ref:
+            return str(ref["id"])
+        if "path" in ref:
+            return str(self.model.by_path(str(ref["path"]).split("root:", 1)[-1]).id)
+        return None
 
     def copy_status(self, req: Request) -> Response:
         status, body = self.copies.status(req.params["job"])
