@@ -111,9 +111,8 @@ def test_every_request_names_driveferry_and_its_version(emu: Emulator, tmp_path:
     assert {"graph.item", "graph.download", "drive.files.list", "drive.upload.initiate",
             "drive.upload.chunk"} <= set(recorder.seen)
     assert any(r.startswith("identity.google") for r in recorder.seen)  # Google's token refresh too
+    assert any(r.startswith("identity.ms") for r in recorder.seen)  # Microsoft sign-in, through MSAL
     for route, agents in recorder.seen.items():
-        if route.startswith("identity.ms"):
-            continue  # Microsoft sign-in: MSAL's own HTTP client
         assert agents and all(f"driveferry/{__version__}" in a for a in agents), (route, agents)
 
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import msal
 import requests
 
+from driveferry import __version__
 from driveferry.errors import PermissionDeniedError, UserError
 from driveferry.providers.onedrive.errors import translate
 
@@ -146,6 +147,9 @@ class MsalTokens:
     def _build_app(self) -> msal.ClientApplication:
         s = self.settings
         http = requests.Session()
+        # Microsoft's sign-in requests name driveferry too, in the decoration format Microsoft asks for
+        # (learn.microsoft.com/sharepoint/dev/general-development/how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online)
+        http.headers["User-Agent"] = f"ISV|driveferry|driveferry/{__version__}"
         if s.ca_file:
             http.verify = s.ca_file
             http.trust_env = False  # else REQUESTS_CA_BUNDLE would override verify (api-notes 15.2)
