@@ -6,7 +6,11 @@ processes build providers through the normal registry, and `emulator serve` can 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+_PORT_FILE = "serve.json"
 
 
 def remote_sections(describe: dict[str, Any], gdrive_root: str = "", onedrive_root: str = "") -> dict[str, dict[str, Any]]:
@@ -48,3 +52,38 @@ def remotes_toml(sections: dict[str, dict[str, Any]], prefix: str = "emu-") -> s
                 lines.append(f'{key} = "{text}"')
         lines.append("")
     return "\n".join(lines)
+
+
+def _record(data_dir: Path) -> dict[str, Any]:
+    try:
+        rec = json.loads((data_dir / _PORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def _save(data_dir: Path, **changes: Any) -> None:
+    rec = {**_record(data_dir), **changes}
+    (data_dir / _PORT_FILE).write_text(json.dumps(rec) + "\n", encoding="utf-8")
+
+
+def last_port(data_dir: Path) -> int | None:
+    """The port `emulator serve` last listened on for this data folder, or None (first start)."""
+    port = _record(data_dir).get("port")
+    return port if isinstance(port, int) and 0 < port < 65536 else None
+
+
+def record_port(data_dir: Path, port: int) -> None:
+    """Remember the port, so the next start of this data folder keeps its base URL (and remotes file)."""
+    _save(data_dir, port=port)
+
+
+def was_seeded(data_dir: Path, spec_sha256: str) -> bool:
+    """Whether this data folder was already seeded from a spec with these bytes."""
+    return spec_sha256 in _record(data_dir).get("seeded", [])
+
+
+def record_seeded(data_dir: Path, spec_sha256: str) -> None:
+    """Remember a seed, so the same `serve --seed` command can start the same folder again."""
+    seeded = list(_record(data_dir).get("seeded", []))
+    _save(data_dir, seeded=[*seeded, spec_sha256])

@@ -52,12 +52,14 @@ from driveferry.emulator.http import Request, Response, Router, WireError
 if TYPE_CHECKING:
     from driveferry.emulator.server import Emulator
 
-_DRIVE = r"/v1\.0/(?:me/drive|drives/(?P<drive>[^/]+))"
+# `/users/{id | userPrincipalName}/drive`: a user's OneDrive by object id or UPN, the address app-only
+# tokens use (https://learn.microsoft.com/en-us/graph/api/drive-get, api-notes 8.2)
+_DRIVE = r"/v1\.0/(?:me/drive|drives/(?P<drive>[^/]+)|users/(?P<user>[^/]+)/drive)"
 _BASE = r"(?:/root|/items/(?P<item>[^/:]+))"
 _ITEM = _DRIVE + _BASE + r"(?::(?P<path>[^:]*):?)?"  # trailing colon optional when nothing follows
 _SUB = _DRIVE + _BASE + r"(?::(?P<path>[^:]*):)?"  # ...but required before /children etc.
 # `/drive` (the caller's default drive) is also a documented address for copy (driveitem-copy)
-_COPY = r"/v1\.0/(?:me/drive|drive|drives/(?P<drive>[^/]+))" + _BASE + r"(?::(?P<path>[^:]*):)?" \
+_COPY = r"/v1\.0/(?:me/drive|drive|drives/(?P<drive>[^/]+)|users/(?P<user>[^/]+)/drive)" + _BASE + r"(?::(?P<path>[^:]*):)?" \
     r"/(?:microsoft\.graph\.)?copy"
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 DEFAULT_TOP, MAX_TOP = 200, 1000
@@ -159,13 +161,23 @@ class GraphApi:
     # --- addressing ------------------------------------------------------------------------------------
 
     def _check_drive(self, req: Request) -> None:
-        drive = req.params.get("drive")
+        drive, user = req.params.get("drive"), req.params.get("user")
         if drive is not None and drive != self.model.drive_id:
             raise ItemNotFound(f"Drive {drive!r} was not found.")
-        if drive is None:
+        if user is not None:
+            self._check_user(user)
+        elif drive is None:
             if (req.user or "").startswith("app:"):  # the token's subject, set by Emulator.authorized
                 raise GraphError("/me request is only valid with delegated authentication flow.",
                                  code="BadRequest")
+
+    def _check_user(self, user: str) -> None:
+        """The one emulated user owns the drive: named by UPN (case-insensitive, as Entra compares
+        them) or by its object id; anyone else is 404, as Graph answers for an unknown user."""
+        from driveferry.emulator.identity_microsoft import USERNAME
+        oid = self.emu.state.get_meta("identity.ms.user_oid", "")
+        if user.lower() != USERNAME.lower() and user != oid:
+            raise ItemNotFound(f"User {user!r} was not found.")
 
     def _item(self, req: Request) -> Item:
         """The addressed item (base item, then the optional path)."""
