@@ -14,6 +14,9 @@
     files = [ ... ];  docs = ["Docs/Plan"]             # Google Docs (no bytes)
     duplicates = [ { path = "Dup/report.pdf", count = 2, size = "10K" } ]
 
+Sharing (sharing_seed.py): `[[onedrive.permissions]]` grants and links on paths, `[gdrive.directory]`
+the Google accounts, groups, Workspace domain and sharing policy.
+
 `content` is "random" (default), "zeros", or "text". Paths may hold any Unicode (NFC and NFD are kept
 as written), very long names and deep folders. See configs/emulator/*.toml (scale.example.toml for
 generated trees). A value of the wrong type is a `SeedSpecError` naming its key.
@@ -37,7 +40,7 @@ from driveferry.units import parse_size
 __all__ = ["SeedFile", "SeedSpecError", "SeedTarget", "apply_spec", "content_blocks", "content_bytes",
            "load_spec", "seed_emulator", "seed_targets"]
 CLOUDS = ("onedrive", "gdrive")
-_LISTS = ("files", "bulk", "duplicates", "notebooks", "docs", "folders", "generate")
+_LISTS = ("files", "bulk", "duplicates", "notebooks", "docs", "folders", "generate", "permissions")
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str
         for i, raw in enumerate(section.get("generate", [])):
             count += target.generate(parse_tree(raw, f"{cloud}.generate[{i}]"), cloud, base_time)
         created[cloud] = count
+    from driveferry.emulator.sharing_seed import apply_sharing
+    apply_sharing(spec, targets)  # after the trees: grants name their paths
     return created
 
 

@@ -147,6 +147,9 @@ class GraphApi:
         add("graph.upload.status", "GET", r"/_graphup/(?P<session>[^/]+)", self.session_status, auth=False)
         add("graph.upload.cancel", "DELETE", r"/_graphup/(?P<session>[^/]+)", self.cancel_session, auth=False)
         add("graph.upload.commit", "POST", r"/_graphup/(?P<session>[^/]+)", self.commit_session, auth=False)
+        from driveferry.emulator.graph.permission_routes import PermissionRoutes
+        self.sharing = PermissionRoutes(self)  # sharing: permissions, invite, createLink
+        self.sharing.register(add, _SUB)
         from driveferry.emulator.graph.control import register_graph_control
         register_graph_control(router, self)
 
