@@ -161,6 +161,12 @@ class DriveTarget:
         parent, _, name = path.strip("/").rpartition("/")
         return str(self.model.create_file(name, blocks, self.seed_folder(parent), modified=modified).id)
 
+    def seed_next(self, file_id: str, blocks: Iterator[bytes], modified: datetime) -> str:
+        """New content for a seeded file: its next head revision (emulator/drive/revisions.py)."""
+        from driveferry.emulator.drive.hashing import write_blob
+        content = write_blob(self.model.state.new_blob_path(), blocks)
+        return str(self.model.update(file_id, {"modifiedTime": rfc3339(modified)}, content=content).id)
+
     def seed_special(self, path: str, kind: str) -> str:
         parent, _, name = path.strip("/").rpartition("/")
         return str(self.model.create_native(name, self.seed_folder(parent), text=f"{name}\n").id)

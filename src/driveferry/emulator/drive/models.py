@@ -53,6 +53,7 @@ from driveferry.emulator.drive.records import (
     parse_time,
     rfc3339,
 )
+from driveferry.emulator.drive.revisions import RevisionStore
 from driveferry.emulator.generate import install_derived
 from driveferry.emulator.state import CALLER, State
 
@@ -103,6 +104,7 @@ class DriveModel:
                 if name not in have:
                     state.db.execute(f"ALTER TABLE drive_files ADD COLUMN {name} {decl}")
         self.quotas = Quotas(state)  # after drive_files exists: its usage totals are triggers on it
+        self.revisions = RevisionStore(state)  # each content upload is a head revision (revisions.py)
         install_derived(state)  # generated seed files' blobs are written on first read
         root = state.get_meta("drive.root_id", "")
         if not root:
@@ -321,6 +323,8 @@ class DriveModel:
         return self.get(f.id)
 
     def copy(self, file_id: str, meta: dict[str, Any], owner: str, *, all_drives: bool = True) -> DriveFile:
+        if content is not None:
+            self.revisions.record(f)
         """files.copy: a new file with the source's bytes and stored hashes; `meta` overrides name, parents,
         properties. Copies count toward the daily upload cap [OBS: the cap covers uploads and copies]."""
         src = self.get(file_id, all_drives=all_drives)
@@ -359,6 +363,8 @@ class DriveModel:
         if "parents" in patch:
             raise field_not_writable("parents")  # parents change through add/removeParents
         if "name" in patch:
+        if content is not None:
+            self.revisions.ensure_head(f)  # the content being replaced stays as a revision
             if not isinstance(patch["name"], str):
                 raise bad_request("Invalid value for name.", "name")
             if patch["name"] != f.name:
@@ -395,7 +401,9 @@ class DriveModel:
             f.modified = rfc3339(self.state.clock.now())
         f.version += 1
         self._save(f)
-        if old_blob and old_blob != f.blob:
+        if content is not None:
+            self.revisions.record(f)
+        if old_blob and old_blob != f.blob and not self.revisions.holds(old_blob):
             self.state.remove_blob(old_blob)
         return self.get(f.id)
 
@@ -413,6 +421,7 @@ class DriveModel:
         for d in doomed:
             self.state.remove_blob(d.blob)
 
+        self.revisions.drop(doomed)
     # --- internals ---------------------------------------------------------------------------------------
 
     def _apply_simple(self, f: DriveFile, meta: dict[str, Any]) -> None:

@@ -63,6 +63,7 @@ from driveferry.emulator.graph.items import (
 )
 from driveferry.emulator.graph.rules import OFFICE_EXTENSIONS, GraphRules, no_event, sharepoint_trailer
 from driveferry.emulator.graph.totals import install as install_totals
+from driveferry.emulator.graph.versions import VersionStore
 from driveferry.emulator.state import CALLER, State
 from driveferry.integrity.hashes import QuickXor
 
@@ -97,7 +98,7 @@ class GraphModel:
             # Business drive ids look like "b!6SQl0y4WHk…" (api-notes 8.1).
             self.drive_id = "b!" + base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")
             state.set_meta("graph.drive_id", self.drive_id)
-        rows = state.query("SELECT id FROM graph_items WHERE kind='root'")
+        rows = state.query("SELECT id FROM graph_items WHERE kind='root' ORDER BY seq LIMIT 1")
         if rows:
             self.root_id = str(rows[0]["id"])
         else:
@@ -109,6 +110,7 @@ class GraphModel:
                            (self.root_id, None, "root", "root", now, now, now, now, str(uuid.uuid4()).upper()))
         with state.lock:
             install_totals(state.db)
+        self.versions = VersionStore(state)  # the content each replace took over (graph/versions.py)
         install_derived(state)  # generated seed files' blobs are written on first read
 
     # --- reading ---------------------------------------------------------------------------------------
@@ -318,7 +320,7 @@ class GraphModel:
                            " fs_created=COALESCE(?, fs_created), version=version+1, cversion=cversion+1, seq=?"
                            " WHERE id=?", (size, blob, qxh, mime, now, fs_modified or now, fs_created, self._next_seq(),
                                            existing.id))
-            self.state.remove_blob(existing.blob)
+            self.versions.retire(existing)  # the replaced content stays as a previous version
             return self.get(existing.id)
 
     def _sharepoint_rewrite(self, name: str, blob: str, size: int, qx: QuickXor) -> int:
@@ -432,6 +434,7 @@ class GraphModel:
                 self._touch(db, item.parent_id)
             for b in blobs:
                 self.state.remove_blob(b)
+            self.versions.drop(ids)
 
     def _check_etag(self, item: Item, if_match: str | None) -> None:
         if if_match and if_match.strip() not in ("*", item.etag, item.ctag):

@@ -151,6 +151,8 @@ class GraphApi:
         self.sharing = PermissionRoutes(self)  # sharing: permissions, invite, createLink
         self.sharing.register(add, _SUB)
         from driveferry.emulator.graph.control import register_graph_control
+        from driveferry.emulator.graph.versions import register_versions
+        register_versions(router, self, add)
         register_graph_control(router, self)
 
     def _guard(self, fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
