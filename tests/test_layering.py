@@ -19,12 +19,13 @@ ALLOWED: dict[str, set[str]] = {
     "units": set(),
     "fileio": set(),
     "integrity": {"errors"},
-    "config": {"errors", "units"},
+    "typedconfig": {"errors", "units"},
+    "config": {"errors", "units", "typedconfig"},
     "providers": {"errors", "integrity", "units", "config", "fileio"},
     "journal": {"errors"},
-    "migrate": {"errors", "integrity", "providers", "journal", "units", "config"},
+    "migrate": {"errors", "integrity", "providers", "journal", "units", "config", "typedconfig"},
     "verify": {"errors", "integrity", "providers", "journal", "units", "config"},
-    "emulator": {"errors", "integrity", "units", "fileio"},
+    "emulator": {"errors", "integrity", "units", "fileio", "typedconfig"},
 }
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from driveferry.errors import UserError
+from driveferry.typedconfig import Field, FileValueError, check_table, read_toml
 
 ENV_CONFIG = "DRIVEFERRY_CONFIG"
 ENV_STATE_DIR = "DRIVEFERRY_STATE_DIR"
@@ -85,6 +85,25 @@ class Config:
         raise UserError(f"unknown remote {name!r} in {self.path}; configured remotes: {known}")
 
 
+_TOP = {"state_dir": Field("string", empty=False), "remotes": Field("table")}
+_S, _N = Field("string"), Field("numeric", minimum=0)
+_COMMON = {"type": _S, "endpoint": _S, "ca_file": _S, "root": _S,
+           "create_root": Field("flag"), "auth": _S, "client_id": _S, "client_secret": _S, "access_token": _S,
+           "time_scale": _N, "timeout_s": _N, "retry_give_up": Field("scalar"),
+           "retry_transient_give_up": Field("scalar"), "retry_first_contact": Field("scalar"),
+           "retry_base_delay_s": _N, "retry_max_delay_s": _N, "retry_jitter": Field("string", choices=("full", "decorrelated")),
+           "retry_attempts": Field("numeric", minimum=1), "max_attempts": Field("numeric", minimum=1)}
+_GDRIVE = {"refresh_token": _S, "token_file": _S, "token_uri": _S, "service_account_file": _S,
+           "service_account_info": Field("table"), "subject": _S, "scopes": Field("strings"), "drive_id": _S,
+           "root_folder_id": _S, "root_path": _S, "use_trash": Field("flag"),
+           "download_chunk_bytes": Field("numeric", minimum=1), "daily_upload_cap_bytes": _N}
+_ONEDRIVE = {"tenant": _S, "tenant_id": _S, "authority": _S, "user": _S, "drive_id": _S, "api_root": _S}
+_ALL_KEYS: dict[str, Field] = {**_COMMON, **_GDRIVE, **_ONEDRIVE}
+# the keys each type reads (the providers' from_remote_config and registry.retry_policy)
+_KEYS: dict[object, tuple[str, ...]] = {"gdrive": (*_COMMON, *_GDRIVE), "onedrive": (*_COMMON, *_ONEDRIVE),
+                                        "local": ("type", "root")}
+
+
 def default_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "driveferry" / "remotes.toml"
@@ -96,31 +115,24 @@ def default_state_dir() -> Path:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read the remotes config. Raises UserError (one line) for a missing explicit file, bad TOML
-    (with the line number), a missing `type` or an unknown one, or a bad `ca_file`."""
+    """Read the remotes config. Raises UserError (one line) for a missing explicit file, a folder, bad
+    TOML (with the line number), text that is not UTF-8, a value of the wrong type or an unknown key
+    (`config file <file>: <key>: expected <type>, got <value>`), a missing `type` or an unknown one,
+    or a bad `ca_file`."""
     explicit = path if path is not None else os.environ.get(ENV_CONFIG) or None
     file = Path(os.path.expanduser(explicit)) if explicit else default_config_path()
-    if not file.is_file():
+    if not file.exists():
         if explicit:
             raise UserError(f"config file {file} not found; create it from {EXAMPLE}")
         return Config(remotes=MappingProxyType({}), state_dir=_state_dir(None, None), looked_at=file)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"config file {file}: {_toml_message(exc)}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"config file {file} cannot be read: {exc}") from None
+        data = check_table(file, "", read_toml(file), _TOP)
+    except FileValueError as exc:
+        raise UserError(f"config file {exc}") from None
     sections = data.get("remotes", {})
-    if not isinstance(sections, dict):
-        raise UserError(f"config file {file}: 'remotes' must be a table of [remotes.NAME] sections")
     remotes = {name: _remote(name, sec, file) for name, sec in sections.items()}
     return Config(remotes=MappingProxyType(remotes), state_dir=_state_dir(data.get("state_dir"), file),
                   path=file, looked_at=file)
-
-
-def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
-    # tomllib puts "(at line L, column C)" at the end of its message; keep it, it is the useful part
-    return str(exc).replace("\n", " ")
 
 
 def _state_dir(value: object, file: Path | None) -> Path:
@@ -137,6 +149,12 @@ def _remote(name: str, section: object, file: Path) -> RemoteConfig:
         raise UserError(f"{where}: remote names use letters, digits, '_', '-' and '.' only")
     if not isinstance(section, dict):
         raise UserError(f"{where}: must be a table")
+    kind_in_file = section.get("type")
+    keys = _KEYS.get(kind_in_file, _ALL_KEYS) if isinstance(kind_in_file, str) else _ALL_KEYS
+    try:  # the file's own values; environment overrides are text, read by the providers as such
+        check_table(file, f"remotes.{name}", section, {k: _ALL_KEYS[k] for k in keys})
+    except FileValueError as exc:
+        raise UserError(f"config file {exc}") from None
     merged: dict[str, Any] = dict(section)
     prefix = f"DRIVEFERRY_REMOTE_{name.upper().replace('-', '_').replace('.', '_')}_"
     for env_key, value in os.environ.items():

@@ -166,7 +166,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
      "source path 'NoSuchFolder' does not exist"),
     ("transfers-zero", (*MIG, "--transfers", "0"), "--transfers must be between 1 and 64"),
     ("json-and-quiet", ("migrate", "onedrive:/Projects", "gdrive:Fresh", "--json", "-q"), "not allowed with"),
-    ("job-unknown-key", ("migrate", "--job", "job-unknown.toml"), "unknown key 'transfer'"),
+    ("job-unknown-key", ("migrate", "--job", "job-unknown.toml"), "migrate.transfer: expected a known key"),
     ("job-not-found", ("migrate", "--job", "no-such-job.toml"), "job file no-such-job.toml not found"),
     ("migrate-no-args", ("migrate", "-q"), "missing source"),
     ("emulator-non-loopback", ("emulator", "serve", "--data", "emu2", "--host", "0.0.0.0"), "non-loopback"),

@@ -158,11 +158,11 @@ def test_clock_scale_runs_emulated_time_k_times_wall_time(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("body, needle", [
     (b"{not json", "malformed JSON"),
-    (b'{"drive": {"nope": 1}}', "unknown setting drive.nope"),
+    (b'{"drive": {"nope": 1}}', "drive.nope: expected a known setting"),
     (b'{"clock_scale": -1}', "clock_scale"),
     (b'{"graph": {"throttle": {"retry_after_form": "sometimes"}}}', "retry_after_form"),
     (b'{"drive": {"rate_limit": {"reads_per_s": "fast"}}}', "drive.rate_limit.reads_per_s"),
-    (b"[]", "must be a table"),
+    (b"[]", "expected a table"),
 ])
 def test_bad_settings_are_400_with_a_message(env: Env, body: bytes, needle: str) -> None:
     r = env.ctl.put(env.base + "/_emulator/realism", data=body, headers={"Content-Type": "application/json"})

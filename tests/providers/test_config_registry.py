@@ -64,7 +64,7 @@ def test_explicit_or_env_file_must_exist(tmp_path: Path, monkeypatch: pytest.Mon
     ("[remotes.a]\ntype = 'local'\n", "missing required key 'root'"),
     ("[remotes.a]\ntype = 'gdrive'\nendpoint = 'localhost'\n", "endpoint must be an http"),
     ("[remotes.a]\ntype = 'gdrive'\nca_file = 'nope.pem'\n", "ca_file .* does not exist"),
-    ("remotes = 3\n", "must be a table"),
+    ("remotes = 3\n", "remotes: expected a table"),
 ])
 def test_config_errors_are_one_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UserError, match=message) as info:

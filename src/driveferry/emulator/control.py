@@ -18,9 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from driveferry.emulator.faults import FaultPlan
 from driveferry.emulator.http import Request, Response, Router, WireError
+from driveferry.typedconfig import shown
 
 if TYPE_CHECKING:
     from driveferry.emulator.server import Emulator
+
+
+_MAX_ADVANCE_S = 100 * 365 * 86400.0
 
 
 def control_errors(status: int, code: str, message: str) -> Response:
@@ -50,12 +54,12 @@ def register_control(router: Router, emu: Emulator) -> None:
         return Response.json({"now": emu.state.clock.now().isoformat(), "offset_s": emu.state.clock.offset_s})
 
     def post_clock(req: Request) -> Response:
-        body = _json(req)
-        try:
-            advance = float(body.get("advance_s", 0))
-        except (TypeError, ValueError) as exc:
-            raise WireError(control_errors(400, "badRequest", "advance_s must be a number")) from exc
-        now = emu.state.advance_clock(advance)
+        advance = _json(req).get("advance_s", 0)
+        # bounded: an emulated clock past datetime's range would break every later request
+        if isinstance(advance, bool) or not isinstance(advance, int | float) or not abs(advance) <= _MAX_ADVANCE_S:
+            raise WireError(control_errors(400, "badRequest", f"advance_s: expected a number of seconds within "
+                                                              f"±{_MAX_ADVANCE_S:.0f}, got {shown(advance)}"))
+        now = emu.state.advance_clock(float(advance))
         return Response.json({"now": now.isoformat(), "offset_s": emu.state.clock.offset_s})
 
     from driveferry.emulator.realism.control import register_realism_control
@@ -73,7 +77,7 @@ def register_control(router: Router, emu: Emulator) -> None:
 def _json(req: Request) -> dict[str, Any]:
     try:
         data = req.json()
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise WireError(control_errors(400, "badRequest", f"malformed JSON: {exc}")) from exc
     if not isinstance(data, dict):
         raise WireError(control_errors(400, "badRequest", "expected a JSON object"))

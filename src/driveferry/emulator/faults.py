@@ -19,10 +19,11 @@ from __future__ import annotations
 import fnmatch
 import random
 import threading
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from driveferry.typedconfig import Field, check_table, read_toml
 
 KINDS = ("status", "reset", "truncate", "corrupt", "latency")
 
@@ -55,6 +56,14 @@ class FaultRule:
         return fnmatch.fnmatchcase(route, self.route) and self.method in ("*", method.upper())
 
 
+_COUNT = Field("integer", minimum=0)
+_TEXT = Field("string")
+_RULE = {"kind": Field("string", choices=KINDS), "route": _TEXT, "method": _TEXT, "rate": Field("number", minimum=0, maximum=1),
+         "status": Field("integer", minimum=100), "code": _TEXT, "message": _TEXT, "retry_after": Field("scalar"),
+         "latency_ms": _COUNT, "count": _COUNT, "after": _COUNT, "seen": _COUNT, "fired": _COUNT}
+_PLAN = {"seed": Field("integer"), "bandwidth_bps": _COUNT, "rule": Field("list"), "rules": Field("list")}
+
+
 @dataclass
 class FaultPlan:
     seed: int = 0
@@ -66,15 +75,22 @@ class FaultPlan:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FaultPlan:
-        rules = [FaultRule(**{k: v for k, v in r.items() if k not in ("seen", "fired")})
-                 for r in data.get("rule", data.get("rules", []))]
-        return cls(seed=int(data.get("seed", 0)), bandwidth_bps=int(data.get("bandwidth_bps", 0)), rules=rules)
+    def from_dict(cls, data: object, file: str = "") -> FaultPlan:
+        """A plan from parsed TOML or JSON. FileValueError ("<file>: <key>: expected <type>, got <value>",
+        a ValueError) for an unknown key or a value of the wrong type; `file` names the source."""
+        plan = check_table(file, "", data, _PLAN)
+        rules = []
+        for key in ("rule", "rules"):
+            for i, raw in enumerate(plan.get(key, [])):
+                values = check_table(file, f"{key}[{i}]", raw, _RULE, required=("kind",))
+                rules.append(FaultRule(**{k: v for k, v in values.items() if k not in ("seen", "fired")}))
+        return cls(seed=plan.get("seed", 0), bandwidth_bps=plan.get("bandwidth_bps", 0), rules=rules)
 
     @classmethod
     def load(cls, path: Path) -> FaultPlan:
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh))
+        """The plan in a TOML file; FileNotFoundError, or FileValueError (one line) for a folder,
+        non-UTF-8 text, bad TOML or a bad value."""
+        return cls.from_dict(read_toml(path), str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "bandwidth_bps": self.bandwidth_bps, "rules": [asdict(r) for r in self.rules]}

@@ -133,6 +133,8 @@ def parse_tree(raw: object, where: str) -> TreeSpec:
             key += "_bytes"
         values[key] = value
     spec = TreeSpec(**values)
+    if ".." in spec.root.replace("\\", "/").split("/") or not spec.root.strip("/"):
+        raise SeedSpecError(f"{where}.root: expected a folder path without '..', got {spec.root!r}")
     if spec.per_folder < 1:
         raise SeedSpecError(f"{where}.per_folder: expected a positive integer")
     if spec.content not in CONTENTS:

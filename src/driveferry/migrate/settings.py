@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import socket
-import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from driveferry.errors import UserError
+from driveferry.typedconfig import Field, FileValueError, check_table, read_toml, shown
 from driveferry.units import parse_duration, parse_size
 
 DEFAULT_CHUNK = 10 * 1024 * 1024  # a multiple of both Drive's 256 KiB and Graph's 320 KiB
@@ -51,6 +50,12 @@ class MigrateSettings:
             raise UserError(f"--chunk-size must be between 256KiB and 60MiB, got {self.chunk_size} bytes")
         if self.export not in ("office", "pdf", "skip"):
             raise UserError(f"--export must be office, pdf or skip, got {self.export!r}")
+        for flag, patterns in (("--include", self.include), ("--exclude", self.exclude)):
+            if any(not p.strip() for p in patterns):
+                raise UserError(f"{flag} '': an empty pattern matches nothing; give a glob such as '*.tmp'")
+        if self.min_size is not None and self.max_size is not None and self.min_size > self.max_size:
+            raise UserError(f"--min-size ({self.min_size} bytes) is above --max-size ({self.max_size} bytes): "
+                            "nothing could be copied; swap them or drop one")
         if self.lease_s < 5:
             raise UserError(f"lease must be at least 5 seconds, got {self.lease_s}")
         if not self.worker_id:
@@ -76,26 +81,36 @@ def redact_url(url: str) -> str:
 
 
 _SIZES = {"chunk_size", "min_size", "max_size", "max_transfer", "daily_cap"}
-_KNOWN = {f.name for f in fields(MigrateSettings)} | {"max-transfer"}
+_TEXT, _SIZE, _FLAG = Field("string", empty=False), Field("size"), Field("boolean")
+# the [migrate] table of a job file: each key's type (values are converted by build_settings)
+JOB_KEYS: dict[str, Field] = {
+    "source": _TEXT, "destination": _TEXT, "journal": _TEXT, "config": _TEXT,
+    "transfers": Field("integer", minimum=1), "checkers": Field("integer", minimum=1),
+    "chunk_size": _SIZE, "min_size": _SIZE, "max_size": _SIZE, "max_transfer": _SIZE, "daily_cap": _SIZE,
+    "include": Field("strings"), "exclude": Field("strings"), "dry_run": _FLAG, "wait_for_quota": _FLAG,
+    "lease_s": Field("duration"), "worker_id": _TEXT, "export": Field("string", choices=("office", "pdf", "skip")),
+}
 
 
 def load_job_file(path: str) -> dict[str, Any]:
-    """The `[migrate]` table of a job file, keys normalised (dashes to underscores)."""
-    p = Path(path)
+    """The `[migrate]` table of a job file, keys normalised (dashes to underscores), each value checked
+    for its type. Raises UserError: a missing file, a folder, non-UTF-8 text, bad TOML, an unknown key
+    or a wrongly typed value (`job file <file>: <key>: expected <type>, got <value>`)."""
     try:
-        with open(p, "rb") as fh:
-            data = tomllib.load(fh)
+        data = read_toml(path)
     except FileNotFoundError:
         raise UserError(f"job file {path} not found; copy configs/migrate.example.toml and edit it") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"job file {path} is not valid TOML: {exc}") from None
+    except FileValueError as exc:
+        raise UserError(f"job file {exc}") from None
     table = data.get("migrate", data)
+    where = "migrate" if "migrate" in data else ""
     if not isinstance(table, dict):
-        raise UserError(f"job file {path}: [migrate] must be a table")
+        raise UserError(f"job file {path}: migrate: expected a table, got {shown(table)}")
     out = {k.replace("-", "_"): v for k, v in table.items()}
-    unknown = sorted(set(out) - _KNOWN)
-    if unknown:
-        raise UserError(f"job file {path}: unknown key {unknown[0]!r}; see configs/migrate.example.toml")
+    try:
+        check_table(path, where, out, JOB_KEYS)
+    except FileValueError as exc:
+        raise UserError(f"job file {exc}; see configs/migrate.example.toml") from None
     return out
 
 

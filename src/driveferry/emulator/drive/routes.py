@@ -288,7 +288,7 @@ class DriveApi:
     def control_corrupt(self, req: Request) -> Response:
         body = json_body(req)
         fid, offset = body.get("file_id"), body.get("offset", 0)
-        if not isinstance(fid, str) or not isinstance(offset, int):
+        if not isinstance(fid, str) or not isinstance(offset, int) or isinstance(offset, bool):
             raise bad_request("Expected {\"file_id\": str, \"offset\": int}.")
         self.m.corrupt(fid, offset)
         return Response.json({"file_id": fid, "offset": offset, "corrupted": True})
@@ -297,8 +297,9 @@ class DriveApi:
         if req.method == "PUT":
             body = json_body(req)
             for key in ("daily_upload_bytes", "storage_limit_bytes"):
-                if key in body and body[key] is not None and not isinstance(body[key], int):
-                    raise bad_request(f"{key} must be an integer or null.", key)
+                value = body.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                    raise bad_request(f"{key} must be a non-negative integer or null.", key)
             self.m.set_limits(body.get("daily_upload_bytes"), body.get("storage_limit_bytes"),
                               clear_storage_limit="storage_limit_bytes" in body and body["storage_limit_bytes"] is None)
         return Response.json(self.m.limits())

@@ -10,13 +10,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driveferry.emulator.graph.errors import GraphError, graph_errors, to_response
 from driveferry.emulator.http import Request, Response, Router, WireError
+from driveferry.typedconfig import shown
 
 if TYPE_CHECKING:
     from driveferry.emulator.graph.routes import GraphApi
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _item_id(body: dict[str, Any]) -> str:
+    """The body's `item_id`; a 400 GraphError unless it is a non-empty string."""
+    item_id = body.get("item_id")
+    if not isinstance(item_id, str) or not item_id:
+        raise GraphError(f"item_id: expected an item id (a string), got {shown(item_id)}.")
+    return item_id
 
 
 def register_graph_control(router: Router, api: GraphApi) -> None:
@@ -25,16 +38,17 @@ def register_graph_control(router: Router, api: GraphApi) -> None:
     def corrupt(req: Request) -> Response:
         try:
             body = json_body(req)
-            item_id = str(body.get("item_id", ""))
-            offset = body.get("offset")
-            pos = api.model.corrupt(item_id, int(offset) if offset is not None else None)
+            item_id, offset = _item_id(body), body.get("offset")
+            if offset is not None and not _integer(offset):
+                raise GraphError(f"offset: expected a byte offset (an integer), got {shown(offset)}.")
+            pos = api.model.corrupt(item_id, offset)
         except GraphError as err:
             raise WireError(to_response(err)) from err
         return Response.json({"item_id": item_id, "offset": pos})
 
     def drop_hash(req: Request) -> Response:
         try:
-            item_id = str(json_body(req).get("item_id", ""))
+            item_id = _item_id(json_body(req))
             api.model.drop_hash(item_id)
         except GraphError as err:
             raise WireError(to_response(err)) from err
@@ -44,7 +58,7 @@ def register_graph_control(router: Router, api: GraphApi) -> None:
         try:
             body = json_body(req)
             total = body.get("total")
-            if not isinstance(total, int) or total < 0:
+            if not _integer(total) or total < 0:
                 raise GraphError("total must be a non-negative integer (bytes).")
         except GraphError as err:
             raise WireError(to_response(err)) from err

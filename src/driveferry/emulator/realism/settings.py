@@ -10,6 +10,7 @@ the defaults (configs/emulator/real.toml has realistic values and their sources)
     private_app_properties = false    # appProperties visible only to the OAuth client that wrote them
     search_lag_new_s = 0.0            # files.list q misses a new item for this long (files.get sees it)
     search_lag_renamed_s = 0.0        # ... and a renamed one
+    omit_sha256 = false               # files carry md5Checksum but no sha1/sha256Checksum (api-notes 2.1)
     status = 403                      # rate-limit answer: 403 (usual) or 429
     reasons = ["userRateLimitExceeded", "rateLimitExceeded"]   # cycled, one per answer
 
@@ -37,7 +38,6 @@ Times are emulated seconds (see state.Clock). Bad values raise `ValueError` nami
 
 from __future__ import annotations
 
-import tomllib
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 from driveferry.emulator.drive.records import DriveRules
 from driveferry.emulator.graph.rules import OFFICE_EXTENSIONS, GraphRules
+from driveferry.typedconfig import read_toml, shown
 
 DRIVE_REASONS = ("userRateLimitExceeded", "rateLimitExceeded")
 RETRY_AFTER_FORMS = ("seconds", "http-date", "alternate")
@@ -70,6 +71,7 @@ class DriveSettings:
     private_app_properties: bool = False
     search_lag_new_s: float = 0.0
     search_lag_renamed_s: float = 0.0
+    omit_sha256: bool = False
     status: int = 403
     reasons: tuple[str, ...] = DRIVE_REASONS
     rate_limit: RateLimit = field(default_factory=RateLimit)
@@ -84,7 +86,8 @@ class DriveSettings:
             raise ValueError(f"drive.reasons must be a non-empty list of {', '.join(DRIVE_REASONS)}")
 
     def rules(self) -> DriveRules:
-        return DriveRules(self.search_lag_new_s, self.search_lag_renamed_s, self.private_app_properties)
+        return DriveRules(self.search_lag_new_s, self.search_lag_renamed_s, self.private_app_properties,
+                          self.omit_sha256)
 
 
 @dataclass(frozen=True)
@@ -154,13 +157,7 @@ class Settings:
     @classmethod
     def load(cls, path: Path) -> Settings:
         """Settings from a TOML profile; FileNotFoundError, or ValueError for bad TOML or values."""
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"not valid TOML: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"not UTF-8 text: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_toml(path))  # FileValueError (a ValueError) for a folder, bad bytes or TOML
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = _plain(asdict(self))
@@ -172,12 +169,12 @@ T = TypeVar("T")
 
 def _build(cls: type[T], data: object, where: str) -> T:
     if not isinstance(data, dict):
-        raise ValueError(f"{where or 'the profile'} must be a table/object")
+        raise ValueError(f"{where.rstrip('.') or 'the profile'}: expected a table, got {shown(data)}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in known:
-            raise ValueError(f"unknown setting {where}{key}")
+            raise ValueError(f"{where}{key}: expected a known setting, got an unknown key")
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name in data:
@@ -192,24 +189,24 @@ def _value(tp: Any, value: object, where: str) -> Any:
         return _build(tp, value, where + ".")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{where} must be true or false")
+            raise ValueError(f"{where}: expected true or false, got {shown(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where} must be an integer")
+            raise ValueError(f"{where}: expected an integer, got {shown(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where} must be a number")
+            raise ValueError(f"{where}: expected a number, got {shown(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ValueError(f"{where} must be a string")
+            raise ValueError(f"{where}: expected a string, got {shown(value)}")
         return value
     if typing.get_origin(tp) is tuple:
         item = typing.get_args(tp)[0]
         if not isinstance(value, list):
-            raise ValueError(f"{where} must be a list")
+            raise ValueError(f"{where}: expected a list, got {shown(value)}")
         return tuple(_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     raise TypeError(f"unsupported setting type {tp!r} for {where}")  # a bug in this module, not user input
 
