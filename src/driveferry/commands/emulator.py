@@ -65,8 +65,11 @@ def add_parser(sub: Any) -> None:
 def _load_profile(path: str) -> Any:
     """The Realism of a profile file; a UserError (one line, exit 2) if it is missing or invalid."""
     from driveferry.emulator.realism import Realism
+    from driveferry.typedconfig import FileValueError
     try:
         return Realism.load(path)
+    except FileValueError as exc:  # names the file and the key
+        raise UserError(f"realism profile {exc}") from None
     except FileNotFoundError:
         raise UserError(f"realism profile {path} not found; see configs/emulator/real.toml") from None
     except ValueError as exc:
@@ -140,14 +143,35 @@ def _write_remotes(described: dict[str, Any], path: Path) -> None:
     os.chmod(path, 0o600)  # an existing file keeps its mode through O_TRUNC
 
 
+def _check_serve_args(args: argparse.Namespace) -> None:
+    """UserError for a port out of range, a --data path that is a file, or a seed spec that is missing or
+    invalid: refused before the data folder is created or a port is bound."""
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: expected a port in 0..65535 (0: any free port)")
+    data = Path(args.data)
+    if data.exists() and not data.is_dir():
+        raise UserError(f"--data {args.data} is a file; give a folder for the emulator's state (created if missing)")
+    if args.seed:
+        from driveferry.emulator.seed import SeedSpecError, load_spec
+        if not Path(args.seed).is_file() and not Path(args.seed).is_dir():
+            raise UserError(f"seed spec {args.seed} not found; see configs/emulator/")
+        try:
+            load_spec(Path(args.seed))
+        except SeedSpecError as exc:
+            raise UserError(f"seed spec {exc}") from None
+
+
 def serve(args: argparse.Namespace) -> int:
     from driveferry.emulator.faults import FaultPlan
+    from driveferry.typedconfig import FileValueError
     plan = None
     if args.faults:
         try:
             plan = FaultPlan.load(Path(args.faults))
         except FileNotFoundError:
             raise UserError(f"fault plan {args.faults} not found") from None
+        except FileValueError as exc:  # names the file and the key
+            raise UserError(f"fault plan {exc}") from None
         except (ValueError, TypeError) as exc:
             raise UserError(f"fault plan {args.faults} is invalid: {exc}") from None
     realism = _load_profile(args.profile) if getattr(args, "profile", None) else None
@@ -164,8 +188,7 @@ def serve(args: argparse.Namespace) -> int:
     proxy_port = getattr(args, "connect_proxy", None)
     if proxy_port is not None and (not args.tls or not 0 <= proxy_port <= 65535):
         raise UserError("--connect-proxy needs --tls and a port in 0..65535")
-    if args.seed and not Path(args.seed).is_file():  # before the data directory is created
-        raise UserError(f"seed spec {args.seed} not found; see configs/emulator/")
+    _check_serve_args(args)  # before the data directory is created
     if args.remotes_out:
         from driveferry.commands.common import check_output_path
         check_output_path(args.remotes_out, "--remotes-out")

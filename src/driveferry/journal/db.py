@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,30 @@ def _reason(error: BaseException) -> str:
     return f"{type(orig).__name__}: {text}"
 
 
+def refuse_foreign_sqlite(path: Path, label: str) -> None:
+    """JournalError for an existing file that is not a driveferry journal (a folder, not SQLite, or an
+    SQLite database without the journal's schema_version table), found through a read-only connection
+    before anything could change it: the journal's own connections switch a file to WAL mode, which
+    rewrites its header (https://www.sqlite.org/wal.html, "persistence of WAL mode")."""
+    if path.is_dir():
+        raise JournalError(f"journal {label} is a folder: give --journal a file name")
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return  # a new (or empty) journal is created in it
+        ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    except (OSError, sqlite3.Error) as e:
+        raise JournalError(f"journal {label}: {_reason(e)}") from e
+    try:
+        names = {row[0] for row in ro.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as e:
+        raise JournalError(f"journal {label}: {_reason(e)}") from e
+    finally:
+        ro.close()
+    if names and "schema_version" not in names:
+        raise JournalError(f"{label} is an SQLite database but not a driveferry journal: "
+                           "give --journal a new file name")
+
+
 class Database:
     """An engine plus the transaction discipline of the journal. Safe to share between threads."""
 
@@ -82,6 +107,7 @@ class Database:
         self.label = safe_label(url)
         self.dialect = url.get_backend_name()
         if self.dialect == "sqlite" and url.database:
+            refuse_foreign_sqlite(Path(url.database), self.label)
             try:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:

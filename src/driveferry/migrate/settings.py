@@ -10,14 +10,17 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from driveferry.errors import UserError
+from driveferry.migrate.overlap import check_no_overlap
 from driveferry.typedconfig import Field, FileValueError, check_table, read_toml, shown
 from driveferry.units import parse_duration, parse_size
 
 DEFAULT_CHUNK = 10 * 1024 * 1024  # a multiple of both Drive's 256 KiB and Graph's 320 KiB
 DEFAULT_JOURNAL = "driveferry-journal.sqlite3"
+MAX_VERSIONS = 199  # Drive: "Up to 200 revisions can be set to Keep Forever" (manage-revisions guide)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class MigrateSettings:
     lease_s: float = 60.0
     worker_id: str = ""
     export: str = "office"  # native documents (Google Docs...): "office" formats, "pdf", or "skip" (reported)
+    versions: int = 0  # previous versions of each file copied as revisions of its copy (migrate/versions.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.transfers <= 64:
@@ -50,6 +54,9 @@ class MigrateSettings:
             raise UserError(f"--chunk-size must be between 256KiB and 60MiB, got {self.chunk_size} bytes")
         if self.export not in ("office", "pdf", "skip"):
             raise UserError(f"--export must be office, pdf or skip, got {self.export!r}")
+        if not 0 <= self.versions <= MAX_VERSIONS:  # each copied revision is kept forever, 200 at most a file
+            raise UserError(f"--versions must be between 0 and {MAX_VERSIONS} (Drive keeps at most 200 revisions "
+                            f"of a file forever, the current one included), got {self.versions}")
         for flag, patterns in (("--include", self.include), ("--exclude", self.exclude)):
             if any(not p.strip() for p in patterns):
                 raise UserError(f"{flag} '': an empty pattern matches nothing; give a glob such as '*.tmp'")
@@ -89,6 +96,7 @@ JOB_KEYS: dict[str, Field] = {
     "chunk_size": _SIZE, "min_size": _SIZE, "max_size": _SIZE, "max_transfer": _SIZE, "daily_cap": _SIZE,
     "include": Field("strings"), "exclude": Field("strings"), "dry_run": _FLAG, "wait_for_quota": _FLAG,
     "lease_s": Field("duration"), "worker_id": _TEXT, "export": Field("string", choices=("office", "pdf", "skip")),
+    "versions": Field("integer", minimum=0),
 }
 
 
@@ -115,7 +123,9 @@ def load_job_file(path: str) -> dict[str, Any]:
 
 
 def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
-    """Settings from merged values (job file, then flags); sizes and durations parsed here."""
+    """Settings from merged values (job file, then flags); sizes and durations parsed here. Also refused
+    here, before anything is opened: a journal folder that does not exist and a destination that
+    overlaps the source (migrate/overlap.py)."""
     kw: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:
@@ -127,7 +137,7 @@ def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
                 value = parse_duration(value)
             elif key in ("include", "exclude"):
                 value = tuple([value] if isinstance(value, str) else value)
-            elif key in ("transfers", "checkers"):
+            elif key in ("transfers", "checkers", "versions"):
                 value = int(value)
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad value for {key.replace('_', '-')}: {exc}") from None
@@ -135,4 +145,23 @@ def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
     for required in ("source", "destination"):
         if not kw.get(required):
             raise UserError(f"missing {required}: give SRC and DST on the command line or in the job file")
-    return MigrateSettings(**kw)
+    settings = MigrateSettings(**kw)
+    check_journal_folder(settings.journal)
+    check_no_overlap(settings.source, settings.destination, settings.config)
+    return settings
+
+
+def check_journal_folder(journal: str) -> None:
+    """UserError for an SQLite journal whose folder does not exist (a mistyped --journal would otherwise
+    start a new, empty journal there) or that is a folder itself. URLs are checked when opened."""
+    if "://" in journal:
+        return
+    path = Path(os.path.expanduser(journal))
+    if path.is_dir():
+        raise UserError(f"--journal {journal} is a folder; give a file name, e.g. {path / DEFAULT_JOURNAL}")
+    folder = path.parent
+    if not folder.exists():
+        raise UserError(f"--journal {journal}: folder {folder} does not exist; create it first "
+                        f"(mkdir -p {folder}) or fix the path")
+    if not folder.is_dir():
+        raise UserError(f"--journal {journal}: {folder} is not a folder")

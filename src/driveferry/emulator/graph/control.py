@@ -58,7 +58,7 @@ def register_graph_control(router: Router, api: GraphApi) -> None:
         try:
             body = json_body(req)
             total = body.get("total")
-            if not _integer(total) or total < 0:
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 raise GraphError("total must be a non-negative integer (bytes).")
         except GraphError as err:
             raise WireError(to_response(err)) from err
