@@ -1,10 +1,9 @@
 """`migrate` then `verify` at once, while Drive's search still lags behind what the migration made.
 
 Drive's files.list with q is eventually consistent: a new folder was not found by search for up to
-minutes, while files.get by id sees it at once (api-notes Part C §20, rclone#2485). verify finds the
-destination by path and lists it by parent, both through q, so right after a migration it cannot see the
-copies. Known broken, written down here (strict: the test fails once verify is fixed, e.g. by reading the
-ids the migration journal recorded): today verify exits 2 with "emu-gdrive:Archive: no such folder".
+minutes, while files.get by id sees it at once (api-notes Part C §20, rclone#2485). A search by path and
+a listing by parent both go through q, so right after a migration they cannot see the copies; verify
+finds them by the ids the migration journal recorded (verify/recorded.py).
 
 The [real] variants of the other verify tests cannot meet this: on a 200x clock the second or so between
 two CLI runs is minutes of emulated time, past any realistic lag. Here the clock is real and the lag 120 s.
@@ -18,8 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from driveferry.emulator.realism import Realism, Settings
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import seed_emulator
@@ -32,7 +29,6 @@ SPEC = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="verify looks the destination up by search, which lags (api-notes §20)")
 def test_verify_right_after_migrate_sees_every_copy(tmp_path: Path) -> None:
     realism = Realism(Settings.from_dict({"drive": {"search_lag_new_s": 120.0}}))
     with Emulator(tmp_path / "emu", tls=True, realism=realism) as emu:
@@ -49,7 +45,8 @@ def test_verify_right_after_migrate_sees_every_copy(tmp_path: Path) -> None:
                        "--journal", str(tmp_path / "journal.sqlite3"))
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         report = tmp_path / "verify.jsonl"
-        proc = cli("verify", "emu-onedrive:/Projects", "emu-gdrive:Archive", "--report", str(report))
+        proc = cli("verify", "emu-onedrive:/Projects", "emu-gdrive:Archive", "--report", str(report),
+                   "--journal", str(tmp_path / "journal.sqlite3"))
         assert emu.realism.counters().get("drive.lag_hidden", 0) > 0  # the lag was met
         assert proc.returncode == 0, proc.stdout + proc.stderr
         statuses = {json.loads(line)["path"]: json.loads(line)["status"] for line in report.read_text().splitlines()}

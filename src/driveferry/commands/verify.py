@@ -8,15 +8,16 @@
 from __future__ import annotations
 
 import argparse
-import io
+import heapq
 import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from driveferry.commands.common import add_config_arg, check_output_path, open_remotes, write_private
+from driveferry.commands.common import add_config_arg, check_output_path, open_remotes
 from driveferry.errors import DriveferryError, FailedAfterWritesError, NotFoundError, UserError
+from driveferry.migrate.settings import DEFAULT_JOURNAL
 from driveferry.providers.base import Entry, Kind, Provider
 from driveferry.providers.ops import DirCache, resolve
 from driveferry.providers.registry import parse_spec
@@ -24,14 +25,9 @@ from driveferry.units import parse_size
 from driveferry.verify.classify import Finding, Policy
 from driveferry.verify.compare import Comparison, compare_local, compare_remotes
 from driveferry.verify.fix import apply_fix, chunk_bytes_for, plan_fixes
-from driveferry.verify.report import (
-    format_summary,
-    summarize,
-    write_csv,
-    write_html,
-    write_jsonl,
-    write_manifest,
-)
+from driveferry.verify.report import format_summary, manifest_line, write_csv, write_html, write_jsonl
+from driveferry.verify.scan import LocalFile
+from driveferry.verify.sink import FindingSink
 
 EPILOG = """\
 examples:
@@ -73,6 +69,9 @@ def add_parser(sub: Any) -> None:
                    help="remote vs remote: download the side without a usable hash instead of reporting unverifiable")
     p.add_argument("--workers", type=int, default=None, help="hashing threads (default: CPU count)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the local hash cache")
+    p.add_argument("--journal", metavar="PATH|URL",
+                   help="remote vs remote: the migration's journal, whose recorded ids find copies a "
+                        f"lagging listing misses (default: ./{DEFAULT_JOURNAL} when it exists)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_arg(p)
     p.set_defaults(func=run)
@@ -116,17 +115,51 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--download applies to remote vs remote; a local tree is always read in full")
     if not local_mode and (args.fix or args.manifest):
         raise UserError("--fix and --manifest need a local folder as the first argument")
+    if local_mode and args.journal:
+        raise UserError("--journal applies to remote vs remote (a migration's source and destination)")
     remotes = open_remotes(args.config)
     dst, dst_path = remotes.open(args.second)
-    dst_folder = _folder(dst, dst_path, args.second)
     if local_mode:
-        return _run_local(args, Path(args.first), dst, dst_folder, policy)
+        return _run_local(args, Path(args.first), dst, _folder(dst, dst_path, args.second), policy)
     src, src_path = remotes.open(args.first)
     src_folder = _folder(src, src_path, args.first)
-    comp = compare_remotes(src, src_folder, dst, dst_folder, download=args.download)
-    if comp.downloaded_bytes:
-        print(f"downloaded {comp.downloaded_bytes} bytes to settle files without a usable hash")
-    return _finish(args, comp.findings, comp)
+    journal = _open_journal(args)
+    try:
+        recorded = _recorded(args, journal, dst, dst_path) if journal is not None else None
+        root = recorded.root() if recorded is not None else None
+        dst_folder = root if root is not None else _folder(dst, dst_path, args.second)
+        with FindingSink() as sink:
+            comp = compare_remotes(src, src_folder, dst, dst_folder, download=args.download, sink=sink,
+                                   fill=recorded.fill if recorded is not None else None)
+            if comp.downloaded_bytes:
+                print(f"downloaded {comp.downloaded_bytes} bytes to settle files without a usable hash")
+            return _finish(args, sink, comp)
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def _open_journal(args: argparse.Namespace) -> Any:
+    """The --journal given (it must exist), else ./DEFAULT_JOURNAL when it exists, else None."""
+    from driveferry.journal.store import Journal
+    if args.journal is None and not os.path.exists(DEFAULT_JOURNAL):
+        return None
+    path = args.journal or DEFAULT_JOURNAL
+    if "://" not in path and not os.path.exists(path):
+        raise UserError(f"--journal {path}: no such file; give the journal the migration wrote")
+    return Journal.open(path)
+
+
+def _recorded(args: argparse.Namespace, journal: Any, dst: Provider, dst_path: str) -> Any:
+    """The job's recorded destination ids (verify.recorded), or None without a job for this pair."""
+    from driveferry.verify.recorded import RecordedIds
+    job = journal.find_job(args.first, args.second)
+    if job is None:
+        if args.journal:
+            raise UserError(f"journal {args.journal} holds no migration from {args.first} to {args.second}; "
+                            "give verify the same SOURCE and DESTINATION as migrate")
+        return None
+    return RecordedIds(journal, job.id, dst, dst_path)
 
 
 def _run_local(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, policy: Policy) -> int:
@@ -134,45 +167,71 @@ def _run_local(args: argparse.Namespace, root: Path, dst: Provider, folder: Entr
 
     from driveferry.verify.cache import HashCache
     cache = None if args.no_cache else HashCache()
-    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="hashing", disable=args.quiet,
-               file=sys.stderr, dynamic_ncols=True)
-    try:
-        comp = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
-                             workers=args.workers, progress=bar.update)
-        bar.close()
-        for rel, why in comp.unlisted:
-            print(f"warning: could not list local folder {rel}: {why}", file=sys.stderr)
-        findings = comp.findings
-        if args.fix:
-            findings = _fix(args, root, dst, folder, comp, policy, cache)
-    finally:
-        bar.close()
-        if cache is not None:
-            cache.close()
-    if args.manifest and comp.hash_type is not None and comp.scanned is not None:
-        buf = io.StringIO()
-        n = write_manifest(comp.scanned.files, comp.hash_type, buf)
-        write_private(Path(args.manifest), buf.getvalue())
-        print(f"manifest: {n} {comp.hash_type.value} lines in {args.manifest}")
-    return _finish(args, findings, comp)
+    # a bar only on a terminal: redirected stderr (a log, a notebook) would fill with \r updates
+    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="hashing",
+               disable=args.quiet or not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True)
+    manifest = _Manifest(Path(args.manifest)) if args.manifest else None
+    with FindingSink(keep_problems=args.fix) as sink:
+        try:
+            comp = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
+                                 workers=args.workers, progress=bar.update, sink=sink,
+                                 on_local=manifest.add if manifest is not None else None)
+            bar.close()
+            for rel, why in comp.unlisted:
+                print(f"warning: could not list local folder {rel}: {why}", file=sys.stderr)
+            final = _fix(args, root, dst, folder, comp, policy, cache) if args.fix else sink
+        finally:
+            bar.close()
+            if cache is not None:
+                cache.close()
+            if manifest is not None:
+                manifest.close()
+        if manifest is not None and comp.hash_type is not None:
+            print(f"manifest: {manifest.lines} {comp.hash_type.value} lines in {args.manifest}")
+        try:
+            return _finish(args, final, comp)
+        finally:
+            if final is not sink:
+                final.close()
+
+
+class _Manifest:
+    """--manifest written as the scan goes, in path order (owner-only; `write_private`'s mode)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.out = os.fdopen(fd, "w", encoding="utf-8")
+        self.lines = 0
+
+    def add(self, f: LocalFile) -> None:
+        # one hash type per scan (compare_local); an unreadable file is left out, not guessed
+        for digest in f.hashes.values():
+            if f.error is None:
+                self.out.write(manifest_line(digest, f.path))
+                self.lines += 1
+
+    def close(self) -> None:
+        self.out.close()
 
 
 def _fix(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, comp: Comparison,
-         policy: Policy, cache: Any) -> list[Finding]:
-    """Apply (or, with --dry-run, list) the fixes; returns the findings after re-verifying fixed paths."""
-    actions, held = plan_fixes(comp.findings, comp.local, min_zero_tail_bytes=policy.min_zero_tail_bytes)
+         policy: Policy, cache: Any) -> FindingSink:
+    """Apply (or, with --dry-run, list) the fixes; returns the findings after re-verifying fixed paths
+    (the first pass's sink when nothing was re-uploaded, else a new one the caller closes)."""
+    actions, held = plan_fixes(comp.sink.problems, comp.local, min_zero_tail_bytes=policy.min_zero_tail_bytes)
     for path, why in held:
         print(f"not fixed: {path}: {why}")
     kind = comp.hash_type
     if not actions or kind is None:
         print("fix: nothing to re-upload")
-        return comp.findings
+        return comp.sink
     if args.dry_run:
         for a in actions:
             print(f"would {a.describe()}")
         print(f"dry run: {len(actions)} file(s) would be re-uploaded; nothing was changed")
-        return comp.findings
-    print(format_summary(summarize(comp.findings)))
+        return comp.sink
+    print(format_summary(comp.sink.summary()))
     dirs = DirCache(dst, folder)
     step = chunk_bytes_for(dst)
     try:  # apply_fix reports a file's provider errors; what escapes (re-verify listings) comes after writes
@@ -180,7 +239,7 @@ def _fix(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, com
             res = apply_fix(a, root, dst, dirs, kind, comp.local[a.path].hashes[kind], comp.entries, step)
             print(f"{'fixed' if res.ok else 'uploaded' if res.uploaded else 'FAILED'}: {a.path}: {res.message}")
         again = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
-                              workers=args.workers, only=[a.path for a in actions])
+                              workers=args.workers, only=[a.path for a in actions], sink=FindingSink())
     except UserError:
         raise
     except DriveferryError as exc:  # the remote may already hold re-uploads: not "nothing changed" (exit 2)
@@ -188,31 +247,40 @@ def _fix(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, com
                                      cause=exc) from exc
     fixed = {a.path for a in actions}
     print(f"re-verified {len(fixed)} file(s) after --fix:")
-    return sorted([f for f in comp.findings if f.path not in fixed] + again.findings,
-                  key=lambda x: (x.path, x.remote_id or ""))
+    final = FindingSink()  # both streams are in path order: merged, so counts and report stay exact
+    with again.sink:
+        for f in heapq.merge((f for f in comp.sink.findings() if f.path not in fixed), again.sink.findings(),
+                             key=_order):
+            final.add(f)
+    return final
 
 
-def _finish(args: argparse.Namespace, findings: list[Finding], comp: Comparison) -> int:
-    summary = summarize(findings)
+def _order(f: Finding) -> tuple[str, str]:
+    return f.path, f.remote_id or ""
+
+
+def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison) -> int:
+    summary = sink.summary()
     print(format_summary(summary))
-    problems = [f for f in findings if f.status.value != "ok"]
-    for f in problems[:20]:
+    for f in sink.first_problems:
         print(f"  {f.status.value:<18} {f.path}: {f.reason}")
-    if len(problems) > 20:
-        print(f"  ... and {len(problems) - 20} more (see --report)")
+    if summary.problems > len(sink.first_problems):
+        print(f"  ... and {summary.problems - len(sink.first_problems)} more (see --report)")
     if args.report:
-        _write_report(Path(args.report), findings)
+        _write_report(Path(args.report), sink)
         print(f"report: {args.report}")
     return 1 if summary.problems or comp.unlisted else 0
 
 
-def _write_report(path: Path, findings: list[Finding]) -> None:
-    buf = io.StringIO(newline="")
-    ext = path.suffix.lower()
-    if ext == ".jsonl":
-        write_jsonl(findings, buf)
-    elif ext == ".csv":
-        write_csv(findings, buf)
-    else:
-        write_html(findings, buf, generated_at=datetime.now(UTC))
-    write_private(path, buf.getvalue())
+def _write_report(path: Path, sink: FindingSink) -> None:
+    """The report, written finding by finding from the sink's spill (owner-only, as write_private)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        ext = path.suffix.lower()
+        if ext == ".jsonl":
+            write_jsonl(sink.findings(), out)
+        elif ext == ".csv":
+            write_csv(sink.findings(), out)
+        else:
+            write_html(sink.findings(), out, generated_at=datetime.now(UTC), summary=sink.summary())

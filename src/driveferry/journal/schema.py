@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Dialect
 from driveferry.errors import JournalError
 
 #: The version this code writes. Bump it and append a step to UPGRADES when the tables change.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: UPGRADES[n] turns a journal of version n into version n + 1, inside the upgrade transaction.
 #: A fresh journal is created from `metadata` directly and stamped SCHEMA_VERSION, so a step only
@@ -111,7 +111,23 @@ items = sa.Table(
     sa.UniqueConstraint("job_id", "path", name="items_job_path_key"),
     # claim() scans one job's pending (and expired in-progress) items in id order.
     sa.Index("items_job_state_id", "job_id", "state", "id"),
-    sa.Index("items_lease_owner", "lease_owner"),
+    # release() finds a worker's leases; only leased items are indexed (most items hold none), which
+    # keeps about 10 bytes per item out of the journal
+    sa.Index("items_lease_owner", "lease_owner", sqlite_where=sa.text("lease_owner IS NOT NULL"),
+             postgresql_where=sa.text("lease_owner IS NOT NULL")),
+)
+
+# Per (job, state, folder, done-without-destination-hash): items, source bytes, bytes sent. Kept by
+# triggers on items (journal/totals.py), so status reads these rows instead of scanning every item.
+item_totals = sa.Table(
+    "item_totals", metadata,
+    sa.Column("job_id", _BigId, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(16), primary_key=True),
+    sa.Column("folder", sa.Boolean, primary_key=True),
+    sa.Column("unhashed", sa.Boolean, primary_key=True),
+    sa.Column("item_count", sa.BigInteger, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("bytes_done", sa.BigInteger, nullable=False),
 )
 
 item_errors = sa.Table(
@@ -185,6 +201,8 @@ def ensure_schema(conn: Connection, label: str, written_by: str) -> int:
             raise JournalError(f"{label} is an SQLite database but not a driveferry journal: "
                                "give --journal a new file name")
         metadata.create_all(conn)
+        from driveferry.journal import totals
+        totals.install(conn)
         conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION, applied_at=now,
                                                       written_by=written_by))
         return 0
@@ -221,5 +239,17 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE items DROP COLUMN hash_state"))
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """Version 4: item_totals, kept by triggers (filled here from the items once), and the lease-owner
+    index holds leased items only."""
+    from driveferry.journal import totals
+    item_totals.create(conn)
+    totals.fill(conn)
+    totals.install(conn)
+    conn.execute(sa.text("DROP INDEX items_lease_owner"))
+    next(i for i in items.indexes if i.name == "items_lease_owner").create(conn)
+
+
 UPGRADES[1] = _v1_to_v2
 UPGRADES[2] = _v2_to_v3
+UPGRADES[3] = _v3_to_v4

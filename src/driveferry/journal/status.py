@@ -35,14 +35,14 @@ class StatusOps(StoreBase):
     def counts(self, job_id: int, *, files_only: bool = False) -> dict[ItemState, StateTotal]:
         """Items, source bytes and bytes sent per state for the job; every state is present.
 
-        `files_only` leaves folders out (they have no bytes to send). Raises JournalError.
+        `files_only` leaves folders out (they have no bytes to send). Read from the running totals
+        (journal/totals.py): a few rows whatever the job's size. Raises JournalError.
         """
-        c = t.items.c
-        query = (sa.select(c.state, sa.func.count(), sa.func.coalesce(sa.func.sum(c.size_bytes), 0),
-                           sa.func.coalesce(sa.func.sum(c.bytes_done), 0))
+        c = t.item_totals.c
+        query = (sa.select(c.state, sa.func.sum(c.item_count), sa.func.sum(c.size_bytes), sa.func.sum(c.bytes_done))
                  .where(c.job_id == job_id).group_by(c.state))
         if files_only:
-            query = query.where(c.kind != "folder")
+            query = query.where(c.folder == sa.false())
         totals = {state: StateTotal() for state in ItemState}
         with self._db.read() as conn:
             for state, n, size, done in conn.execute(query):
@@ -52,11 +52,11 @@ class StatusOps(StoreBase):
     def count_unhashed_done(self, job_id: int) -> int:
         """Done files (not folders) with no destination hash recorded: nothing proved those copies.
 
-        Raises JournalError.
+        Read from the running totals. Raises JournalError.
         """
-        c = t.items.c
-        query = sa.select(sa.func.count()).where(c.job_id == job_id, c.state == ItemState.DONE.value,
-                                                 c.kind != "folder", c.dest_hashes == "{}")
+        c = t.item_totals.c
+        query = sa.select(sa.func.coalesce(sa.func.sum(c.item_count), 0)).where(c.job_id == job_id,
+                                                                             c.unhashed == sa.true())
         with self._db.read() as conn:
             return int(conn.scalar(query) or 0)
 

@@ -116,6 +116,11 @@ class ItemById(Protocol):
         item at once, unlike listings (api-notes Part C §20)."""
         ...
 
+    def entry(self, item_id: str, parent_path: str) -> Entry | None:
+        """The item by id as a listing of its folder (at `parent_path`) would report it, or None when
+        it is gone or trashed (files.get, which sees it at once)."""
+        ...
+
 
 @runtime_checkable
 class DeltaLister(Protocol):
@@ -134,6 +139,56 @@ class ContentHasher(Protocol):
         """Compute (not look up) the content hashes of a file, lowercase hex. For providers whose
         `stat` reports no hashes because computing them needs a full read (the local filesystem)."""
         ...
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """A previous version of a file on a source, as listed: Graph's driveItemVersion carries no hash."""
+
+    id: str
+    size: int
+    modified: datetime | None = None
+
+
+@runtime_checkable
+class VersionReader(Protocol):
+    def previous_versions(self, entry: Entry) -> list[FileVersion]:
+        """The file's previous versions, oldest first; its current content is not among them."""
+        ...
+
+    def open_version(self, entry: Entry, version: FileVersion) -> Iterator[bytes]:
+        """A previous version's bytes, whole, as successive chunks."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileRevision:
+    """One revision of a destination file: its id, size, MD5 where reported, and whether it is kept
+    from the destination's own pruning."""
+
+    id: str
+    size: int
+    md5: str | None = None
+    keep_forever: bool = False
+
+
+@runtime_checkable
+class RevisionWriter(Protocol):
+    def begin_revision(self, entry: Entry, size: int, meta: UploadMeta) -> UploadSession:
+        """An upload of new content for the existing file `entry`: its new head revision, same id."""
+        ...
+
+    def revisions(self, entry: Entry) -> list[FileRevision]:
+        """The file's revisions, oldest first, the head (its current content) last."""
+        ...
+
+    def keep_revision(self, entry: Entry, revision_id: str) -> None:
+        """Protect a revision from the destination's pruning of old revisions."""
+        ...
+
+    def delete_revision(self, entry: Entry, revision_id: str) -> None: ...
+
+    def open_revision(self, entry: Entry, revision_id: str) -> Iterator[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -163,6 +218,48 @@ class Exporter(Protocol):
 
 
 @dataclass(frozen=True)
+class Permission:
+    """One sharing permission on an item, as its remote reports it (normalised at the edge).
+
+    kind: "user" | "group" | "domain" | "anyone", or "link" (a OneDrive sharing link, see link_scope).
+    role: the remote's own role name (OneDrive: the widest of read | write | owner; Drive: reader |
+    commenter | writer | fileOrganizer | organizer | owner).
+    address: the e-mail address (user, group) or domain name (domain); "" for anyone and links.
+    link_scope / link_type: a link's audience (anonymous | organization | users) and kind (view | edit |
+    embed | ...); recipients: the addresses a users-scope link was made for.
+    inherited_from: the id of the ancestor the item has it from; None for the item's own.
+    """
+
+    kind: str
+    role: str
+    address: str = ""
+    id: str = ""
+    link_scope: str = ""
+    link_type: str = ""
+    recipients: tuple[str, ...] = ()
+    inherited_from: str | None = None
+    has_password: bool = False
+    expires: str | None = None  # RFC 3339, when the grant ends
+
+
+@runtime_checkable
+class SharingReader(Protocol):
+    def list_permissions(self, entry: Entry) -> list[Permission]:
+        """Every permission the item has: its own and those inherited from its ancestors."""
+        ...
+
+
+@runtime_checkable
+class SharingWriter(Protocol):
+    def list_permissions(self, entry: Entry) -> list[Permission]: ...
+
+    def add_permission(self, entry: Entry, permission: Permission) -> Permission:
+        """Grant `permission` (kind user | group | domain | anyone, the remote's role name) without
+        notifying anyone; the permission as created. Raises ProviderError when the remote refuses."""
+        ...
+
+
+@dataclass(frozen=True)
 class Features:
     """Declared capabilities and facts of one provider.
 
@@ -177,6 +274,7 @@ class Features:
     max_path_chars: longest path (folders and name, from this provider's root) the remote accepts, if limited.
     rewrites_office_files: the remote may change Office files as it stores them (SharePoint libraries), so
     their stored size and hash can differ from the bytes sent.
+    sharing: the item permissions capability (SharingReader; SharingWriter where grants can be made).
     """
 
     chunk_multiple: int = 1
@@ -192,8 +290,11 @@ class Features:
     property_lookup: PropertyLookup | None = None
     by_id: ItemById | None = None
     exporter: Exporter | None = None
+    versions: VersionReader | None = None  # a source's previous versions of a file (Graph /versions)
+    revisions: RevisionWriter | None = None  # a destination's revision history of a file (Drive revisions)
     max_path_chars: int | None = None
     rewrites_office_files: bool = False
+    sharing: SharingReader | SharingWriter | None = None  # permissions: read (source) or read and grant
 
 
 class Provider(Protocol):

@@ -151,6 +151,8 @@ class HashCache:
             return None
         with self._lock:
             self._seen.append((time.time_ns(), device, inode))
+            if len(self._seen) >= _COMMIT_EVERY:  # a warm run of a big tree: memory stays bounded
+                self._commit_locked()
         return {k: stored[k] for k in kinds}, ZeroFacts(row[5], bool(row[6]), row[7], row[8])
 
     def put(self, key: FileKey, hashes: Mapping[HashType, str], zeros: ZeroFacts, *, recorded_ns: int) -> None:

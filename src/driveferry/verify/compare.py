@@ -1,111 +1,185 @@
 """Verify orchestration: a local tree against a remote folder, and a remote folder against its copy.
 
-`compare_local(root, provider, folder, ...)` scans the local tree (hash cache, threads) with the one
-hash `choose_hash` picks for the remote, lists the remote folder through the API (never a FUSE view),
-and classifies every pair. `compare_remotes(src, dst, ...)` proves a migration from metadata and
-provenance (`classify_copy`, the one proof of `integrity/proof.py`; a local side is hashed first); with `download=True`, pairs left unverifiable for want of a usable hash
-are settled by downloading the side that lacks it and hashing it with a type the other side reports.
+Both stream: `verify.merge` walks the two trees folder by folder in sorted path order, so memory is
+bounded by the open folders' listings and the hashing window, whatever the tree's size; each finding
+goes to a `FindingSink` as it is decided (exact counts, a spill file in path order).
 
-Both return a `Comparison`: the findings (sorted by path) and what was needed to get them (the
-remote entries by id and the local files by path, which `--fix` uses).
+`compare_local(root, provider, folder, ...)` hashes the local files (hash cache, threads, `Scanner`)
+with the one hash `choose_hash` picks for the remote, lists the remote folder through the API (never
+a FUSE view), and classifies every pair. `compare_remotes(src, dst, ...)` proves a migration from
+metadata and provenance (`classify_copy`, the one proof of `integrity/proof.py`; a local side is
+hashed first); with `download=True`, pairs left unverifiable for want of a usable hash are settled by
+downloading the side that lacks it and hashing it with a type the other side reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from driveferry.errors import DriveferryError, UnsupportedError
+from driveferry.errors import DriveferryError, UnsupportedError, UserError
 from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.integrity.provenance import Provenance
 from driveferry.integrity.zeros import is_zero_content
 from driveferry.providers.base import Entry, Kind, Provider
 from driveferry.providers.hashing import with_computed
-from driveferry.providers.ops import walk_files
 from driveferry.verify.cache import HashCache
-from driveferry.verify.classify import Finding, Policy, Status, classify_copy, classify_tree
-from driveferry.verify.scan import LocalFile, ScanResult, choose_hash, scan
+from driveferry.verify.classify import Finding, Policy, Status, classify, classify_copy
+from driveferry.verify.merge import Group, Held, Listing, merged
+from driveferry.verify.scan import LocalFile, Scanner, choose_hash
+from driveferry.verify.sink import FindingSink
 
-__all__ = ["Comparison", "compare_local", "compare_remotes", "remote_files"]
+__all__ = ["Comparison", "Fill", "compare_local", "compare_remotes", "remote_lister"]
 
 
 @dataclass
 class Comparison:
-    findings: list[Finding]
+    """What one verify run found. The findings themselves are in `sink` (counted exactly, spilled to
+    disk in path order); `entries` and `local` hold the problems' remote entries and local files when
+    the sink keeps problems (`--fix`). `peak_held` is the most listed-but-unfinished items held at once
+    (the merge's open folders plus the hashing window): bounded by a folder, not by the tree."""
+
+    sink: FindingSink
     hash_type: HashType | None
-    entries: dict[str, Entry] = field(default_factory=dict)  # remote (destination) entries by id
-    rel_of: dict[str, str] = field(default_factory=dict)  # remote id -> path relative to the folder
-    local: dict[str, LocalFile] = field(default_factory=dict)  # local files by relative path
-    scanned: ScanResult | None = None
     unlisted: tuple[tuple[str, str], ...] = ()
     downloaded_bytes: int = 0
+    hashed_files: int = 0
+    cached_files: int = 0
+    hashed_bytes: int = 0
+    peak_held: int = 0
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        return self.sink.entries
+
+    @property
+    def local(self) -> dict[str, LocalFile]:
+        return self.sink.local
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding, read back from the spill (for small trees and tests; holds them all)."""
+        return list(self.sink.findings())
 
 
-def remote_files(provider: Provider, folder: Entry, kind: HashType | None = None) -> tuple[list[Entry], dict[str, str]]:
-    """Every non-folder item under `folder`, and id -> path relative to it.
+Fill = Callable[[str, bool], tuple[list[Entry], list[Entry]]]
 
-    A provider whose listing carries no hashes but which can compute them (the local filesystem) is
-    asked to, for `kind`: otherwise nothing could ever be proven against it.
-    """
-    hasher = provider.features.content_hasher
-    entries: list[Entry] = []
-    rel_of: dict[str, str] = {}
-    for w in walk_files(provider, folder):
-        e = w.entry
-        if hasher is not None and kind is not None and e.kind is Kind.FILE and kind not in e.hashes:
-            e = dataclasses.replace(e, hashes={**e.hashes, **hasher.hash_file(e, [kind])})
-        entries.append(e)
-        rel_of[e.id] = w.rel_path
-    return entries, rel_of
+
+def remote_lister(provider: Provider) -> Callable[[Entry, str], Listing[Entry, Entry]]:
+    """One remote folder's listing for `merged`: folders to descend, every other kind as an item."""
+    def list_folder(folder: Entry, _rel: str) -> Listing[Entry, Entry]:
+        out: Listing[Entry, Entry] = Listing()
+        for e in provider.list(folder):
+            (out.folders if e.kind is Kind.FOLDER else out.files).append((e.name, e))
+        return out
+    return list_folder
+
+
+def _local_lister(unlisted: list[tuple[str, str]]) -> Callable[[str, str], Listing[str, str]]:
+    def list_folder(path: str, rel: str) -> Listing[str, str]:
+        out: Listing[str, str] = Listing()
+        try:
+            with os.scandir(path) as it:
+                for e in it:  # symlinks are neither followed nor reported (as scan.iter_tree)
+                    if e.is_dir(follow_symlinks=False):
+                        out.folders.append((e.name, e.path))
+                    elif e.is_file(follow_symlinks=False):
+                        out.files.append((e.name, e.path))
+        except OSError as exc:  # its files are unknown, not absent: reported by the caller
+            unlisted.append((rel or ".", f"{type(exc).__name__}: {exc.strerror or exc}"))
+        return out
+    return list_folder
 
 
 def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetime, policy: Policy,
                   cache: HashCache | None, workers: int | None = None,
-                  progress: Callable[[int], None] | None = None, only: Iterable[str] | None = None) -> Comparison:
-    """Local tree under `root` vs the remote `folder`. `only`: restrict to these relative paths (re-verify).
+                  progress: Callable[[int], None] | None = None, only: Iterable[str] | None = None,
+                  sink: FindingSink | None = None, on_local: Callable[[LocalFile], None] | None = None,
+                  held: Held | None = None) -> Comparison:
+    """Local tree under `root` vs the remote `folder`, streamed (module doc). `only`: restrict to these
+    relative paths (re-verify). `on_local` sees every local file scanned, in path order (--manifest).
 
     Raises UnsupportedError when the remote neither reports nor computes a content hash, UserError when
     `root` is not a folder.
     """
+    if not root.is_dir():
+        raise UserError(f"not a directory: {root}")
     # a remote that reports no hash but computes any (a local folder) is hashed with SHA-256
     computes = not provider.hash_types and provider.features.content_hasher is not None
     kind = HashType.SHA256 if computes else choose_hash(provider.hash_types)
     wanted = set(only) if only is not None else None
-    files = None if wanted is None else sorted(p for p in wanted if (root / p).is_file())
-    result = scan(root, {kind}, cache=cache, workers=workers, progress=progress, files=files)
-    entries, rel_of = remote_files(provider, folder, kind)
-    if wanted is not None:
-        entries = [e for e in entries if rel_of[e.id] in wanted]
-    findings = classify_tree(result.files, entries, now=now, policy=policy, key=lambda e: rel_of[e.id])
-    return Comparison(findings, kind, {e.id: e for e in entries}, rel_of, {f.path: f for f in result.files},
-                      result, result.unlisted)
+    out = Comparison(sink if sink is not None else FindingSink(), kind)
+    count = held if held is not None else Held()
+    unlisted: list[tuple[str, str]] = []
+    window: deque[tuple[Group[str, Entry], Callable[[], LocalFile | None] | None]] = deque()
+
+    def emit(group: Group[str, Entry], resolve: Callable[[], LocalFile | None] | None) -> None:
+        local = resolve() if resolve is not None else None
+        count.add(-1 - len(group.right))
+        remotes = sorted((_computed(provider, e, kind) for e in group.right), key=lambda e: e.id)
+        if local is None and not remotes:
+            return  # a local special file with nothing remote: not verify's business
+        if local is not None and on_local is not None:
+            on_local(local)
+        pairs: list[Entry | None] = list(remotes) or [None]
+        for e in pairs:
+            out.sink.add(classify(local, e, now=now, policy=policy, path=group.rel), local, e)
+
+    with Scanner({kind}, cache=cache, workers=workers, progress=progress) as scanner:
+        for group in merged([str(root)], [folder], _local_lister(unlisted), remote_lister(provider),
+                            held=count):
+            if wanted is not None and group.rel not in wanted:
+                continue
+            count.add(1 + len(group.right))
+            window.append((group, scanner.start(group.rel, group.left[0]) if group.left else None))
+            while len(window) >= scanner.window:
+                emit(*window.popleft())
+        while window:
+            emit(*window.popleft())
+    out.unlisted = tuple(unlisted)
+    out.hashed_files, out.cached_files = scanner.hashed_files, scanner.cached_files
+    out.hashed_bytes, out.peak_held = scanner.hashed_bytes, count.peak
+    return out
+
+
+def _computed(provider: Provider, e: Entry, kind: HashType) -> Entry:
+    """`e` with a `kind` hash computed by a provider whose listing carries none but which can compute
+    one (the local filesystem): otherwise nothing could ever be proven against it."""
+    hasher = provider.features.content_hasher
+    if hasher is not None and e.kind is Kind.FILE and kind not in e.hashes:
+        return dataclasses.replace(e, hashes={**e.hashes, **hasher.hash_file(e, [kind])})
+    return e
 
 
 def compare_remotes(src: Provider, src_folder: Entry, dst: Provider, dst_folder: Entry, *,
-                    download: bool = False) -> Comparison:
-    """A migration source vs its destination, from metadata and provenance (see module doc)."""
-    src_entries, src_rel = remote_files(src, src_folder)
-    dst_entries, dst_rel = remote_files(dst, dst_folder)
-    by_path: dict[str, list[Entry]] = {}
-    for e in dst_entries:
-        by_path.setdefault(dst_rel[e.id], []).append(e)
-    pairs: list[tuple[str, Entry | None, Entry | None]] = []
-    for source in src_entries:
-        rel = src_rel[source.id]
-        group: list[Entry | None] = list(by_path.pop(rel, [])) or [None]
-        pairs.extend((rel, source, d) for d in group)
-    pairs.extend((rel, None, d) for rel, dests in by_path.items() for d in dests)
-    out = Comparison([], None, {e.id: e for e in dst_entries}, dst_rel)
-    for rel, s, d in pairs:
-        s, d = _hashed(src, s, dst, d)
-        f = dataclasses.replace(classify_copy(s, d), path=rel)
-        if download and f.status is Status.UNVERIFIABLE and s is not None and d is not None:
-            f = _by_download(f, src, s, dst, d, out)
-        out.findings.append(f)
-    out.findings.sort(key=lambda x: (x.path, x.remote_id or ""))
+                    download: bool = False, sink: FindingSink | None = None, fill: Fill | None = None,
+                    held: Held | None = None) -> Comparison:
+    """A migration source vs its destination, from metadata and provenance (see module doc), streamed
+    folder by folder. `fill(rel, is_folder)` supplies destination items a listing lacks (the journal's
+    recorded ids, verify.recorded)."""
+    out = Comparison(sink if sink is not None else FindingSink(), None)
+    count = held if held is not None else Held()
+    for group in merged([src_folder], [dst_folder], remote_lister(src), remote_lister(dst), fill=fill,
+                        held=count):
+        found: list[tuple[Finding, Entry | None]] = []
+        sources: list[Entry | None] = list(group.left) or [None]
+        for i, source in enumerate(sources):
+            # the first source of a name pairs with every destination item of it, as a walk by path does
+            dests: list[Entry | None] = list(group.right) if i == 0 and group.right else [None]
+            for d in dests:
+                s, d2 = _hashed(src, source, dst, d)
+                f = dataclasses.replace(classify_copy(s, d2), path=group.rel)
+                if download and f.status is Status.UNVERIFIABLE and s is not None and d2 is not None:
+                    f = _by_download(f, src, s, dst, d2, out)
+                found.append((f, d2))
+        for f, d in sorted(found, key=lambda x: x[0].remote_id or ""):
+            out.sink.add(f, None, d)
+    out.peak_held = count.peak
     return out
 
 

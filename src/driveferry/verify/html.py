@@ -11,14 +11,16 @@ the files table has `data-status`. Every piece of text from findings is HTML-esc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
+from typing import TextIO
 
 from driveferry.units import format_size
 from driveferry.verify.classify import STATUS_INFO, Finding, Status
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "write_page"]
 
 _BAR_COLOURS = {"ok": "#2e7d32", "info": "#1565c0", "warning": "#ef6c00", "error": "#c62828"}
 
@@ -103,34 +105,41 @@ def _iso(t: datetime | None) -> str:
     return t.isoformat(timespec="seconds") if t is not None else ""
 
 
-def _file_rows(findings: Sequence[Finding]) -> str:
-    out = []
-    for f in findings:
-        sev = STATUS_INFO[f.status].severity
-        digest = f"{f.hash_type.value}: local {f.local_hash or '-'} / remote {f.remote_hash or '-'}" \
-            if f.hash_type else ""
-        out.append(
-            f'<tr data-status="{f.status.value}"><td><code class="path">{escape(f.path)}</code></td>'
-            f'<td class="sev-{sev}">{f.status.value}</td><td>{escape(f.reason)}</td>'
-            f'<td class="num" data-sort="{f.local_size if f.local_size is not None else -1}">'
-            f'{"" if f.local_size is None else f.local_size}</td>'
-            f'<td class="num" data-sort="{f.remote_size if f.remote_size is not None else -1}">'
-            f'{"" if f.remote_size is None else f.remote_size}</td>'
-            f'<td class="num" data-sort="{f.zero_tail_bytes}">{f.zero_tail_bytes or ""}</td>'
-            f"<td>{escape(_iso(f.local_mtime))}</td><td>{escape(_iso(f.remote_modified))}</td>"
-            f"<td><code>{escape(digest)}</code></td></tr>")
-    return "\n".join(out)
+def _file_row(f: Finding) -> str:
+    sev = STATUS_INFO[f.status].severity
+    digest = f"{f.hash_type.value}: local {f.local_hash or '-'} / remote {f.remote_hash or '-'}" \
+        if f.hash_type else ""
+    return (
+        f'<tr data-status="{f.status.value}"><td><code class="path">{escape(f.path)}</code></td>'
+        f'<td class="sev-{sev}">{f.status.value}</td><td>{escape(f.reason)}</td>'
+        f'<td class="num" data-sort="{f.local_size if f.local_size is not None else -1}">'
+        f'{"" if f.local_size is None else f.local_size}</td>'
+        f'<td class="num" data-sort="{f.remote_size if f.remote_size is not None else -1}">'
+        f'{"" if f.remote_size is None else f.remote_size}</td>'
+        f'<td class="num" data-sort="{f.zero_tail_bytes}">{f.zero_tail_bytes or ""}</td>'
+        f"<td>{escape(_iso(f.local_mtime))}</td><td>{escape(_iso(f.remote_modified))}</td>"
+        f"<td><code>{escape(digest)}</code></td></tr>")
 
 
 def render_html(findings: Sequence[Finding], counts: dict[Status, tuple[int, int]], *, title: str,
                 generated_at: datetime) -> str:
     """The whole page as text. `counts` maps status to (files, bytes); statuses absent count as 0."""
+    buf = io.StringIO()
+    write_page(findings, counts, buf, title=title, generated_at=generated_at)
+    return buf.getvalue()
+
+
+def write_page(findings: Iterable[Finding], counts: dict[Status, tuple[int, int]], out: TextIO, *,
+               title: str, generated_at: datetime) -> None:
+    """The page written to `out` row by row: `findings` is iterated once and never held, so a report
+    of any size is written in bounded memory. `counts` must be the findings' own (the summary and the
+    "showing" line come first)."""
     total = sum(n for n, _ in counts.values())
     total_bytes = sum(b for _, b in counts.values())
     options = "".join(f'<option value="{s.value}">{s.value}</option>' for s in Status)
     heads = ("Path", "Status", "Reason", "Local bytes", "Remote bytes", "Zero tail", "Local mtime (UTC)",
              "Remote modified (UTC)", "Hashes compared")
-    return f"""<!DOCTYPE html>
+    out.write(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style></head>
 <body>
@@ -145,10 +154,15 @@ assumed from sizes.</p>
 </tbody></table>
 <div class="controls"><label>Status <select id="status-filter"><option value="">all</option>{options}</select></label>
 <label>Path contains <input id="path-filter" type="search"></label>
-<span>showing <span id="shown-count">{len(findings)}</span> of {len(findings)}</span></div>
+<span>showing <span id="shown-count">{total}</span> of {total}</span></div>
 <table id="files"><thead><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr></thead><tbody>
-{_file_rows(findings)}
+""")
+    first = True
+    for f in findings:
+        out.write(("" if first else "\n") + _file_row(f))
+        first = False
+    out.write(f"""
 </tbody></table>
 <script>{_JS}</script>
 </body></html>
-"""
+""")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -18,7 +18,7 @@ from typing import TextIO
 from driveferry.integrity.hashes import HashType
 from driveferry.units import format_size
 from driveferry.verify.classify import STATUS_INFO, Finding, Status
-from driveferry.verify.html import render_html
+from driveferry.verify.html import write_page
 from driveferry.verify.scan import LocalFile
 
 __all__ = ["FIELDS", "Summary", "summarize", "format_summary", "finding_record", "write_jsonl", "write_csv",
@@ -115,10 +115,14 @@ def write_csv(findings: Iterable[Finding], out: TextIO) -> int:
     return n
 
 
-def write_html(findings: Sequence[Finding], out: TextIO, *, generated_at: datetime,
-               title: str = "driveferry verify report") -> None:
-    """The self-contained HTML report (see `driveferry.verify.html`)."""
-    out.write(render_html(findings, summarize(findings).as_dict(), title=title, generated_at=generated_at))
+def write_html(findings: Iterable[Finding], out: TextIO, *, generated_at: datetime,
+               title: str = "driveferry verify report", summary: Summary | None = None) -> None:
+    """The self-contained HTML report (see `driveferry.verify.html`). With `summary` (the findings'
+    own) `findings` is iterated once, row by row, and never held."""
+    if summary is None:
+        findings = list(findings)
+        summary = summarize(findings)
+    write_page(findings, summary.as_dict(), out, title=title, generated_at=generated_at)
 
 
 def manifest_line(hex_digest: str, path: str) -> str:

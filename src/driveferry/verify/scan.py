@@ -21,8 +21,9 @@ import os
 import stat as stat_mod
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.integrity.zeros import find_holes
 from driveferry.verify.cache import FileKey, HashCache, ZeroFacts
 
-__all__ = ["LocalFile", "ScanResult", "ZeroFacts", "choose_hash", "measure_hash_speeds", "scan",
+__all__ = ["LocalFile", "ScanResult", "Scanner", "ZeroFacts", "choose_hash", "measure_hash_speeds", "scan",
            "iter_tree", "zero_facts_of", "DEFAULT_BLOCK_SIZE", "DEFAULT_SETTLE_S"]
 
 DEFAULT_BLOCK_SIZE = 4 << 20
@@ -241,84 +242,108 @@ def _key(st: os.stat_result) -> FileKey:
     return FileKey(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+class Scanner:
+    """Hash files as they are offered, on a bounded thread pool, answered in the order offered.
+
+    `start(rel, abs_path)` stats the file, answers it from the cache when unchanged (same device,
+    inode, size, mtime_ns, ctime_ns) and otherwise hands it to the pool; it returns a resolver that
+    gives the `LocalFile` (waiting for its hash), or None for something that is not a regular file.
+    A caller keeps at most `window` resolvers unresolved: memory stays O(workers), not O(files).
+    `progress(n)` is called with each block's byte count as it is read (serialised under a lock, so a
+    tqdm bar can be updated directly; a file read a second time, see `_hash_stable`, counts twice).
+    Use as a context manager; leaving it commits the cache.
+    """
+
+    def __init__(self, kinds: Collection[HashType], *, cache: HashCache | None = None,
+                 workers: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+                 progress: Progress | None = None, settle_s: float = DEFAULT_SETTLE_S) -> None:
+        self.kinds = frozenset(kinds)
+        self.cache = cache
+        self.workers = workers or min(32, os.cpu_count() or 1)
+        self.window = self.workers * 4
+        self.hashed_files = self.cached_files = self.hashed_bytes = 0
+        self._block_size = block_size
+        self._settle_s = settle_s
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="df-scan")
+
+    def _report(self, n: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._progress(n)
+
+    def start(self, rel: str, abs_path: str) -> Callable[[], LocalFile | None]:
+        try:
+            st = os.stat(abs_path, follow_symlinks=False)
+        except OSError as exc:
+            failed = LocalFile(rel, 0, _utc(0), {}, ZeroFacts(), error=_describe(exc))
+            return lambda: failed
+        if not stat_mod.S_ISREG(st.st_mode):
+            return lambda: None
+        hit = self.cache.get(_key(st), self.kinds) if self.cache is not None else None
+        if hit is not None:
+            self.cached_files += 1
+            self._report(st.st_size)
+            found = LocalFile(rel, st.st_size, _utc(st.st_mtime_ns), hit[0], hit[1], cached=True)
+            return lambda: found
+        fut = self._pool.submit(_hash_stable, abs_path, st, self.kinds, self._block_size, self._report,
+                                self._settle_s)
+        return functools.partial(self._finish, rel, st, fut)
+
+    def _finish(self, rel: str, first: os.stat_result, fut: Future[_Hashed]) -> LocalFile:
+        try:
+            h = fut.result()
+        except OSError as exc:
+            return _unreadable(rel, first, exc)
+        self.hashed_files += 1
+        self.hashed_bytes += h.after.st_size
+        if self.cache is not None and not h.changed:
+            self.cache.put(_key(h.before), h.hashes, h.zeros, recorded_ns=h.began_ns)
+        return LocalFile(rel, h.after.st_size, _utc(h.after.st_mtime_ns), h.hashes, h.zeros,
+                         changed_during_scan=h.changed)
+
+    def __enter__(self) -> Scanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.cache is not None:
+            self.cache.commit()
+
+
 def scan(root: Path | str, kinds: Collection[HashType], *, cache: HashCache | None = None,
          workers: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
          progress: Progress | None = None, files: Iterable[str] | None = None,
          settle_s: float = DEFAULT_SETTLE_S) -> ScanResult:
-    """Hash every regular file under `root` (or only `files`, relative paths) with `kinds`.
+    """Hash every regular file under `root` (or only `files`, relative paths) with `kinds` (`Scanner`).
 
-    Unchanged files (same device, inode, size, mtime_ns, ctime_ns) are answered from `cache`.
-    `progress(n)` is called with each block's byte count as it is read (serialised under a lock, so a
-    tqdm bar can be updated directly; a file read a second time, see `_hash_stable`, counts twice).
     `settle_s`: how long a file whose stat moved while it was read is left before it is looked at
-    again. Results are sorted by path.
+    again. Results are sorted by path; they are all held, so a caller verifying a tree of any size
+    streams through `Scanner` instead (verify.compare does).
     """
     top = Path(root)
     if not top.is_dir():
         raise UserError(f"not a directory: {top}")
-    kinds = frozenset(kinds)
-    workers = workers or min(32, os.cpu_count() or 1)
-    lock = threading.Lock()
-
-    def report(n: int) -> None:
-        if progress is not None:
-            with lock:
-                progress(n)
-
     started = time.perf_counter()
     out: list[LocalFile] = []
-    hashed = cached = hashed_bytes = 0
     unlisted: list[tuple[str, str]] = []
     todo = ((p, str(top / p)) for p in files) if files is not None else (
         (p, e.path) for p, e in iter_tree(top, unlisted))
-    pending: dict[Future[_Hashed], tuple[str, os.stat_result]] = {}
-
-    def finish(fut: Future[_Hashed]) -> None:
-        nonlocal hashed, hashed_bytes
-        rel, first = pending.pop(fut)
-        try:
-            h = fut.result()
-        except OSError as exc:
-            out.append(_unreadable(rel, first, exc))
-            return
-        hashed += 1
-        hashed_bytes += h.after.st_size
-        if cache is not None and not h.changed:
-            cache.put(_key(h.before), h.hashes, h.zeros, recorded_ns=h.began_ns)
-        out.append(LocalFile(rel, h.after.st_size, _utc(h.after.st_mtime_ns), h.hashes, h.zeros,
-                             changed_during_scan=h.changed))
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="df-scan") as pool:
+    window: deque[Callable[[], LocalFile | None]] = deque()
+    with Scanner(kinds, cache=cache, workers=workers, block_size=block_size, progress=progress,
+                 settle_s=settle_s) as scanner:
         for rel, abs_path in todo:
-            try:
-                st = os.stat(abs_path, follow_symlinks=False)
-            except OSError as exc:
-                out.append(LocalFile(rel, 0, _utc(0), {}, ZeroFacts(), error=_describe(exc)))
-                continue
-            if not stat_mod.S_ISREG(st.st_mode):
-                continue
-            hit = cache.get(_key(st), kinds) if cache is not None else None
-            if hit is not None:
-                cached += 1
-                report(st.st_size)
-                out.append(LocalFile(rel, st.st_size, _utc(st.st_mtime_ns), hit[0], hit[1], cached=True))
-                continue
-            fut = pool.submit(_hash_stable, abs_path, st, kinds, block_size, report, settle_s)
-            pending[fut] = (rel, st)
-            # Bounded in-flight window: memory stays O(workers), not O(files).
-            while len(pending) >= workers * 4:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    finish(fut)
-        while pending:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in done:
-                finish(fut)
-    if cache is not None:
-        cache.commit()
+            window.append(scanner.start(rel, abs_path))
+            while len(window) >= scanner.window:
+                if (found := window.popleft()()) is not None:
+                    out.append(found)
+        while window:
+            if (found := window.popleft()()) is not None:
+                out.append(found)
     out.sort(key=lambda f: f.path)
-    return ScanResult(tuple(out), hashed, cached, hashed_bytes, time.perf_counter() - started,
-                      tuple(unlisted))
+    return ScanResult(tuple(out), scanner.hashed_files, scanner.cached_files, scanner.hashed_bytes,
+                      time.perf_counter() - started, tuple(unlisted))
 
 
 def _describe(exc: OSError) -> str:

@@ -37,6 +37,8 @@ from driveferry.providers.gdrive.multipart import (
     MultipartToken,
     is_multipart_token,
 )
+from driveferry.providers.gdrive.permissions import DriveSharing
+from driveferry.providers.gdrive.revisions import DriveRevisions
 from driveferry.providers.gdrive.upload import CHUNK_MULTIPLE, GDriveUploadSession, SessionToken, initiate
 from driveferry.providers.retrying import plain_call
 
@@ -90,7 +92,8 @@ class GDriveProvider:
         self.features = Features(chunk_multiple=CHUNK_MULTIPLE, max_chunk=MAX_CHUNK, duplicate_names=True,
                                  properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes,
                                  property_lookup=self, by_id=self, delta=GDriveDelta(self),
-                                 exporter=DriveExporter(api))
+                                 exporter=DriveExporter(api), sharing=DriveSharing(api),
+                                 revisions=DriveRevisions(api, self.to_entry))
 
     # --- normalisation at the edge -----------------------------------------------------------------------
 
@@ -383,6 +386,14 @@ class GDriveProvider:
             return not self.api.get(item_id).get("trashed")
         except NotFoundError:
             return False
+
+    def entry(self, item_id: str, parent_path: str) -> Entry | None:
+        """ItemById: the item by id (files.get: no listing lag), None when gone or in the trash."""
+        try:
+            raw = self.api.get(item_id)
+        except NotFoundError:
+            return None
+        return None if raw.get("trashed") else self.to_entry(raw, parent_path)
 
     def set_modified(self, entry: Entry, modified: datetime) -> Entry:
         body = {"modifiedTime": _rfc3339(modified)}
