@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,6 +67,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code. Output piped into a reader that stops early (`| head`) ends the
+    command quietly with exit code 1, as the Python docs advise for SIGPIPE
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe): stdout is pointed at /dev/null so
+    the interpreter's final flush cannot raise again."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # inside the try: a reader gone since the last write shows up here
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PROBLEMS
+
+
+def _run(argv: Sequence[str] | None) -> int:
     tune_allocator()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command_in(argv))

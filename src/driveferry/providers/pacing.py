@@ -57,7 +57,8 @@ class RetryPolicy:
     throttles is up and asks us to wait); `transient_give_up_s` bounds it for other transient errors
     (5xx, resets, timeouts: 15 min, restic's backoff MaxElapsedTime), so a dead endpoint is reported
     within minutes; until the remote has answered once in this process (`Pacer.reached`), such errors
-    get only `first_contact_attempts` tries, so a wrong endpoint or a missing network fails in seconds.
+    get only `first_contact_attempts` tries, so a wrong endpoint or a missing network fails in seconds
+    (or, with `first_contact_give_up_s`, are retried that long: a network that is still coming up).
     `max_attempts` optionally bounds the tries too (None: only time bounds them). A lost upload session that may be transient
     (Graph's 404 on the first fragments) is retried `lost_session_retries` times after
     `lost_session_wait_s` (rclone waits 5 s: api-notes Part C §18).
@@ -70,6 +71,7 @@ class RetryPolicy:
     give_up_s: float | None = 6 * 3600.0
     transient_give_up_s: float | None = 15 * 60.0
     first_contact_attempts: int = 4
+    first_contact_give_up_s: float | None = None
     max_attempts: int | None = None
     time_scale: float = 1.0
     lost_session_retries: int = 3

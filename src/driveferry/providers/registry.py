@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from driveferry.config import Config, RemoteConfig
-from driveferry.errors import UserError
+from driveferry.errors import TransientError, UserError
 from driveferry.providers.base import Provider
 from driveferry.providers.ops import normalise_path
 from driveferry.providers.pacing import RetryPolicy
@@ -67,6 +67,10 @@ def factory_for(kind: str) -> Factory:
     return cast(Factory, factory)
 
 
+# the URL a cloud remote without `endpoint` talks to (named when it cannot be reached)
+CLOUD_URLS = {"gdrive": "https://www.googleapis.com", "onedrive": "https://graph.microsoft.com"}
+
+
 def build_provider(remote: RemoteConfig, state_dir: Path) -> Provider:
     """A provider for one configured remote. The state dir is created (0700) for cloud remotes, whose
     token caches live there; a local remote keeps no state.
@@ -77,26 +81,34 @@ def build_provider(remote: RemoteConfig, state_dir: Path) -> Provider:
     if remote.type == "local":
         return factory_for(remote.type)(remote.section, name=remote.name, state_dir=state_dir)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    inner = factory_for(remote.type)(remote.section, name=remote.name, state_dir=state_dir)
-    return RetryingProvider(inner, retry_policy(remote.section, remote.name))
+    endpoint = remote.endpoint or CLOUD_URLS.get(remote.type)
+    try:
+        inner = factory_for(remote.type)(remote.section, name=remote.name, state_dir=state_dir)
+    except TransientError as exc:  # msal discovers its authority while the client is built
+        raise TransientError(f"{remote.name}: cannot reach {endpoint} ({exc}); check the network and the "
+                             "remote's endpoint", status=exc.status, code=exc.code) from exc
+    return RetryingProvider(inner, retry_policy(remote.section, remote.name), endpoint=endpoint)
 
 
 def retry_policy(section: Mapping[str, Any], name: str = "remote") -> RetryPolicy:
     """The RetryPolicy of a remote section. Keys: `time_scale` (an emulator's clock speed-up; every wait
     is divided by it), `retry_give_up` (how long one call may keep retrying throttles, e.g. "6h", the
     default; "0" or "never": forever), `retry_transient_give_up` (the same for 5xx and network errors;
-    default "15m"), `retry_base_delay_s`, `retry_max_delay_s`, `retry_jitter` (full or
+    default "15m"), `retry_first_contact` (how long to keep trying a remote that has not answered yet in
+    this process, e.g. "10m"; default: 4 tries, a few seconds), `retry_base_delay_s`, `retry_max_delay_s`, `retry_jitter` (full or
     decorrelated), `retry_attempts` (an optional cap on tries). Raises UserError for bad values."""
     base = RetryPolicy()
     try:
         give_up = _duration(section.get("retry_give_up", base.give_up_s))
         transient_give_up = _duration(section.get("retry_transient_give_up", base.transient_give_up_s))
+        first_contact = _duration(section.get("retry_first_contact"))
         attempts = section.get("retry_attempts", section.get("max_attempts"))
         return RetryPolicy(
             base_delay_s=float(section.get("retry_base_delay_s", base.base_delay_s)),
             max_delay_s=float(section.get("retry_max_delay_s", base.max_delay_s)),
             jitter=str(section.get("retry_jitter", base.jitter)),  # type: ignore[arg-type]
-            give_up_s=give_up, transient_give_up_s=transient_give_up, max_attempts=int(attempts) if attempts else None,
+            give_up_s=give_up, transient_give_up_s=transient_give_up, first_contact_give_up_s=first_contact,
+            max_attempts=int(attempts) if attempts else None,
             time_scale=float(section.get("time_scale", 1.0)))
     except (TypeError, ValueError) as exc:
         raise UserError(f"remote {name!r}: bad retry setting: {exc}") from None

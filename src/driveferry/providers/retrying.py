@@ -13,6 +13,7 @@ adapter's `page_call` hook, which the wrapper installs.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ __all__ = ["RetryPolicy", "Retrier", "RetryingProvider", "RetryingUploadSession"
            "in_retry", "plain_call"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _state = threading.local()
 
 
@@ -70,8 +72,8 @@ class _Tries:
         self.attempts += 1
         if policy.max_attempts is not None and self.attempts >= policy.max_attempts:
             raise exc
-        if not pacer.reached and not isinstance(exc, ThrottledError) and self.attempts >= policy.first_contact_attempts:
-            raise exc  # never answered yet: a wrong endpoint or no network, not a blip to wait out
+        if not pacer.reached and not isinstance(exc, ThrottledError) and self._gave_up_first_contact():
+            raise self.r.unreachable(exc) from exc  # never answered: a wrong endpoint or no network
         if isinstance(exc, ThrottledError):
             delay = pacer.throttled(policy, exc)  # every caller of this remote waits too
         else:
@@ -81,16 +83,36 @@ class _Tries:
         limit = policy.give_up_after_s(exc)
         if limit is not None and pacer.clock.monotonic() - self.started + wait > policy.scaled(limit):
             raise exc
+        if not pacer.reached and self.attempts == 1 and policy.first_contact_give_up_s is not None:
+            log.warning("%s: cannot reach %s yet (%s); retrying for up to %.0f s (retry_first_contact)",
+                        pacer.remote, self.r.endpoint, exc, policy.first_contact_give_up_s)
         pacer.report(RetryEvent(pacer.remote, self.op, wait, reason_of(exc), self.attempts))
         pacer.clock.sleep(wait)
+
+    def _gave_up_first_contact(self) -> bool:
+        """Whether a remote that has not answered yet has had its tries: `first_contact_attempts`, or with
+        `first_contact_give_up_s` set (the `retry_first_contact` key) that long."""
+        patience = self.r.policy.first_contact_give_up_s
+        if patience is None:
+            return self.attempts >= self.r.policy.first_contact_attempts
+        return self.r.pacer.clock.monotonic() - self.started >= self.r.policy.scaled(patience)
 
 
 class Retrier:
     """Applies one remote's policy and pacer to calls (thread-safe: keeps no per-call state)."""
 
-    def __init__(self, policy: RetryPolicy, pacer: Pacer) -> None:
+    def __init__(self, policy: RetryPolicy, pacer: Pacer, endpoint: str | None = None) -> None:
         self.policy = policy
         self.pacer = pacer
+        self.endpoint = endpoint or "its endpoint"
+
+    def unreachable(self, exc: TransientError) -> TransientError:
+        """The error for a remote that never answered: one line naming the remote, the URL and the fix."""
+        patience = self.policy.first_contact_give_up_s
+        wait = (f"retry_first_contact = \"{patience:.0f}s\" ran out" if patience is not None else
+                f"set retry_first_contact = \"10m\" in [remotes.{self.pacer.remote}] to keep trying that long")
+        return TransientError(f"{self.pacer.remote}: cannot reach {self.endpoint} ({exc}); check the network and "
+                              f"the remote's endpoint, or {wait}", status=exc.status, code=exc.code)
 
     def tries(self, op: str) -> _Tries:
         return _Tries(self, op)
@@ -225,13 +247,14 @@ class RetryingProvider:
     Attributes the contract does not name (an adapter's own helpers) are passed through unwrapped.
     """
 
-    def __init__(self, inner: Provider, policy: RetryPolicy | None = None, pacer: Pacer | None = None) -> None:
+    def __init__(self, inner: Provider, policy: RetryPolicy | None = None, pacer: Pacer | None = None,
+                 endpoint: str | None = None) -> None:
         self.inner = inner
         self.name = inner.name
         self.hash_types = inner.hash_types
         self.policy = policy or RetryPolicy()
         self.pacer = pacer or pacer_for(inner.name)
-        self._r = Retrier(self.policy, self.pacer)
+        self._r = Retrier(self.policy, self.pacer, endpoint)  # endpoint: the URL named when it never answers
         f = inner.features
         capabilities: dict[str, Any] = {fl.name: _Capability(getattr(f, fl.name), self._r) for fl in fields(f)
                         if not isinstance(getattr(f, fl.name), int | float | str | bool | None)}
