@@ -6,12 +6,13 @@ import argparse
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driveferry.commands.common import add_config_arg, check_output_path, open_remotes, write_private
+from driveferry.commands.progress import DEFAULT_INTERVAL_S, JsonProgress, LineProgress
+from driveferry.commands.progress_bars import TerminalProgress
 from driveferry.errors import DriveferryError, FailedAfterWritesError, UserError
 from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
@@ -70,104 +71,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--journal-backup-every", metavar="DURATION", default="5m",
                    help="how often to upload a journal snapshot (default 5m; one more at exit)")
     p.add_argument("--report", metavar="FILE", help="write the machine-readable run report (JSON) here")
+    p.add_argument("--progress-interval", metavar="DURATION", default=None,
+                   help=f"without a terminal (a log file, a notebook, nohup): print a progress line this often "
+                        f"(default {DEFAULT_INTERVAL_S:.0f}s; with --json, a progress event)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and the summary line")
     out.add_argument("--json", action="store_true", help="JSON lines of progress events and the summary")
     p.set_defaults(func=run)
-
-
-class _NoBar:
-    """What TerminalProgress uses of a tqdm bar, doing nothing (quiet or not a terminal)."""
-
-    def __init__(self, **_: Any) -> None:
-        self.total = 0
-
-    def update(self, n: int) -> None: ...
-
-    def set_postfix_str(self, s: str, refresh: bool = True) -> None: ...
-
-    def write(self, s: str, file: Any = None) -> None:
-        print(s, file=file or sys.stderr)
-
-    def close(self) -> None: ...
-
-
-class TerminalProgress(PlanProgress):
-    """tqdm bars: total bytes with rate and ETA, plus one bar per active file (when a TTY)."""
-
-    def __init__(self, enabled: bool) -> None:
-        # bars only on a terminal: redirected output gets the summary, not thousands of \r updates
-        self.enabled = enabled and sys.stderr.isatty()
-        if self.enabled:
-            from tqdm import tqdm
-            self._tqdm: Any = tqdm
-        else:  # tqdm (and the multiprocessing lock it makes) would cost memory and start-up time for nothing
-            self._tqdm = _NoBar
-        self.total = self._tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="total",
-                                disable=not self.enabled, dynamic_ncols=True)
-        self._files: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def planned(self, count: int) -> None:
-        if self.enabled:
-            self.total.set_postfix_str(f"{count} planned", refresh=True)
-
-    def remaining(self, files: int, nbytes: int) -> None:
-        self.total.total = nbytes
-        self.total.set_postfix_str(f"{files} files to copy", refresh=True)
-
-    def file_started(self, path: str, size: int, resumed_from: int) -> None:
-        with self._lock:
-            if self.enabled and size > 8 * 1024 * 1024:
-                self._files[path] = self._tqdm(total=size, initial=resumed_from, unit="B", unit_scale=True,
-                                               desc=path[-40:], leave=False, dynamic_ncols=True)
-
-    def advance(self, path: str, nbytes: int) -> None:
-        with self._lock:
-            self.total.update(nbytes)
-            bar = self._files.get(path)
-            if bar:
-                bar.update(nbytes)
-
-    def file_finished(self, path: str, status: str) -> None:
-        with self._lock:
-            bar = self._files.pop(path, None)
-            if bar:
-                bar.close()
-            if status == "failed":
-                self.total.write(f"failed: {path}", file=sys.stderr)
-
-    def close(self) -> None:
-        self.total.close()
-
-
-class JsonProgress(PlanProgress):
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def _emit(self, **event: Any) -> None:
-        with self._lock:
-            print(json.dumps(event), flush=True)
-
-    def planned(self, count: int) -> None:
-        self._emit(event="planned", count=count)
-
-    def remaining(self, files: int, nbytes: int) -> None:
-        self._emit(event="remaining", files=files, bytes=nbytes)
-
-    def file_started(self, path: str, size: int, resumed_from: int) -> None:
-        self._emit(event="start", path=path, size=size, resumed_from=resumed_from)
-
-    def file_finished(self, path: str, status: str) -> None:
-        self._emit(event="finish", path=path, status=status)
-
-    def retry(self, event: RetryEvent) -> None:
-        """One wait of the retry layer: {"event": "retry", "remote", "op", "wait_s", "reason", ...}."""
-        self._emit(**event.to_json())
-
-    def quota_wait(self, reason: str, wait_s: float) -> None:
-        """A wait for the daily upload cap (--wait-for-quota): {"event": "quota_wait", "wait_s", "reason"}."""
-        self._emit(event="quota_wait", wait_s=round(wait_s, 3), reason=reason)
 
 
 class WaitCounter:
@@ -227,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
              "export": args.export}
     values.update({k: v for k, v in flags.items() if v is not None})
     settings = build_settings(values)
+    interval_s = _interval(args.progress_interval)
     if args.report:
         check_output_path(args.report, "--report")  # else it fails after the whole migration
     remotes = open_remotes(settings.config)
@@ -245,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
     # a dry run writes nothing: it reads an existing journal and never creates one
     exists = "://" in settings.journal or os.path.exists(settings.journal)
     journal = Journal.open(settings.journal) if (exists or not settings.dry_run) else None
-    progress: PlanProgress = (JsonProgress() if args.json else TerminalProgress(not args.quiet))
+    progress = _progress(args, interval_s)
+    migration: dict[str, Any] | None = None
     waits = WaitCounter([src, dst], progress.retry if isinstance(progress, JsonProgress) else None)
     calls = CallCounter([src, dst])
     if backup is not None:
@@ -256,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
             if not (summary.stopped_for_quota and settings.wait_for_quota and summary.resets_at):
                 break
             _sleep_until(summary.resets_at, args.json)
+        if journal is not None and not settings.dry_run:
+            migration = _migration_totals(journal, settings)
     except UserError:
         raise
     except DriveferryError as exc:
@@ -264,8 +178,7 @@ def run(args: argparse.Namespace) -> int:
         raise FailedAfterWritesError(f"{exc} (the run had begun: the journal, and maybe the destination, "
                                      "changed; run the same command again to continue)", cause=exc) from exc
     finally:
-        if isinstance(progress, TerminalProgress):
-            progress.close()
+        progress.close()
         if journal is not None:
             journal.close()
         if backup is not None:
@@ -273,13 +186,50 @@ def run(args: argparse.Namespace) -> int:
     wait_figures = waits.figures()
     call_figures = calls.figures(summary.copied)
     report = {"settings": settings.redacted(),
-              "summary": {**summary.to_json(), "waits": wait_figures, "api_calls": call_figures}}
+              "summary": {**summary.to_json(), "waits": wait_figures, "api_calls": call_figures},
+              **({"migration": migration} if migration else {})}
     if args.report:
         write_private(Path(args.report), json.dumps(report, indent=2, default=str))
-    _print_summary(summary, args.json, wait_figures, call_figures)
+    _print_summary(summary, args.json, wait_figures, call_figures, migration)
     if summary.stopped_for_quota:
         return 3
     return 1 if summary.failed else 0
+
+
+def _interval(value: str | None) -> float:
+    """--progress-interval in seconds (UserError when it is not a positive duration)."""
+    if value is None:
+        return DEFAULT_INTERVAL_S
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise UserError(f"bad value for --progress-interval: {exc}") from None
+    if seconds <= 0:
+        raise UserError(f"--progress-interval must be more than 0 seconds, got {value!r}")
+    return seconds
+
+
+def _progress(args: argparse.Namespace, interval_s: float) -> PlanProgress:
+    """Bars on a terminal, a line every `interval_s` without one, JSON events with --json."""
+    if args.json:
+        return JsonProgress(interval_s)
+    if not args.quiet and not sys.stderr.isatty():
+        return LineProgress(interval_s)
+    return TerminalProgress(not args.quiet, quiet=args.quiet)
+
+
+def _migration_totals(journal: Any, settings: Any) -> dict[str, Any] | None:
+    """The whole migration's totals across every run (statuspage.snapshot), or None without a job."""
+    from datetime import UTC, datetime
+
+    from driveferry.statuspage.snapshot import job_snapshot
+    job = journal.find_job(settings.source, settings.destination)
+    if job is None:
+        return None
+    snap = job_snapshot(journal, job, datetime.now(UTC), errors=0)
+    keys = ("files", "files_done", "files_failed", "files_pending", "files_unsupported", "unverified",
+            "goal_bytes", "bytes_done", "percent")
+    return {"runs": len(snap["runs"]), **{k: snap["totals"][k] for k in keys}}
 
 
 def _journal_backup(args: argparse.Namespace, journal: str, remotes: Any) -> JournalBackup | None:
@@ -318,16 +268,26 @@ def _sleep_until(resets_at: str, as_json: bool) -> None:
 
 
 def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]],
-                   calls: dict[str, dict[str, Any]] | None = None) -> None:
+                   calls: dict[str, dict[str, Any]] | None = None, migration: dict[str, Any] | None = None
+                   ) -> None:
     if as_json:
-        print(json.dumps({"event": "summary", **s.to_json(), "waits": waits, "api_calls": calls or {}}),
-              flush=True)
+        print(json.dumps({"event": "summary", **s.to_json(), "waits": waits, "api_calls": calls or {},
+                          **({"migration": migration} if migration else {})}), flush=True)
         return
-    verb = "would copy" if s.dry_run else "copied"
-    print(f"{verb} {s.copied}, skipped {s.skipped} (already there), failed {s.failed}, "
-          f"unverified {s.unverified}, cannot copy {s.unsupported}, filtered {s.filtered}; "
-          f"{format_size(s.bytes_uploaded)} in "
-          f"{s.seconds:.1f}s ({format_size(s.rate_bps)}/s); run {s.run_id}")
+    if s.dry_run:
+        print(f"would copy {s.copied} files, {format_size(s.would_copy_bytes)} ({s.would_copy_bytes} bytes); "
+              f"cannot copy {s.unsupported}, filtered {s.filtered}; nothing was changed")
+    else:
+        print(f"this run: copied {s.copied}, skipped {s.skipped} (already there), failed {s.failed}, "
+              f"unverified {s.unverified}, cannot copy {s.unsupported}, filtered {s.filtered}; "
+              f"{format_size(s.bytes_uploaded)} in "
+              f"{s.seconds:.1f}s ({format_size(s.rate_bps)}/s); run {s.run_id}")
+    if migration:
+        runs = f"{migration['runs']} run{'s' if migration['runs'] != 1 else ''}"
+        print(f"whole migration ({runs}): {migration['files_done']}/{migration['files']} files "
+              f"done, {format_size(migration['bytes_done'])} of {format_size(migration['goal_bytes'])} "
+              f"({migration['percent']:.1f}%), {migration['files_failed']} failed, "
+              f"{migration['unverified']} unverified, {migration['files_unsupported']} cannot copy")
     waited = [f"{name}: waits {int(w['waits'])}, waited {w['waited_s']:.1f} s" for name, w in waits.items()
               if w["waits"]]
     if waited:

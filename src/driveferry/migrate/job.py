@@ -51,6 +51,7 @@ class Summary:
     quota_waits: int = 0  # --wait-for-quota: times the run waited for the daily cap, and for how long
     quota_waited_s: float = 0.0
     dry_run: bool = False
+    would_copy_bytes: int = 0  # --dry-run: the size of the `copied` files it would copy
     failures: list[dict[str, str]] = field(default_factory=list)
     unsupported_items: list[dict[str, str]] = field(default_factory=list)
     renamed: int = 0  # planned under another name than the source's (migrate/names.py)
@@ -108,6 +109,12 @@ class PlanProgress(Progress):
     def quota_wait(self, reason: str, wait_s: float) -> None:
         """Called before the run sleeps `wait_s` wall seconds for the daily cap (--wait-for-quota)."""
 
+    def would_copy(self, path: str, size: int) -> None:
+        """--dry-run: called for each file the run would copy (its destination path and size)."""
+
+    def close(self) -> None:
+        """Called once when the run ends (also after an error): flush what is shown."""
+
 
 def _resolve_root(provider: Provider, path: str, create: bool, ledger: FolderLedger | None = None) -> Entry:
     """The folder at `path`. With `create`, missing folders are made; with a ledger, folders are taken
@@ -162,7 +169,8 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     naming = Naming(Namer(dst.features, dst_path), settings.export, src)
     if settings.dry_run:
         planned = plan(src, src_root, filters, naming, checkers=settings.checkers)
-        return _dry_run(journal, settings, _counted(planned, Summary(run_id="dry-run", dry_run=True)), started)
+        return _dry_run(journal, settings, _counted(planned, Summary(run_id="dry-run", dry_run=True)), started,
+                        progress)
     assert journal is not None
     port = JobPort.open(journal, settings, src_root.path)
     run_id = port.run_id
@@ -287,27 +295,33 @@ def _counted(items: Iterator[Planned], summary: Summary) -> _Counted:
 _DRY_RUN_BATCH = 500
 
 
-def _dry_run(journal: Journal | None, settings: MigrateSettings, items: _Counted, started: float) -> Summary:
-    """Count what would be copied: planned copies the journal does not already hold as finished."""
+def _dry_run(journal: Journal | None, settings: MigrateSettings, items: _Counted, started: float,
+             progress: PlanProgress) -> Summary:
+    """Count (and list through `progress.would_copy`) what would be copied: planned copies the journal
+    does not already hold as finished."""
     from driveferry.journal.records import ItemState
     job = journal.find_job(settings.source, settings.destination) if journal is not None else None
     finished = (ItemState.DONE, ItemState.SKIPPED)
     count = 0
-    batch: list[str] = []
+    batch: list[tuple[str, int]] = []
+    summary = items.summary
 
     def flush() -> int:  # one query per batch of paths (Journal.item_states), not one per item
-        states = journal.item_states(job.id, batch) if (journal is not None and job is not None) else {}
-        todo = sum(1 for path in batch if states.get(path) not in finished)
+        paths = [path for path, _ in batch]
+        states = journal.item_states(job.id, paths) if (journal is not None and job is not None) else {}
+        todo = [(path, size) for path, size in batch if states.get(path) not in finished]
+        for path, size in todo:
+            progress.would_copy(path, size)
+            summary.would_copy_bytes += size
         batch.clear()
-        return todo
+        return len(todo)
 
     for item in items:
         if item.action == "copy":
-            batch.append(item.rel_path)
+            batch.append((item.rel_path, item.entry.size or 0))
             if len(batch) >= _DRY_RUN_BATCH:
                 count += flush()
     count += flush()
-    summary = items.summary
     summary.copied = count
     summary.seconds = time.monotonic() - started
     return summary
