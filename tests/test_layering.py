@@ -20,11 +20,12 @@ ALLOWED: dict[str, set[str]] = {
     "fileio": set(),
     "integrity": {"errors"},
     "typedconfig": {"errors", "units"},
+    "globs": {"errors"},
     "config": {"errors", "units", "typedconfig"},
     "providers": {"errors", "integrity", "units", "config", "fileio"},
     "journal": {"errors"},
-    "migrate": {"errors", "integrity", "providers", "journal", "units", "config", "typedconfig"},
-    "verify": {"errors", "integrity", "providers", "journal", "units", "config"},
+    "migrate": {"errors", "integrity", "providers", "journal", "units", "config", "typedconfig", "globs"},
+    "verify": {"errors", "integrity", "providers", "journal", "units", "config", "globs"},
     "emulator": {"errors", "integrity", "units", "fileio", "typedconfig"},
 }
 

@@ -11,12 +11,14 @@ import argparse
 import heapq
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from driveferry.commands.common import add_config_arg, check_output_path, open_remotes
 from driveferry.errors import DriveferryError, FailedAfterWritesError, NotFoundError, UserError
+from driveferry.globs import check_patterns, matches_any
 from driveferry.migrate.settings import DEFAULT_JOURNAL
 from driveferry.providers.base import Entry, Kind, Provider
 from driveferry.providers.ops import DirCache, resolve
@@ -25,6 +27,7 @@ from driveferry.units import parse_size
 from driveferry.verify.classify import Finding, Policy
 from driveferry.verify.compare import Comparison, compare_local, compare_remotes
 from driveferry.verify.fix import apply_fix, chunk_bytes_for, plan_fixes
+from driveferry.verify.html import ReportContext
 from driveferry.verify.report import format_summary, manifest_line, write_csv, write_html, write_jsonl
 from driveferry.verify.scan import LocalFile
 from driveferry.verify.sink import FindingSink
@@ -69,6 +72,8 @@ def add_parser(sub: Any) -> None:
                    help="remote vs remote: download the side without a usable hash instead of reporting unverifiable")
     p.add_argument("--workers", type=int, default=None, help="hashing threads (default: CPU count)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the local hash cache")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="leave out matching paths on both sides, as migrate --exclude does (repeatable)")
     p.add_argument("--journal", metavar="PATH|URL",
                    help="remote vs remote: the migration's journal, whose recorded ids find copies a "
                         f"lagging listing misses (default: ./{DEFAULT_JOURNAL} when it exists)")
@@ -89,6 +94,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--grace must be >= 0 seconds")
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be >= 1")
+    check_patterns(args.exclude, "--exclude")
 
 
 def _folder(provider: Provider, path: str, spec: str) -> Entry:
@@ -128,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         recorded = _recorded(args, journal, dst, dst_path) if journal is not None else None
         root = recorded.root() if recorded is not None else None
         dst_folder = root if root is not None else _folder(dst, dst_path, args.second)
-        with FindingSink() as sink:
+        with _sink(args) as sink:
             comp = compare_remotes(src, src_folder, dst, dst_folder, download=args.download, sink=sink,
                                    fill=recorded.fill if recorded is not None else None)
             if comp.downloaded_bytes:
@@ -171,11 +177,11 @@ def _run_local(args: argparse.Namespace, root: Path, dst: Provider, folder: Entr
     bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="hashing",
                disable=args.quiet or not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True)
     manifest = _Manifest(Path(args.manifest)) if args.manifest else None
-    with FindingSink(keep_problems=args.fix) as sink:
+    with _sink(args, keep_problems=args.fix) as sink:
         try:
             comp = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
                                  workers=args.workers, progress=bar.update, sink=sink,
-                                 on_local=manifest.add if manifest is not None else None)
+                                 on_local=_unless_excluded(manifest.add, args) if manifest is not None else None)
             bar.close()
             for rel, why in comp.unlisted:
                 print(f"warning: could not list local folder {rel}: {why}", file=sys.stderr)
@@ -189,10 +195,34 @@ def _run_local(args: argparse.Namespace, root: Path, dst: Provider, folder: Entr
         if manifest is not None and comp.hash_type is not None:
             print(f"manifest: {manifest.lines} {comp.hash_type.value} lines in {args.manifest}")
         try:
-            return _finish(args, final, comp)
+            return _finish(args, final, comp, before=sink if final is not sink else None)
         finally:
             if final is not sink:
                 final.close()
+
+
+class _ExcludingSink(FindingSink):
+    """A FindingSink that drops the findings of paths an --exclude pattern matches (globs.py: the rules
+    migrate --exclude uses), so a tree migrated with --exclude verifies clean with the same patterns."""
+
+    def __init__(self, exclude: tuple[str, ...], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.exclude = exclude
+
+    def add(self, finding: Finding, local: LocalFile | None = None, remote: Entry | None = None) -> None:
+        if not matches_any(finding.path, self.exclude):
+            super().add(finding, local, remote)
+
+
+def _sink(args: argparse.Namespace, **kw: Any) -> FindingSink:
+    return _ExcludingSink(tuple(args.exclude), **kw) if args.exclude else FindingSink(**kw)
+
+
+def _unless_excluded(add: Callable[[LocalFile], None], args: argparse.Namespace) -> Callable[[LocalFile], None]:
+    def added(f: LocalFile) -> None:
+        if not matches_any(f.path, args.exclude):
+            add(f)
+    return added
 
 
 class _Manifest:
@@ -259,7 +289,10 @@ def _order(f: Finding) -> tuple[str, str]:
     return f.path, f.remote_id or ""
 
 
-def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison) -> int:
+def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison,
+            before: FindingSink | None = None) -> int:
+    """Print the summary and write --report; after a --fix that re-uploaded, `before` holds the first
+    pass's findings: the report shows the state after the fix, and FILE.before-fix.EXT the one before."""
     summary = sink.summary()
     print(format_summary(summary))
     for f in sink.first_problems:
@@ -267,12 +300,32 @@ def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison) -> in
     if summary.problems > len(sink.first_problems):
         print(f"  ... and {summary.problems - len(sink.first_problems)} more (see --report)")
     if args.report:
-        _write_report(Path(args.report), sink)
-        print(f"report: {args.report}")
+        report = Path(args.report)
+        before_path = report.with_name(f"{report.stem}.before-fix{report.suffix}") if before else None
+        if before is not None and before_path is not None:
+            _write_report(before_path, before, _context(args, "before --fix"))
+        _write_report(report, sink, _context(args, "after --fix" if before else "",
+                                             before.summary().as_dict() if before else None,
+                                             before_path.name if before_path else None))
+        print(f"report: {args.report}" + (f" (after --fix; before it: {before_path})" if before_path else ""))
     return 1 if summary.problems or comp.unlisted else 0
 
 
-def _write_report(path: Path, sink: FindingSink) -> None:
+def _context(args: argparse.Namespace, stage: str, before_counts: Any = None,
+             before_report: str | None = None) -> ReportContext:
+    """Both sides as the user named them, how each was read, and this run (command, time)."""
+    from driveferry import __version__
+    local = os.path.isdir(args.first)
+    command = f"driveferry {__version__} verify {args.first} {args.second}" + (" --fix" if args.fix else "")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    return ReportContext(
+        source=args.first, destination=args.second,
+        source_kind="local folder, read and hashed here" if local else "remote, hashes from its API",
+        destination_kind="remote, hashes from its API", run=f"{command} at {when}" + (f" ({stage})" if stage else ""),
+        before_counts=before_counts, before_report=before_report)
+
+
+def _write_report(path: Path, sink: FindingSink, context: ReportContext | None = None) -> None:
     """The report, written finding by finding from the sink's spill (owner-only, as write_private)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -283,4 +336,5 @@ def _write_report(path: Path, sink: FindingSink) -> None:
         elif ext == ".csv":
             write_csv(sink.findings(), out)
         else:
-            write_html(sink.findings(), out, generated_at=datetime.now(UTC), summary=sink.summary())
+            write_html(sink.findings(), out, generated_at=datetime.now(UTC), summary=sink.summary(),
+                       context=context)

@@ -14,11 +14,11 @@ extension appended: `Plan` -> `Plan.docx`.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from driveferry.errors import UserError
+from driveferry.globs import check_patterns, matches_any
 from driveferry.migrate.names import Namer
 from driveferry.providers.base import Entry, Kind, Provider
 from driveferry.providers.ops import walk_files
@@ -49,21 +49,15 @@ class Filters:
     max_size: int | None = None
 
     def __post_init__(self) -> None:
-        for pattern in (*self.include, *self.exclude):
-            if not pattern or pattern.count("[") != pattern.count("]"):
-                raise UserError(f"malformed glob {pattern!r}: brackets must pair up (example: '*.mp4')")
+        check_patterns(self.include, "--include")
+        check_patterns(self.exclude, "--exclude")
         if self.min_size is not None and self.max_size is not None and self.min_size > self.max_size:
             raise UserError(f"--min-size ({self.min_size}) is larger than --max-size ({self.max_size})")
 
     def wants(self, rel_path: str, size: int | None) -> bool:
-        name = rel_path.rsplit("/", 1)[-1]
-
-        def match(p: str) -> bool:
-            return fnmatch.fnmatchcase(rel_path, p) or fnmatch.fnmatchcase(name, p)
-
-        if self.include and not any(match(p) for p in self.include):
+        if self.include and not matches_any(rel_path, self.include):
             return False
-        if any(match(p) for p in self.exclude):
+        if matches_any(rel_path, self.exclude):
             return False
         if size is not None and self.min_size is not None and size < self.min_size:
             return False

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from driveferry.errors import UserError
+from driveferry.globs import check_patterns
 from driveferry.migrate.overlap import check_no_overlap
 from driveferry.typedconfig import Field, FileValueError, check_table, read_toml, shown
 from driveferry.units import parse_duration, parse_size
@@ -57,9 +58,8 @@ class MigrateSettings:
         if not 0 <= self.versions <= MAX_VERSIONS:  # each copied revision is kept forever, 200 at most a file
             raise UserError(f"--versions must be between 0 and {MAX_VERSIONS} (Drive keeps at most 200 revisions "
                             f"of a file forever, the current one included), got {self.versions}")
-        for flag, patterns in (("--include", self.include), ("--exclude", self.exclude)):
-            if any(not p.strip() for p in patterns):
-                raise UserError(f"{flag} '': an empty pattern matches nothing; give a glob such as '*.tmp'")
+        check_patterns(self.include, "--include")  # before the journal is opened, not when planning
+        check_patterns(self.exclude, "--exclude")
         if self.min_size is not None and self.max_size is not None and self.min_size > self.max_size:
             raise UserError(f"--min-size ({self.min_size} bytes) is above --max-size ({self.max_size} bytes): "
                             "nothing could be copied; swap them or drop one")
