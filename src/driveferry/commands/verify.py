@@ -27,6 +27,7 @@ from driveferry.units import parse_size
 from driveferry.verify.classify import Finding, Policy
 from driveferry.verify.compare import Comparison, compare_local, compare_remotes
 from driveferry.verify.fix import apply_fix, chunk_bytes_for, plan_fixes
+from driveferry.verify.html import ReportContext
 from driveferry.verify.report import format_summary, manifest_line, write_csv, write_html, write_jsonl
 from driveferry.verify.scan import LocalFile
 from driveferry.verify.sink import FindingSink
@@ -194,7 +195,7 @@ def _run_local(args: argparse.Namespace, root: Path, dst: Provider, folder: Entr
         if manifest is not None and comp.hash_type is not None:
             print(f"manifest: {manifest.lines} {comp.hash_type.value} lines in {args.manifest}")
         try:
-            return _finish(args, final, comp)
+            return _finish(args, final, comp, before=sink if final is not sink else None)
         finally:
             if final is not sink:
                 final.close()
@@ -288,7 +289,10 @@ def _order(f: Finding) -> tuple[str, str]:
     return f.path, f.remote_id or ""
 
 
-def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison) -> int:
+def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison,
+            before: FindingSink | None = None) -> int:
+    """Print the summary and write --report; after a --fix that re-uploaded, `before` holds the first
+    pass's findings: the report shows the state after the fix, and FILE.before-fix.EXT the one before."""
     summary = sink.summary()
     print(format_summary(summary))
     for f in sink.first_problems:
@@ -296,12 +300,32 @@ def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison) -> in
     if summary.problems > len(sink.first_problems):
         print(f"  ... and {summary.problems - len(sink.first_problems)} more (see --report)")
     if args.report:
-        _write_report(Path(args.report), sink)
-        print(f"report: {args.report}")
+        report = Path(args.report)
+        before_path = report.with_name(f"{report.stem}.before-fix{report.suffix}") if before else None
+        if before is not None and before_path is not None:
+            _write_report(before_path, before, _context(args, "before --fix"))
+        _write_report(report, sink, _context(args, "after --fix" if before else "",
+                                             before.summary().as_dict() if before else None,
+                                             before_path.name if before_path else None))
+        print(f"report: {args.report}" + (f" (after --fix; before it: {before_path})" if before_path else ""))
     return 1 if summary.problems or comp.unlisted else 0
 
 
-def _write_report(path: Path, sink: FindingSink) -> None:
+def _context(args: argparse.Namespace, stage: str, before_counts: Any = None,
+             before_report: str | None = None) -> ReportContext:
+    """Both sides as the user named them, how each was read, and this run (command, time)."""
+    from driveferry import __version__
+    local = os.path.isdir(args.first)
+    command = f"driveferry {__version__} verify {args.first} {args.second}" + (" --fix" if args.fix else "")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    return ReportContext(
+        source=args.first, destination=args.second,
+        source_kind="local folder, read and hashed here" if local else "remote, hashes from its API",
+        destination_kind="remote, hashes from its API", run=f"{command} at {when}" + (f" ({stage})" if stage else ""),
+        before_counts=before_counts, before_report=before_report)
+
+
+def _write_report(path: Path, sink: FindingSink, context: ReportContext | None = None) -> None:
     """The report, written finding by finding from the sink's spill (owner-only, as write_private)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -312,4 +336,5 @@ def _write_report(path: Path, sink: FindingSink) -> None:
         elif ext == ".csv":
             write_csv(sink.findings(), out)
         else:
-            write_html(sink.findings(), out, generated_at=datetime.now(UTC), summary=sink.summary())
+            write_html(sink.findings(), out, generated_at=datetime.now(UTC), summary=sink.summary(),
+                       context=context)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import TextIO
@@ -20,7 +21,24 @@ from typing import TextIO
 from driveferry.units import format_size
 from driveferry.verify.classify import STATUS_INFO, Finding, Status
 
-__all__ = ["render_html", "write_page"]
+__all__ = ["ReportContext", "render_html", "write_page"]
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the report compared, shown in its header: both sides as the user named them, how each was
+    read, and the run (the command and when). For a local folder, "source" is the local tree.
+
+    `before_counts` (status -> (files, bytes)) and `before_report` (a file name) are the findings
+    before `verify --fix` re-uploaded, when this page shows the state after it."""
+
+    source: str
+    destination: str
+    source_kind: str = "source"  # e.g. "local folder" or "remote (metadata)"
+    destination_kind: str = "destination"
+    run: str = ""
+    before_counts: dict[Status, tuple[int, int]] | None = None
+    before_report: str | None = None
 
 _BAR_COLOURS = {"ok": "#2e7d32", "info": "#1565c0", "warning": "#ef6c00", "error": "#c62828"}
 
@@ -107,7 +125,8 @@ def _iso(t: datetime | None) -> str:
 
 def _file_row(f: Finding) -> str:
     sev = STATUS_INFO[f.status].severity
-    digest = f"{f.hash_type.value}: local {f.local_hash or '-'} / remote {f.remote_hash or '-'}" \
+    # Finding's local_* fields are the source side, remote_* the destination (classify.Finding)
+    digest = f"{f.hash_type.value}: source {f.local_hash or '-'} / destination {f.remote_hash or '-'}" \
         if f.hash_type else ""
     return (
         f'<tr data-status="{f.status.value}"><td><code class="path">{escape(f.path)}</code></td>'
@@ -122,28 +141,49 @@ def _file_row(f: Finding) -> str:
 
 
 def render_html(findings: Sequence[Finding], counts: dict[Status, tuple[int, int]], *, title: str,
-                generated_at: datetime) -> str:
+                generated_at: datetime, context: ReportContext | None = None) -> str:
     """The whole page as text. `counts` maps status to (files, bytes); statuses absent count as 0."""
     buf = io.StringIO()
-    write_page(findings, counts, buf, title=title, generated_at=generated_at)
+    write_page(findings, counts, buf, title=title, generated_at=generated_at, context=context)
     return buf.getvalue()
 
 
+def _context_block(ctx: ReportContext | None) -> str:
+    """The header naming both sides and the run, and the findings before --fix (if any)."""
+    if ctx is None:
+        return ""
+    rows = [("Source", ctx.source, ctx.source_kind), ("Destination", ctx.destination, ctx.destination_kind)]
+    out = ['<table id="sides"><tbody>']
+    out += [f'<tr><th>{label}</th><td><code data-side="{label.lower()}">{escape(name)}</code></td>'
+            f"<td>{escape(kind)}</td></tr>" for label, name, kind in rows]
+    if ctx.run:
+        out.append(f'<tr><th>Run</th><td colspan="2"><code id="run">{escape(ctx.run)}</code></td></tr>')
+    out.append("</tbody></table>")
+    if ctx.before_counts is not None:
+        found = [(s, n) for s in Status for n in [ctx.before_counts.get(s, (0, 0))[0]] if n]
+        listed = ", ".join(f'<span data-before-count="{s.value}">{n}</span> {s.value}' for s, n in found)
+        where = f' (every finding: <code>{escape(ctx.before_report)}</code>)' if ctx.before_report else ""
+        out.append(f'<p id="before-fix">This page shows the state <b>after</b> <code>--fix</code>. Before it: '
+                   f"{listed or 'no files'}{where}.</p>")
+    return "\n".join(out)
+
+
 def write_page(findings: Iterable[Finding], counts: dict[Status, tuple[int, int]], out: TextIO, *,
-               title: str, generated_at: datetime) -> None:
+               title: str, generated_at: datetime, context: ReportContext | None = None) -> None:
     """The page written to `out` row by row: `findings` is iterated once and never held, so a report
     of any size is written in bounded memory. `counts` must be the findings' own (the summary and the
     "showing" line come first)."""
     total = sum(n for n, _ in counts.values())
     total_bytes = sum(b for _, b in counts.values())
     options = "".join(f'<option value="{s.value}">{s.value}</option>' for s in Status)
-    heads = ("Path", "Status", "Reason", "Local bytes", "Remote bytes", "Zero tail", "Local mtime (UTC)",
-             "Remote modified (UTC)", "Hashes compared")
+    heads = ("Path", "Status", "Reason", "Source bytes", "Destination bytes", "Zero tail",
+             "Source modified (UTC)", "Destination modified (UTC)", "Hashes compared")
     out.write(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style></head>
 <body>
 <h1>{escape(title)}</h1>
+{_context_block(context)}
 <p>Generated {escape(_iso(generated_at))}. <span data-total-count="{total}">{total}</span> files,
 {escape(format_size(total_bytes))}. A file is <b>ok</b> only when a content hash proves it; nothing is
 assumed from sizes.</p>

@@ -18,7 +18,7 @@ from typing import TextIO
 from driveferry.integrity.hashes import HashType
 from driveferry.units import format_size
 from driveferry.verify.classify import STATUS_INFO, Finding, Status
-from driveferry.verify.html import write_page
+from driveferry.verify.html import ReportContext, write_page
 from driveferry.verify.scan import LocalFile
 
 __all__ = ["FIELDS", "Summary", "summarize", "format_summary", "finding_record", "write_jsonl", "write_csv",
@@ -116,13 +116,14 @@ def write_csv(findings: Iterable[Finding], out: TextIO) -> int:
 
 
 def write_html(findings: Iterable[Finding], out: TextIO, *, generated_at: datetime,
-               title: str = "driveferry verify report", summary: Summary | None = None) -> None:
-    """The self-contained HTML report (see `driveferry.verify.html`). With `summary` (the findings'
-    own) `findings` is iterated once, row by row, and never held."""
+               title: str = "driveferry verify report", summary: Summary | None = None,
+               context: ReportContext | None = None) -> None:
+    """The self-contained HTML report (see `driveferry.verify.html`); `context` names both sides and
+    the run. With `summary` (the findings' own) `findings` is iterated once, row by row, never held."""
     if summary is None:
         findings = list(findings)
         summary = summarize(findings)
-    write_page(findings, summary.as_dict(), out, title=title, generated_at=generated_at)
+    write_page(findings, summary.as_dict(), out, title=title, generated_at=generated_at, context=context)
 
 
 def manifest_line(hex_digest: str, path: str) -> str:
