@@ -200,6 +200,9 @@ class DriveModel:
                                     client=client))
         if self.rules.private_app_properties and f.others_have_app_props(client):
             self.on_event("drive.app_properties_hidden")
+        if self.rules.omit_sha256:
+            r.pop("sha1Checksum", None)
+            r.pop("sha256Checksum", None)
         if f.search_visible_at and f.search_visible_at > self.state.clock.timestamp():
             r.search_hidden = lambda: self.on_event("drive.lag_hidden")
         return r

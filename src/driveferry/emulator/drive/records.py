@@ -77,12 +77,15 @@ class DriveRules:
     search_lag_new_s / search_lag_renamed_s: emulated seconds a created / renamed item stays invisible
     to `files.list` with `q` (search is eventually consistent; `files.get` by id sees it at once,
     api-notes §20, rclone#2485). private_app_properties: each OAuth client sees only its own
-    appProperties (api-notes §20).
+    appProperties (api-notes §20). omit_sha256: file resources carry no sha1Checksum/sha256Checksum
+    (md5Checksum stays), as on the real files that lack them ("a few files may lack SHA1 or SHA256",
+    rclone's Drive docs; api-notes 2.1).
     """
 
     search_lag_new_s: float = 0.0
     search_lag_renamed_s: float = 0.0
     private_app_properties: bool = False
+    omit_sha256: bool = False
 
 
 class FileResource(dict[str, Any]):
