@@ -137,7 +137,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("chunk-not-multiple", (*MIG, "--chunk-size", "300K"), "not a multiple of 262144"),
     ("chunk-too-small", (*MIG, "--chunk-size", "1K"), "--chunk-size must be between"),
     ("missing-config", ("ls", "x:", "--config", "no-such.toml"), "no-such.toml not found"),
-    ("bad-toml", ("ls", "x:", "--config", "bad.toml"), "bad.toml: Invalid value"),
+    ("bad-toml", ("ls", "x:", "--config", "bad.toml"), "bad.toml: expected valid TOML, got Invalid value"),
     ("config-missing-type", ("ls", "x:", "--config", "notype.toml"), "missing required key 'type'"),
     ("config-local-missing-root", ("ls", "x:", "--config", "noroot.toml"), "missing required key 'root'"),
     ("unknown-remote-type", ("ls", "x:", "--config", "badtype.toml"), "unknown type 'dropbox'"),

@@ -73,7 +73,7 @@ def _load_profile(path: str) -> Any:
     except FileNotFoundError:
         raise UserError(f"realism profile {path} not found; see configs/emulator/real.toml") from None
     except ValueError as exc:
-        raise UserError(f"realism profile {path} is invalid: {exc}") from None
+        raise UserError(f"realism profile {path}: {exc}") from None  # the message names the setting
     except OSError as exc:
         raise UserError(f"cannot read realism profile {path}: {exc.strerror}") from None
 
