@@ -25,7 +25,6 @@ generated trees). A value of the wrong type is a `SeedSpecError` naming its key.
 from __future__ import annotations
 
 import random
-import tomllib
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,8 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from driveferry.emulator.generate import SeedSpecError, content_blocks, content_bytes, parse_tree
+from driveferry.emulator.generate import CONTENTS, SeedSpecError, content_blocks, content_bytes, parse_tree
 from driveferry.emulator.seedtargets import SeedTarget, seed_targets
+from driveferry.typedconfig import Field, FileValueError, check_table, check_value, read_toml
 from driveferry.units import parse_size
 
 __all__ = ["SeedFile", "SeedSpecError", "SeedTarget", "apply_spec", "content_blocks", "content_bytes",
@@ -64,13 +64,26 @@ def _files(section: dict[str, Any]) -> Iterator[SeedFile]:
                            bulk.get("content", "random"))
 
 
+_PATH, _SIZE, _COUNT = Field("path"), Field("size"), Field("integer", minimum=0)
+_CONTENT = Field("string", choices=CONTENTS)
+_TOP = {"seed": Field("integer"), **{cloud: Field("table") for cloud in CLOUDS}}
+_SECTION = {**{key: Field("list") for key in _LISTS}, "directory": Field("table")}  # sharing_seed.py
+_ITEMS: dict[str, dict[str, Field]] = {  # the keys of one entry of each list (generate: generate.parse_tree)
+    "files": {"path": _PATH, "size": _SIZE, "content": _CONTENT},
+    "bulk": {"dir": _PATH, "count": _COUNT, "size": _SIZE, "max_size": _SIZE, "ext": Field("string", empty=False),
+             "prefix": Field("string", empty=False), "content": _CONTENT},
+    "duplicates": {"path": _PATH, "count": Field("integer", minimum=1), "size": _SIZE},
+}
+_REQUIRED = {"files": ("path",), "bulk": ("dir", "count"), "duplicates": ("path",)}
+
+
 def load_spec(path: Path) -> dict[str, Any]:
-    """The parsed spec; FileNotFoundError, or SeedSpecError "<file>: <key>: expected ..." (one line)."""
+    """The parsed spec; FileNotFoundError, or SeedSpecError "<file>: <key>: expected ..." (one line) for
+    a folder, non-UTF-8 text, bad TOML, an unknown key or a value of the wrong type."""
     try:
-        with open(path, "rb") as fh:
-            spec = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise SeedSpecError(f"{path}: not valid TOML: {exc}") from None
+        spec = read_toml(path)
+    except FileValueError as exc:
+        raise SeedSpecError(str(exc)) from None
     try:
         check_spec(spec)
     except SeedSpecError as exc:
@@ -79,19 +92,26 @@ def load_spec(path: Path) -> dict[str, Any]:
 
 
 def check_spec(spec: dict[str, Any]) -> None:
-    """SeedSpecError naming the first key whose value has the wrong type (generated trees fully)."""
-    if not isinstance(spec.get("seed", 0), int) or isinstance(spec.get("seed", 0), bool):
-        raise SeedSpecError(f"seed: expected an integer, got {spec['seed']!r}")
+    """SeedSpecError "<key>: expected <type>, got <value>" for the first key that is unknown or of the
+    wrong type: sizes must parse and not be negative, paths must be relative and free of '..' (a seeded
+    item lives inside its drive)."""
+    try:
+        check_table("", "", spec, _TOP)
+        for cloud in CLOUDS:
+            section = spec.get(cloud)
+            if section is None:
+                continue
+            check_table("", cloud, section, _SECTION)
+            for key, schema in _ITEMS.items():
+                for i, item in enumerate(section.get(key, [])):
+                    check_table("", f"{cloud}.{key}[{i}]", item, schema, required=_REQUIRED[key])
+            for key in ("notebooks", "docs", "folders"):
+                for i, item in enumerate(section.get(key, [])):
+                    check_value("", f"{cloud}.{key}[{i}]", item, _PATH)
+    except FileValueError as exc:
+        raise SeedSpecError(str(exc)) from None
     for cloud in CLOUDS:
-        section = spec.get(cloud)
-        if section is None:
-            continue
-        if not isinstance(section, dict):
-            raise SeedSpecError(f"{cloud}: expected a table")
-        for key in _LISTS:
-            if key in section and not isinstance(section[key], list):
-                raise SeedSpecError(f"{cloud}.{key}: expected a list (an array or [[{cloud}.{key}]] tables)")
-        for i, tree in enumerate(section.get("generate", [])):
+        for i, tree in enumerate((spec.get(cloud) or {}).get("generate", [])):
             parse_tree(tree, f"{cloud}.generate[{i}]")
 
 
