@@ -33,15 +33,20 @@ def open_remotes(config_path: str | None) -> Remotes:
 
 def check_output_path(value: str, flag: str) -> None:
     """Refuse an output file path that cannot be written, before any work is done (UserError): a
-    folder, or a path below something that is not a folder."""
+    folder, a file or folder this user may not write, or a path below something that is not a folder.
+    Missing folders are fine (write_private creates them)."""
     from driveferry.errors import UserError
     path = Path(value)
     if path.is_dir():
         raise UserError(f"{flag} {value} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {value}: the file is not writable; give another path")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise UserError(f"{flag} {value}: {parent} is not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"{flag} {value}: folder {parent} is not writable; give another path")
             break
 
 
