@@ -16,6 +16,7 @@ from driveferry.commands.progress_bars import TerminalProgress
 from driveferry.errors import DriveferryError, FailedAfterWritesError, UserError
 from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
+from driveferry.migrate.sharing.run import check_capable, run_sharing, sharing_options
 from driveferry.providers.pacing import Pacer, RequestTally, RetryEvent
 from driveferry.units import format_size, parse_duration
 
@@ -71,6 +72,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--journal-backup-every", metavar="DURATION", default="5m",
                    help="how often to upload a journal snapshot (default 5m; one more at exit)")
     p.add_argument("--report", metavar="FILE", help="write the machine-readable run report (JSON) here")
+    p.add_argument("--permissions", choices=("map", "report", "skip"),
+                   help="sharing: grant each item's source permissions on its copy as the sharing map says "
+                        "(map), only report what map would grant (report, the default), or leave it (skip)")
+    p.add_argument("--sharing-map", metavar="CSV", help="source address -> Google account or group, and "
+                   "domain rules (see configs/sharing-map.example.csv); needed by --permissions map")
+    p.add_argument("--allow-anyone-links", action="store_true",
+                   help="with --permissions map: an anonymous link becomes 'anyone with the link' (else reported)")
     p.add_argument("--progress-interval", metavar="DURATION", default=None,
                    help=f"without a terminal (a log file, a notebook, nohup): print a progress line this often "
                         f"(default {DEFAULT_INTERVAL_S:.0f}s; with --json, a progress event)")
@@ -137,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
              "export": args.export}
     values.update({k: v for k, v in flags.items() if v is not None})
     settings = build_settings(values)
+    sharing = sharing_options(args.permissions, args.sharing_map, args.allow_anyone_links)
     interval_s = _interval(args.progress_interval)
     if args.report:
         check_output_path(args.report, "--report")  # else it fails after the whole migration
@@ -149,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{dst.name} requires; try {max(1, settings.chunk_size // multiple) * multiple}")
     daily_cap = settings.daily_cap if settings.daily_cap is not None else dst.features.daily_upload_cap_bytes
     preflight(src, src_path, dst, dst_path)  # bad paths or credentials: exit 2 before a journal is created
+    check_capable(sharing, src, dst)  # --permissions map with an end that cannot: exit 2 here
     from driveferry.journal.store import Journal
     backup = None if settings.dry_run else _journal_backup(args, settings.journal, remotes)
     if backup is not None:
@@ -168,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
             if not (summary.stopped_for_quota and settings.wait_for_quota and summary.resets_at):
                 break
             _sleep_until(summary.resets_at, args.json)
+        sharing_report = None if journal is None or settings.dry_run else run_sharing(
+            sharing, src, src_path, dst, dst_path, journal, settings.source, settings.destination)
         if journal is not None and not settings.dry_run:
             migration = _migration_totals(journal, settings)
     except UserError:
@@ -188,9 +200,13 @@ def run(args: argparse.Namespace) -> int:
     report = {"settings": settings.redacted(),
               "summary": {**summary.to_json(), "waits": wait_figures, "api_calls": call_figures},
               **({"migration": migration} if migration else {})}
+    if sharing_report is not None:
+        report["sharing"] = sharing_report
     if args.report:
         write_private(Path(args.report), json.dumps(report, indent=2, default=str))
     _print_summary(summary, args.json, wait_figures, call_figures, migration)
+    from driveferry.commands.sharing_out import print_sharing
+    print_sharing(sharing_report, args.json)
     if summary.stopped_for_quota:
         return 3
     return 1 if summary.failed else 0

@@ -157,7 +157,7 @@ class DrivePermissions:
             if not email:
                 raise DriveError(400, "required", "The permission emailAddress field is required.",
                                  location="permission.emailAddress")
-            known = directory.accounts if ptype == "user" else directory.groups
+            known = directory.accounts | {f.owner.lower()} if ptype == "user" else directory.groups
             if email not in known and not notify:
                 raise _refused(f"You are trying to invite {email}. Since there is no Google account associated "
                                "with this email address, you must check the \"Notify people\" box to invite "

@@ -26,6 +26,7 @@ from driveferry.providers.base import Entry, Features, Kind, UploadMeta
 from driveferry.providers.onedrive import names
 from driveferry.providers.onedrive.api import GRAPH_ROOT, ITEM_FIELDS, GraphClient, PageCall
 from driveferry.providers.onedrive.auth import MsalTokens, TokenSource, token_source
+from driveferry.providers.onedrive.permissions import GraphSharing
 from driveferry.providers.onedrive.upload import (
     CHUNK_MULTIPLE,
     MAX_CHUNK,
@@ -66,7 +67,7 @@ class OneDriveProvider:
                                  mod_time=self, delta=self, case_insensitive=True,
                                  illegal_name_chars="/",  # everything else is mapped reversibly (names.py)
                                  max_path_chars=names.max_path_chars(self._root),
-                                 rewrites_office_files=True)
+                                 rewrites_office_files=True, sharing=GraphSharing(client))
 
     @property
     def page_call(self) -> PageCall:

@@ -1,0 +1,1 @@
+"""Sharing: source permissions mapped to Drive grants that are never wider (issue #18)."""

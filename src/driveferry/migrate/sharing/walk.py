@@ -1,0 +1,160 @@
+"""The sharing pass: each source item's permissions, decided and (with `map`) granted on its copy.
+
+The source tree is walked from the migration's root, folders before what they hold. An item's own
+permissions are handled on it; an inherited one is handled once, on the highest item of the tree that
+lists it (the root, for grants made above the migrated folder), since Drive passes a folder's permissions
+on to everything in it. A child that lacks a permission its folder passes on (it stopped inheriting on
+the source) would get it on Drive: that is reported as a warning on the child.
+
+`map` lists the copy's permissions before granting and grants only what is missing (a role that covers
+the wanted one counts as present), so a resumed or repeated run grants nothing twice. `report` reads the
+source (and the journal) only: the destination's sharing is not touched, nor read.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from driveferry.errors import ProviderError, TransientError
+from driveferry.migrate.sharing.decide import Grant, covers, decide, describe
+from driveferry.migrate.sharing.mapping import SharingMap
+from driveferry.providers.base import Entry, Kind, Permission, Provider, SharingReader, SharingWriter
+
+log = logging.getLogger(__name__)
+Locate = Callable[[str, Entry], "Entry | str"]  # (rel path, source entry) -> the copy, or why there is none
+
+
+@dataclass
+class ItemSharing:
+    """What the pass did for one item (only items with something to say are reported)."""
+
+    path: str
+    kind: str
+    granted: list[dict[str, Any]] = field(default_factory=list)
+    not_granted: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path or "/", "kind": self.kind, "granted": self.granted,
+                "not_granted": self.not_granted, "warnings": self.warnings}
+
+
+@dataclass
+class SharingReport:
+    mode: str
+    items: list[ItemSharing] = field(default_factory=list)
+    checked: int = 0  # items whose permissions were read
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items for g in i.granted if g["status"] == status)
+
+    @property
+    def not_granted(self) -> int:
+        return sum(len(i.not_granted) for i in self.items)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "checked": self.checked, "granted": self.count("granted"),
+                "present": self.count("present"), "planned": self.count("planned"),
+                "not_granted": self.not_granted, "warnings": sum(len(i.warnings) for i in self.items),
+                "items": [i.to_json() for i in self.items]}
+
+
+@dataclass(frozen=True)
+class _Todo:
+    entry: Entry
+    rel: str
+    handled: frozenset[str]  # ids of permissions handled on an ancestor
+    passed_on: frozenset[str]  # of those, the ones that became grants (Drive passes them down)
+
+
+class SharingPass:
+    """One pass over the tree (see module docstring). `mode` is "map" or "report"."""
+
+    def __init__(self, src: Provider, src_root: Entry, dst: Provider, locate: Locate, mapping: SharingMap,
+                 *, mode: str, allow_anyone: bool) -> None:
+        reader = src.features.sharing
+        assert isinstance(reader, SharingReader), "the source cannot list permissions"
+        self.reader = reader
+        self.writer = dst.features.sharing if isinstance(dst.features.sharing, SharingWriter) else None
+        assert mode == "report" or self.writer is not None, "map needs a destination that can grant"
+        self.src, self.src_root, self.locate = src, src_root, locate
+        self.mapping, self.mode, self.allow_anyone = mapping, mode, allow_anyone
+
+    def run(self) -> SharingReport:
+        report = SharingReport(self.mode)
+        queue = deque([_Todo(self.src_root, "", frozenset(), frozenset())])
+        while queue:
+            todo = queue.popleft()
+            handled, passed_on = self._item(todo, report)
+            if todo.entry.kind is Kind.FOLDER:
+                for child in self.src.list(todo.entry):
+                    if child.properties.get("deleted") == "true":
+                        continue
+                    rel = posixpath.join(todo.rel, child.name) if todo.rel else child.name
+                    queue.append(_Todo(child, rel, handled, passed_on))
+        return report
+
+    def _item(self, todo: _Todo, report: SharingReport) -> tuple[frozenset[str], frozenset[str]]:
+        """Handle one item; returns (handled, passed_on) for its children."""
+        perms = self.reader.list_permissions(todo.entry)
+        report.checked += 1
+        item = ItemSharing(todo.rel, str(todo.entry.kind))
+        ids = {p.id for p in perms}
+        lost = todo.passed_on - ids
+        if lost:
+            item.warnings.append(f"on the source this item does not have {len(lost)} permission(s) of its folder "
+                                 "(it stopped inheriting); on Drive it gets them from the folder")
+        mine = [p for p in perms if p.inherited_from is None or p.id not in todo.handled]
+        granted_ids: set[str] = set()
+        wanted: list[tuple[Permission, Grant]] = []
+        for p in mine:
+            d = decide(p, self.mapping, allow_anyone=self.allow_anyone)
+            item.not_granted += [{"source": describe(p), "reason": r} for r in d.refused]
+            wanted += [(p, g) for g in d.grants]
+            if d.grants:
+                granted_ids.add(p.id)
+        if wanted:
+            self._grant(todo, item, wanted)
+        if item.granted or item.not_granted or item.warnings:
+            report.items.append(item)
+        return todo.handled | {p.id for p in mine}, todo.passed_on | granted_ids
+
+    def _grant(self, todo: _Todo, item: ItemSharing, wanted: list[tuple[Permission, Grant]]) -> None:
+        copy = self.locate(todo.rel, todo.entry)
+        if isinstance(copy, str):
+            item.not_granted += [{"source": describe(p), "reason": copy} for p, _ in wanted]
+            return
+        # widest first, so a narrower grant to the same principal is covered by it
+        wanted.sort(key=lambda pg: -_rank(pg[1].role))
+        existing = self.writer.list_permissions(copy) if self.mode == "map" and self.writer else []
+        held = {(e.kind, e.address): e.role for e in existing}
+        for p, g in wanted:
+            key = (g.kind, g.address)
+            entry: dict[str, Any] = {"source": describe(p), "grant": g.to_json()}
+            if key in held and covers(held[key], g.role):
+                item.granted.append({**entry, "status": "present"})
+                continue
+            if self.mode != "map" or self.writer is None:
+                held[key] = g.role
+                item.granted.append({**entry, "status": "planned"})
+                continue
+            try:
+                made = self.writer.add_permission(copy, g.permission())
+            except TransientError:
+                raise
+            except ProviderError as exc:
+                item.not_granted.append({"source": describe(p), "reason": f"Drive refused the grant: {exc}",
+                                         "grant": g.to_json()})
+                continue
+            held[key] = made.role or g.role
+            item.granted.append({**entry, "status": "granted"})
+
+
+def _rank(role: str) -> int:
+    from driveferry.migrate.sharing.decide import DRIVE_ORDER
+    return DRIVE_ORDER.index(role) if role in DRIVE_ORDER else -1
