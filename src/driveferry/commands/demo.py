@@ -29,6 +29,12 @@ EPILOG = """\
 example:
   driveferry demo                    # in a temporary folder; only the reports are kept
   driveferry demo --dir ./demo-out   # keep the emulator state, journal and reports
+  driveferry demo --quick            # a small tree (a few MiB): the same steps in seconds
+
+The remotes file (it holds the emulator's secrets), the token caches and the hash cache live in a
+private temporary folder that is removed at exit, --dir or not: nothing is left under ~/.local/state
+or ~/.cache. (`driveferry emulator serve --data DIR/emulator --tls --remotes-out FILE` writes a
+remotes file for a kept emulator again.)
 
 Needs no network and no accounts. Prints the path of the HTML report and a one-screen summary."""
 
@@ -62,6 +68,7 @@ def add_parser(sub: Any) -> None:
                        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", metavar="DIR", help="keep everything here (default: a temporary folder)")
     p.add_argument("--transfers", type=int, default=4, help="files copied at once (default 4)")
+    p.add_argument("--quick", action="store_true", help="a small tree (a few MiB) instead of the full one")
     p.set_defaults(func=run)
 
 
@@ -69,17 +76,39 @@ def _say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def quick_spec() -> dict[str, Any]:
+    """DEMO_SPEC scaled down to a few MiB (no 1 GiB images, fewer bulk files), same awkward cases."""
+    small = {"96M": "3M", "48M": "2M", "16M": "1M", "1G": "2M"}
+    files = [{**f, "size": small.get(str(f["size"]), f["size"])} for f in DEMO_SPEC["onedrive"]["files"]]
+    bulk = [{**b, "count": max(3, int(b["count"]) // 20), "max_size": "64K"} for b in DEMO_SPEC["onedrive"]["bulk"]]
+    return {**DEMO_SPEC, "onedrive": {**DEMO_SPEC["onedrive"], "files": files, "bulk": bulk}}
+
+
 class _Demo:
     def __init__(self, workdir: Path, transfers: int) -> None:
+        from driveferry.commands.common import write_private
         from driveferry.emulator.remotes import remote_sections, remotes_toml
         from driveferry.emulator.server import Emulator
         self.dir = workdir
         self.transfers = transfers
-        self.emu = Emulator(workdir / "emulator", tls=True).start()
-        self.config = workdir / "remotes.toml"
-        self.config.write_text(remotes_toml(remote_sections(self.emu.describe()), prefix="demo-"))
+        # secrets and per-user state never go to the report folder or the user's home (removed at exit)
+        self.private = Path(tempfile.mkdtemp(prefix="driveferry-demo-private-"))
+        try:
+            self.emu = Emulator(workdir / "emulator", tls=True).start()
+        except BaseException:
+            shutil.rmtree(self.private, ignore_errors=True)
+            raise
+        self.config = self.private / "remotes.toml"
+        state = self.private / "state"
+        write_private(self.config, f"state_dir = {json.dumps(str(state))}\n\n"
+                      + remotes_toml(remote_sections(self.emu.describe()), prefix="demo-"))
         self.journal = workdir / "journal.sqlite3"
-        self.env = {**os.environ, "DRIVEFERRY_CONFIG": str(self.config), "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "DRIVEFERRY_CONFIG": str(self.config), "DRIVEFERRY_STATE_DIR": str(state),
+                    "DRIVEFERRY_HASH_CACHE": str(self.private / "hashcache.sqlite3"), "PYTHONUNBUFFERED": "1"}
+
+    def close(self) -> None:
+        self.emu.stop()
+        shutil.rmtree(self.private, ignore_errors=True)
 
     def cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "driveferry.cli", *args]
@@ -115,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     demo = _Demo(workdir, args.transfers)
     try:
         _say(f"1/5 emulator of OneDrive and Google Drive at {demo.emu.base_url}; seeding a OneDrive tree")
-        created = seed_emulator(demo.emu, DEMO_SPEC)
+        created = seed_emulator(demo.emu, quick_spec() if args.quick else DEMO_SPEC)
         total = demo.seeded_bytes()
         print(f"   {created['onedrive']} OneDrive items, {total / 2**20:.0f} MiB (a OneNote notebook, unicode "
               "NFC/NFD, deep and long names, an all-zero disk image, an empty file)")
@@ -151,10 +180,9 @@ def run(args: argparse.Namespace) -> int:
         _say("5/5 aria2 + FUSE: preallocated zeros uploaded by a lazy sync; find, fix, verify again")
         aria_report = _aria2_story(demo) if _has("verify") else None
 
-        summary = json.loads((workdir / "migrate-report.json").read_text())["summary"]
+        report_json = json.loads((workdir / "migrate-report.json").read_text())
         _say(f"done in {time.monotonic() - started:.0f}s")
-        print(f"   migrated {summary['copied']} files this run, {summary['skipped']} already there, "
-              f"{summary['failed']} failed, {summary['unsupported']} reported as not copyable (OneNote)")
+        print("   " + migration_outcome(report_json["summary"], report_json.get("migration")))
         if verify_rc is not None:
             print(f"   verify of the migration: {verify_outcome(findings)}")
             print(f"   HTML report: {report}")
@@ -164,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"   (the emulator's state was removed; the reports stay in {workdir}; --dir keeps everything)")
         return 0
     finally:
-        demo.emu.stop()
+        demo.close()
         if not keep:  # the big parts go; the reports (a few hundred KiB) stay for the user to open
             for bulky in ("emulator", "downloads", "journal.sqlite3"):
                 target = workdir / bulky
@@ -172,6 +200,18 @@ def run(args: argparse.Namespace) -> int:
                     shutil.rmtree(target, ignore_errors=True)
                 elif target.exists():
                     target.unlink()
+
+
+def migration_outcome(run: dict[str, Any], whole: dict[str, Any] | None) -> str:
+    """The demo's line about the migration: the whole migration's totals (every run: the one killed
+    and the resume), with the last run's own share beside them."""
+    share = (f"the last run copied {run['copied']}, {run['skipped']} were already there, "
+             f"{run['failed']} failed")
+    if not whole:
+        return f"{share}; {run['unsupported']} reported as not copyable (OneNote)"
+    return (f"migrated {whole['files_done']} of {whole['files']} files ({whole['percent']:.1f}%) in "
+            f"{whole['runs']} runs ({share}); {whole['files_failed']} failed, {whole['files_unsupported']} "
+            "reported as not copyable (OneNote)")
 
 
 def verify_outcome(findings: Path) -> str:

@@ -34,6 +34,7 @@ class Tracker:
         self.files_done = 0
         self.files_failed = 0
         self.bytes_sent = 0
+        self.bytes_found = 0  # of bytes_total: files found already on the destination (not sent)
         self.quota_until: float | None = None  # clock() at which a --wait-for-quota sleep ends
 
     def remaining(self, files: int, nbytes: int) -> None:
@@ -44,6 +45,10 @@ class Tracker:
         with self._lock:
             self.bytes_sent += nbytes
             self.quota_until = None
+
+    def found(self, nbytes: int) -> None:
+        with self._lock:
+            self.bytes_found += nbytes
 
     def finished(self, status: str) -> None:
         with self._lock:
@@ -57,17 +62,18 @@ class Tracker:
             self.quota_until = self._clock() + wait_s
 
     def figures(self) -> dict[str, Any]:
-        """The `progress` event's fields (events.schema.json): files and bytes of this run so far, the
-        rate since the run began, the ETA at that rate (None before any byte) and a quota wait left."""
+        """The `progress` event's fields (events.schema.json): files and bytes of this run so far (bytes
+        sent, plus those of files found already there), the rate of sending since the run began, the
+        ETA at that rate (None before any byte) and a quota wait left."""
         with self._lock:
             now = self._clock()
             elapsed = max(now - self.started, 1e-9)
             rate = self.bytes_sent / elapsed
-            left = max(self.bytes_total - self.bytes_sent, 0)
+            left = max(self.bytes_total - self.bytes_sent - self.bytes_found, 0)
             eta = round(left / rate, 1) if rate > 0 else (0.0 if left == 0 else None)
             quota = round(self.quota_until - now, 1) if self.quota_until and self.quota_until > now else None
             return {"files_done": self.files_done, "files_total": self.files_total,
-                    "files_failed": self.files_failed, "bytes_done": self.bytes_sent,
+                    "files_failed": self.files_failed, "bytes_done": self.bytes_sent + self.bytes_found,
                     "bytes_total": self.bytes_total, "rate_bytes_per_s": round(rate, 1), "eta_s": eta,
                     "quota_wait_s": quota, "elapsed_s": round(elapsed, 1)}
 
@@ -146,6 +152,9 @@ class LineProgress(PlanProgress):
     def advance(self, path: str, nbytes: int) -> None:
         self.tracker.advance(nbytes)
 
+    def found_there(self, path: str, nbytes: int) -> None:
+        self.tracker.found(nbytes)
+
     def file_finished(self, path: str, status: str) -> None:
         self.tracker.finished(status)
         if status == "failed":
@@ -197,6 +206,9 @@ class JsonProgress(PlanProgress):
 
     def advance(self, path: str, nbytes: int) -> None:
         self.tracker.advance(nbytes)
+
+    def found_there(self, path: str, nbytes: int) -> None:
+        self.tracker.found(nbytes)
 
     def file_finished(self, path: str, status: str) -> None:
         self.tracker.finished(status)

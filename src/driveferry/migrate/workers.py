@@ -52,6 +52,9 @@ class Progress:
 
     def file_finished(self, path: str, status: str) -> None: ...
 
+    def found_there(self, path: str, nbytes: int) -> None:
+        """A file found already on the destination: the `nbytes` it still had to send need no sending."""
+
 
 @dataclass
 class Tally:
@@ -214,6 +217,7 @@ class Workers:
             parent, name, existing, taken = self.dest.prepare(path, entry, fresh=fresh)
             if existing is not None:
                 self.tally.add(skipped=1)
+                self.progress.found_there(path, max(0, size - (item.committed_offset if token else 0)))
                 self.progress.file_finished(path, "skipped")
                 return Finished(item.item_id, existing.id, dict(existing.hashes),
                                 existing.size if existing.size is not None else size)
