@@ -17,7 +17,8 @@ from driveferry.emulator.server import Emulator
 SPEC: dict[str, Any] = {
     "seed": 3,
     "onedrive": {
-        "files": [{"path": "Team/Shared/plan.txt", "size": 10}, {"path": "Team/Shared/deep/x.bin", "size": 5}],
+        "files": [{"path": "Team/Shared/plan.txt", "size": 10}, {"path": "Team/Shared/deep/x.bin", "size": 5},
+                  {"path": "Team/Shared/alone.txt", "size": 1}],
         "permissions": [
             {"path": "Team/Shared", "user": "bob@contoso.com", "roles": ["write"]},
             {"path": "Team/Shared", "group": "sales@contoso.com", "roles": ["read"]},
@@ -25,6 +26,7 @@ SPEC: dict[str, Any] = {
             {"path": "Team/Shared/plan.txt", "link": "users", "type": "edit", "recipients": ["eve@contoso.com"]},
             {"path": "Team/Shared/plan.txt", "link": "anonymous", "type": "view", "password": True},
             {"path": "Team/Shared/deep/x.bin", "site_user": "guest@fabrikam.com", "roles": ["read"]},
+            {"path": "Team/Shared/alone.txt", "inherit": False},
         ],
     },
     "gdrive": {"directory": {"domain": "example.com", "accounts": ["bob@example.com"],
@@ -95,6 +97,11 @@ def test_graph_lists_own_and_inherited_permissions_with_their_source(clouds: Clo
     owner = [p for p in child if p["roles"] == ["owner"]]
     assert len(owner) == 1 and owner[0]["inheritedFrom"]["path"] == "/drive/root:"
     assert [_who(p) for p in child if "inheritedFrom" not in p] == ["siteUser:guest@fabrikam.com"]
+
+
+def test_an_item_that_stopped_inheriting_lists_only_its_own(clouds: Clouds) -> None:
+    assert clouds.perms("Team/Shared/alone.txt") == []
+    assert len(clouds.perms("Team/Shared/plan.txt")) > 3  # its sibling still inherits
 
 
 def test_graph_links_of_each_scope(clouds: Clouds) -> None:

@@ -28,7 +28,7 @@ TREE: dict[str, Any] = {
     "onedrive": {
         "files": [{"path": p, "size": 100} for p in (
             "Projects/readme.txt", "Projects/Shared/plan.txt", "Projects/Shared/sub/deep.bin",
-            "Projects/Shared/owned/x.txt", "Projects/Private/secret.txt")],
+            "Projects/Shared/owned/x.txt", "Projects/Private/secret.txt", "Projects/Shared/alone.txt")],
         "permissions": [
             {"path": "Projects/Shared", "user": "bob@contoso.com", "roles": ["write"]},
             {"path": "Projects/Shared", "group": "sales@contoso.com", "roles": ["read"]},
@@ -41,6 +41,7 @@ TREE: dict[str, Any] = {
             {"path": "Projects/Private/secret.txt", "link": "anonymous", "type": "view", "password": True},
             {"path": "Projects/Private/secret.txt", "site_user": "guest@fabrikam.com", "roles": ["read"]},
             {"path": "Projects/readme.txt", "user": "nobody@contoso.com", "roles": ["read"]},
+            {"path": "Projects/Shared/alone.txt", "inherit": False},  # Drive would give it its folder's
         ],
     },
     "gdrive": {"directory": {"domain": "example.com", "groups": ["sales@example.com"],
@@ -120,7 +121,7 @@ def test_report_then_map_then_resume(shared: World) -> None:
     world = shared
     csv = _map_file(world)
     before = _run(world, "--sharing-map", csv)  # --permissions report is the default
-    assert before["summary"]["copied"] == 5 and before["summary"]["failed"] == 0
+    assert before["summary"]["copied"] == 6 and before["summary"]["failed"] == 0
     assert before["sharing"]["mode"] == "report" and before["sharing"]["granted"] == 0
     assert world.counters()["requests"].get("drive.permissions.create", 0) == 0
     assert all(not own for own in _own_permissions(world).values())  # nothing shared on Drive
@@ -142,6 +143,8 @@ def test_report_then_map_then_resume(shared: World) -> None:
     assert any("guest@fabrikam.com" in r for r in reasons["Private/secret.txt"])
     assert len(reasons["readme.txt"]) == 1 and "invalidSharingRequest" in reasons["readme.txt"][0]
     assert after["sharing"]["not_granted"] == 5
+    warned = {i["path"]: i["warnings"] for i in after["sharing"]["items"] if i["warnings"]}
+    assert list(warned) == ["Shared/alone.txt"] and "stopped inheriting" in warned["Shared/alone.txt"][0]
     # the report run decided the same: everything map granted or was refused, report planned
     assert _decisions(before) == _decisions(after)
     planned = {g["status"] for i in before["sharing"]["items"] for g in i["granted"]}

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS graph_permissions (
     has_password INTEGER NOT NULL DEFAULT 0, expiration TEXT, seq INTEGER PRIMARY KEY AUTOINCREMENT
 );
 CREATE INDEX IF NOT EXISTS graph_permissions_item ON graph_permissions(item_id);
+CREATE TABLE IF NOT EXISTS graph_unique_permissions (item_id TEXT PRIMARY KEY);
 """
 ROLES = ("read", "write", "owner")
 PRINCIPALS = ("user", "group", "siteUser")  # siteUser alone: a SharePoint-only person (e.g. a guest)
@@ -117,6 +118,17 @@ class GraphPermissions:
                                        kind="link", scope=scope, link_type=link_type, recipients=people,
                                        has_password=password, expiration=expiration))
 
+    def stop_inheriting(self, item_id: str) -> None:
+        """The item no longer has its ancestors' permissions, only its own (SharePoint's "stop inheriting
+        permissions", here without copying the parent's: learn.microsoft.com/en-us/sharepoint/
+        what-is-permissions-inheritance)."""
+        item = self.model.get(item_id)
+        with self.state.tx() as db:
+            db.execute("INSERT OR IGNORE INTO graph_unique_permissions(item_id) VALUES(?)", (item.id,))
+
+    def _inherits(self, item_id: str) -> bool:
+        return not self.state.query("SELECT 1 FROM graph_unique_permissions WHERE item_id=?", (item_id,))
+
     def delete(self, item_id: str, permission_id: str) -> None:
         """Remove a direct permission; ItemNotFound when the item has none with this id (an inherited
         one is removed on the folder that holds it)."""
@@ -137,10 +149,10 @@ class GraphPermissions:
 
     def effective(self, item: Item) -> list[tuple[Permission, Item | None]]:
         """(permission, the ancestor it is inherited from or None) for the item: its own, then each
-        ancestor's from the nearest up to the root."""
+        ancestor's from the nearest up to the root, or up to the first item that stopped inheriting."""
         out: list[tuple[Permission, Item | None]] = [(p, None) for p in self.direct(item.id)]
         cur = item
-        while cur.parent_id is not None:
+        while cur.parent_id is not None and self._inherits(cur.id):
             cur = self.model.get(cur.parent_id)
             out += [(p, cur) for p in self.direct(cur.id)]
         return out
@@ -186,12 +198,15 @@ def seed_permissions(perms: GraphPermissions, specs: Iterable[Mapping[str, Any]]
         { path = "Projects/a.txt", link = "organization", type = "view" }   # anonymous | organization | users
         { path = "Projects/a.txt", link = "users", type = "edit", recipients = ["eve@contoso.com"] }
         { path = "Projects/b.txt", link = "anonymous", type = "view", password = true }
+        { path = "Projects/Shared/own.txt", inherit = false }   # stops inheriting its folder's
     """
     count = 0
     for spec in specs:
         item = perms.model.by_path(str(spec["path"]))
         expiration = spec.get("expiration")
-        if "link" in spec:
+        if spec.get("inherit") is False:
+            perms.stop_inheriting(item.id)
+        elif "link" in spec:
             perms.link(item.id, str(spec["link"]), str(spec.get("type", "view")),
                        recipients=[str(r) for r in spec.get("recipients", [])],
                        password=bool(spec.get("password", False)), expiration=expiration)
