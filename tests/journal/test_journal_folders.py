@@ -34,7 +34,7 @@ def test_source_created_time_is_kept(journal: Journal) -> None:
 def _drop_totals(conn: sa.Connection) -> None:
     """Undo schema 4: no item_totals, no triggers, the lease-owner index over every item."""
     if conn.dialect.name == "sqlite":
-        for name in ("insert", "delete", "update"):
+        for name in ("insert", "delete", "update", "move"):
             conn.execute(sa.text(f"DROP TRIGGER items_totals_{name}"))
     else:
         conn.execute(sa.text("DROP TRIGGER items_totals ON items"))

@@ -91,7 +91,7 @@ def test_verify_of_a_tree_holds_a_folder_and_a_window_not_the_tree(tmp_path: Pat
         held = Held()
         with FindingSink() as sink:
             comp = compare_local(local, provider, resolve(provider, "Verify"), now=datetime.now(UTC),
-                                 policy=Policy(), cache=None, workers=2, sink=sink, held=held)
+                                 policy=Policy(), cache=None, workers=2, sink=sink, held=held, checkers=3)
             found = {f.path: f.status for f in sink.findings()}
             summary = sink.summary()
     assert len(paths) == PER_FOLDER * (1 + FAN_OUT + FAN_OUT ** 2 + FAN_OUT ** 3)  # 255 files
@@ -105,3 +105,4 @@ def test_verify_of_a_tree_holds_a_folder_and_a_window_not_the_tree(tmp_path: Pat
     # (+1) files per side, plus the hashing window (4 per worker) of files and their remote entries
     bound = (DEPTH + 1) * 2 * (FAN_OUT + PER_FOLDER + 1) + 2 * 4 * 2
     assert comp.peak_held == held.peak <= bound < len(paths) // 3
+    assert 0 < comp.peak_ahead <= 3  # remote listings started ahead: at most `checkers` folders

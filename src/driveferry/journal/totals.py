@@ -5,11 +5,10 @@ source bytes and bytes sent. Triggers on `items` keep it in the same transaction
 update and delete of an item, whoever writes (no code path can forget it), so a status of a million
 items costs a read of at most a few dozen rows instead of a scan (issue #16).
 
-Each trigger first subtracts the old row's contribution and then adds the new one, with an UPSERT on
-the key: SQLite and PostgreSQL both apply it atomically within the writer's transaction. On
-PostgreSQL, workers that change items of the same state touch the same totals row; each holds its
-lock only until its short transaction commits (a claim or a completion batch), the same order of
-locks as any two writers of those items.
+An item that changes key (its state, or a done file's destination hash) is subtracted from its old
+totals row and added to its new one; any other change is one UPSERT of the difference. SQLite and
+PostgreSQL apply them within the writer's transaction. On PostgreSQL, workers that change items of
+one state touch the same totals row; each holds its lock until its short transaction commits.
 """
 
 from __future__ import annotations
@@ -22,38 +21,66 @@ from driveferry.journal import schema as t
 __all__ = ["install", "fill"]
 
 _KEY = "job_id, state, folder, unhashed"
-_VALUES = "{r}.job_id, {r}.state, {r}.kind = 'folder', ({r}.state = 'done' AND {r}.kind <> 'folder' AND {r}.dest_hashes = '{{}}')"
 
 
-def _add(r: str, sign: str) -> str:
+def _key(r: str) -> str:
+    return (f"{r}.job_id, {r}.state, {r}.kind = 'folder', "
+            f"({r}.state = 'done' AND {r}.kind <> 'folder' AND {r}.dest_hashes = '{{}}')")
+
+
+def _upsert(key_of: str, items: str, size: str, done: str) -> str:
     return (f"INSERT INTO item_totals ({_KEY}, item_count, size_bytes, bytes_done) "
-            f"VALUES ({_VALUES.format(r=r)}, {sign}1, {sign}COALESCE({r}.size_bytes, 0), {sign}{r}.bytes_done) "
+            f"VALUES ({_key(key_of)}, {items}, {size}, {done}) "
             f"ON CONFLICT ({_KEY}) DO UPDATE SET item_count = item_totals.item_count + excluded.item_count, "
             "size_bytes = item_totals.size_bytes + excluded.size_bytes, "
             "bytes_done = item_totals.bytes_done + excluded.bytes_done")
 
 
-# Only the columns a total depends on fire the update trigger (a lease renewal or checkpoint offset
-# does not).
+def _add(r: str) -> str:
+    return _upsert(r, "1", f"COALESCE({r}.size_bytes, 0)", f"{r}.bytes_done")
+
+
+def _sub(r: str) -> str:
+    return _upsert(r, "-1", f"-COALESCE({r}.size_bytes, 0)", f"-{r}.bytes_done")
+
+
+# An update that keeps the item's key (a checkpoint's bytes_done) is one upsert of the difference.
+_SAME = ("OLD.job_id = NEW.job_id AND OLD.state = NEW.state AND (OLD.kind = 'folder') = (NEW.kind = 'folder') "
+         "AND (OLD.dest_hashes = '{}') = (NEW.dest_hashes = '{}')")
+_DIFF = _upsert("NEW", "0", "COALESCE(NEW.size_bytes, 0) - COALESCE(OLD.size_bytes, 0)",
+                "NEW.bytes_done - OLD.bytes_done")
+# Only the columns a total depends on fire the update trigger (a lease renewal does not).
 _WATCHED = "job_id, state, kind, size_bytes, bytes_done, dest_hashes"
 
 
 def install(conn: Connection) -> None:
-    """Create the triggers that keep `item_totals` (the table exists: metadata or the v4 upgrade)."""
+    """Create the triggers that keep `item_totals` (the table exists: metadata or the v4 upgrade).
+
+    On PostgreSQL an item that moves between two totals rows updates them in a fixed order (by key),
+    so two workers moving items in opposite directions (a claim, a failure put back to pending) cannot
+    each hold one row while waiting for the other's.
+    """
     if conn.dialect.name == "sqlite":
         for stmt in (
-            f"CREATE TRIGGER IF NOT EXISTS items_totals_insert AFTER INSERT ON items BEGIN {_add('NEW', '')}; END",
-            f"CREATE TRIGGER IF NOT EXISTS items_totals_delete AFTER DELETE ON items BEGIN {_add('OLD', '-')}; END",
+            f"CREATE TRIGGER IF NOT EXISTS items_totals_insert AFTER INSERT ON items BEGIN {_add('NEW')}; END",
+            f"CREATE TRIGGER IF NOT EXISTS items_totals_delete AFTER DELETE ON items BEGIN {_sub('OLD')}; END",
             f"CREATE TRIGGER IF NOT EXISTS items_totals_update AFTER UPDATE OF {_WATCHED} ON items "
-            f"BEGIN {_add('OLD', '-')}; {_add('NEW', '')}; END",
+            f"WHEN {_SAME} BEGIN {_DIFF}; END",
+            f"CREATE TRIGGER IF NOT EXISTS items_totals_move AFTER UPDATE OF {_WATCHED} ON items "
+            f"WHEN NOT ({_SAME}) BEGIN {_sub('OLD')}; {_add('NEW')}; END",
         ):
             conn.execute(sa.text(stmt))
         return
+    old_first = (f"ROW({_key('OLD')}) < ROW({_key('NEW')})")
     conn.execute(sa.text(f"""
 CREATE OR REPLACE FUNCTION driveferry_item_totals() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN {_add('OLD', '-')}; END IF;
-  IF TG_OP IN ('UPDATE', 'INSERT') THEN {_add('NEW', '')}; END IF;
+  IF TG_OP = 'INSERT' THEN {_add('NEW')};
+  ELSIF TG_OP = 'DELETE' THEN {_sub('OLD')};
+  ELSIF {_SAME} THEN {_DIFF};
+  ELSIF {old_first} THEN {_sub('OLD')}; {_add('NEW')};
+  ELSE {_add('NEW')}; {_sub('OLD')};
+  END IF;
   RETURN NULL;
 END $$"""))
     conn.execute(sa.text("DROP TRIGGER IF EXISTS items_totals ON items"))

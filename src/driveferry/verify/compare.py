@@ -15,7 +15,6 @@ downloading the side that lacks it and hashing it with a type the other side rep
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,11 +29,12 @@ from driveferry.providers.base import Entry, Kind, Provider
 from driveferry.providers.hashing import with_computed
 from driveferry.verify.cache import HashCache
 from driveferry.verify.classify import Finding, Policy, Status, classify, classify_copy
-from driveferry.verify.merge import Group, Held, Listing, merged
+from driveferry.verify.listing import LocalLister, RemoteLister
+from driveferry.verify.merge import Group, Held, merged
 from driveferry.verify.scan import LocalFile, Scanner, choose_hash
 from driveferry.verify.sink import FindingSink
 
-__all__ = ["Comparison", "Fill", "compare_local", "compare_remotes", "remote_lister"]
+__all__ = ["Comparison", "Fill", "compare_local", "compare_remotes"]
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Comparison:
     cached_files: int = 0
     hashed_bytes: int = 0
     peak_held: int = 0
+    peak_ahead: int = 0  # remote listings started ahead and not yet consumed, at most (verify.listing)
 
     @property
     def entries(self) -> dict[str, Entry]:
@@ -70,39 +71,14 @@ class Comparison:
 Fill = Callable[[str, bool], tuple[list[Entry], list[Entry]]]
 
 
-def remote_lister(provider: Provider) -> Callable[[Entry, str], Listing[Entry, Entry]]:
-    """One remote folder's listing for `merged`: folders to descend, every other kind as an item."""
-    def list_folder(folder: Entry, _rel: str) -> Listing[Entry, Entry]:
-        out: Listing[Entry, Entry] = Listing()
-        for e in provider.list(folder):
-            (out.folders if e.kind is Kind.FOLDER else out.files).append((e.name, e))
-        return out
-    return list_folder
-
-
-def _local_lister(unlisted: list[tuple[str, str]]) -> Callable[[str, str], Listing[str, str]]:
-    def list_folder(path: str, rel: str) -> Listing[str, str]:
-        out: Listing[str, str] = Listing()
-        try:
-            with os.scandir(path) as it:
-                for e in it:  # symlinks are neither followed nor reported (as scan.iter_tree)
-                    if e.is_dir(follow_symlinks=False):
-                        out.folders.append((e.name, e.path))
-                    elif e.is_file(follow_symlinks=False):
-                        out.files.append((e.name, e.path))
-        except OSError as exc:  # its files are unknown, not absent: reported by the caller
-            unlisted.append((rel or ".", f"{type(exc).__name__}: {exc.strerror or exc}"))
-        return out
-    return list_folder
-
-
 def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetime, policy: Policy,
                   cache: HashCache | None, workers: int | None = None,
                   progress: Callable[[int], None] | None = None, only: Iterable[str] | None = None,
                   sink: FindingSink | None = None, on_local: Callable[[LocalFile], None] | None = None,
-                  held: Held | None = None) -> Comparison:
+                  held: Held | None = None, checkers: int = 8) -> Comparison:
     """Local tree under `root` vs the remote `folder`, streamed (module doc). `only`: restrict to these
     relative paths (re-verify). `on_local` sees every local file scanned, in path order (--manifest).
+    `checkers`: remote folders listed ahead at once (verify.listing).
 
     Raises UnsupportedError when the remote neither reports nor computes a content hash, UserError when
     `root` is not a folder.
@@ -115,7 +91,7 @@ def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetim
     wanted = set(only) if only is not None else None
     out = Comparison(sink if sink is not None else FindingSink(), kind)
     count = held if held is not None else Held()
-    unlisted: list[tuple[str, str]] = []
+    local_lister = LocalLister()
     window: deque[tuple[Group[str, Entry], Callable[[], LocalFile | None] | None]] = deque()
 
     def emit(group: Group[str, Entry], resolve: Callable[[], LocalFile | None] | None) -> None:
@@ -130,9 +106,9 @@ def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetim
         for e in pairs:
             out.sink.add(classify(local, e, now=now, policy=policy, path=group.rel), local, e)
 
-    with Scanner({kind}, cache=cache, workers=workers, progress=progress) as scanner:
-        for group in merged([str(root)], [folder], _local_lister(unlisted), remote_lister(provider),
-                            held=count):
+    with Scanner({kind}, cache=cache, workers=workers, progress=progress) as scanner, \
+            RemoteLister(provider, checkers) as remote_lister:
+        for group in merged([str(root)], [folder], local_lister, remote_lister, held=count):
             if wanted is not None and group.rel not in wanted:
                 continue
             count.add(1 + len(group.right))
@@ -141,7 +117,8 @@ def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetim
                 emit(*window.popleft())
         while window:
             emit(*window.popleft())
-    out.unlisted = tuple(unlisted)
+    out.unlisted = tuple(local_lister.unlisted)
+    out.peak_ahead = remote_lister.peak_ahead
     out.hashed_files, out.cached_files = scanner.hashed_files, scanner.cached_files
     out.hashed_bytes, out.peak_held = scanner.hashed_bytes, count.peak
     return out
@@ -158,14 +135,23 @@ def _computed(provider: Provider, e: Entry, kind: HashType) -> Entry:
 
 def compare_remotes(src: Provider, src_folder: Entry, dst: Provider, dst_folder: Entry, *,
                     download: bool = False, sink: FindingSink | None = None, fill: Fill | None = None,
-                    held: Held | None = None) -> Comparison:
+                    held: Held | None = None, checkers: int = 8) -> Comparison:
     """A migration source vs its destination, from metadata and provenance (see module doc), streamed
     folder by folder. `fill(rel, is_folder)` supplies destination items a listing lacks (the journal's
     recorded ids, verify.recorded)."""
     out = Comparison(sink if sink is not None else FindingSink(), None)
     count = held if held is not None else Held()
-    for group in merged([src_folder], [dst_folder], remote_lister(src), remote_lister(dst), fill=fill,
-                        held=count):
+    with RemoteLister(src, checkers) as list_src, RemoteLister(dst, checkers) as list_dst:
+        _pair_copies(src, dst, merged([src_folder], [dst_folder], list_src, list_dst, fill=fill, held=count),
+                     download, out)
+        out.peak_ahead = max(list_src.peak_ahead, list_dst.peak_ahead)
+    out.peak_held = count.peak
+    return out
+
+
+def _pair_copies(src: Provider, dst: Provider, groups: Iterable[Group[Entry, Entry]], download: bool,
+                 out: Comparison) -> None:
+    for group in groups:
         found: list[tuple[Finding, Entry | None]] = []
         sources: list[Entry | None] = list(group.left) or [None]
         for i, source in enumerate(sources):
@@ -179,8 +165,6 @@ def compare_remotes(src: Provider, src_folder: Entry, dst: Provider, dst_folder:
                 found.append((f, d2))
         for f, d in sorted(found, key=lambda x: x[0].remote_id or ""):
             out.sink.add(f, None, d)
-    out.peak_held = count.peak
-    return out
 
 
 def _hashed(src: Provider, s: Entry | None, dst: Provider, d: Entry | None) -> tuple[Entry | None, Entry | None]:
