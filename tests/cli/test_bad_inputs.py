@@ -132,7 +132,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("unknown-remote-migrate", ("migrate", "nope:/x", "gdrive:Fresh", "-q"), "unknown remote 'nope'"),
     ("malformed-spec-empty-name", ("ls", ":Backup"), "no such file or folder"),
     ("malformed-glob", (*MIG, "--include", "[abc"), "malformed glob '[abc'"),
-    ("bad-size", (*MIG, "--chunk-size", "10X"), "bad value for chunk-size"),
+    ("bad-size", (*MIG, "--chunk-size", "10X"), "bad value for --chunk-size"),
     ("bad-min-size", (*MIG, "--min-size", "-5"), "min-size"),
     ("chunk-not-multiple", (*MIG, "--chunk-size", "300K"), "not a multiple of 262144"),
     ("chunk-too-small", (*MIG, "--chunk-size", "1K"), "--chunk-size must be between"),

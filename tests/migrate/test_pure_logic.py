@@ -45,7 +45,7 @@ def test_settings_validation_names_the_flag() -> None:
         build_settings({"source": "a:", "destination": "b:", "transfers": 0})
     with pytest.raises(UserError, match="chunk-size"):
         build_settings({"source": "a:", "destination": "b:", "chunk_size": "1K"})
-    with pytest.raises(UserError, match="bad value for min-size"):
+    with pytest.raises(UserError, match="bad value for --min-size"):
         build_settings({"source": "a:", "destination": "b:", "min_size": "lots"})
     with pytest.raises(UserError, match="missing destination"):
         build_settings({"source": "a:"})

@@ -87,6 +87,7 @@ def redact_url(url: str) -> str:
     return url
 
 
+_FLAGS = {"lease_s": "lease"}  # settings whose flag is named otherwise
 _SIZES = {"chunk_size", "min_size", "max_size", "max_transfer", "daily_cap"}
 _TEXT, _SIZE, _FLAG = Field("string", empty=False), Field("size"), Field("boolean")
 # the [migrate] table of a job file: each key's type (values are converted by build_settings)
@@ -140,7 +141,8 @@ def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
             elif key in ("transfers", "checkers", "versions"):
                 value = int(value)
         except (TypeError, ValueError) as exc:
-            raise UserError(f"bad value for {key.replace('_', '-')}: {exc}") from None
+            flag = _FLAGS.get(key, key.replace("_", "-"))
+            raise UserError(f"bad value for --{flag}: {exc}") from None
         kw[key] = value
     for required in ("source", "destination"):
         if not kw.get(required):
