@@ -17,7 +17,7 @@ import difflib
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,90 +111,109 @@ class Field:
 _FLAGS = ("true", "false", "yes", "no", "1", "0")
 
 
+class _Misfit(Exception):
+    """Raised by a kind's checker: the value does not fit (check_value words the message)."""
+
+
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def check_value(file: str | Path, key: str, value: object, spec: Field) -> Any:
-    """`value` converted for its kind (sizes to bytes, durations to seconds, strings to a tuple);
-    FileValueError naming `key` when it does not fit."""
-    def bad() -> FileValueError:
-        return FileValueError(file, key, spec.describe(), shown(value))
-    kind = spec.kind
-    if kind in ("string", "path"):
-        if not isinstance(value, str) or (not spec.empty and not value.strip()):
-            raise bad()
-        if spec.choices and value not in spec.choices:
-            raise bad()
-        if kind == "path":
-            parts = value.replace("\\", "/").split("/")
-            if not value.strip("/") or value.startswith("/") or ".." in parts:
-                raise bad()
-        return value
-    if kind == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad()
-    elif kind == "number":
-        if not _number(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
-            raise bad()
-    elif kind == "numeric":  # a number, or its text (environment overrides and generated files are text)
-        try:
-            number = float(value) if _number(value) or isinstance(value, str) else math.nan  # type: ignore[arg-type]
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or not _in_range(number, spec):
-            raise bad()
-        return value
-    elif kind == "scalar":
-        if not (isinstance(value, str) or _number(value)):
-            raise bad()
-        return value
-    elif kind == "flag":
-        if not (isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in _FLAGS)):
-            raise bad()
-        return value
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    elif kind == "size":
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise bad()
-        try:
-            return parse_size(value)
-        except ValueError:
-            raise bad() from None
-    elif kind == "duration":
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise bad()
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            raise bad() from None
-        if seconds < 0 or not math.isfinite(seconds):
-            raise bad()
-        return seconds
-    elif kind == "strings":
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
-            raise bad()
-        return tuple(items)
-    elif kind == "table":
-        if not isinstance(value, dict):
-            raise bad()
-        return value
-    elif kind == "list":
-        if not isinstance(value, list):
-            raise bad()
-        return value
-    if not _in_range(float(value), spec):  # type: ignore[arg-type]
-        raise bad()
-    return value
 
 
 def _in_range(number: float, spec: Field) -> bool:
     return ((spec.minimum is None or number >= spec.minimum)
             and (spec.maximum is None or number <= spec.maximum))
+
+
+def _fits(ok: bool) -> None:
+    if not ok:
+        raise _Misfit
+
+
+def _string(value: object, spec: Field) -> str:
+    _fits(isinstance(value, str) and (spec.empty or bool(value.strip()))
+          and (not spec.choices or value in spec.choices))
+    return str(value)
+
+
+def _path(value: object, spec: Field) -> str:
+    text = _string(value, spec)
+    parts = text.replace("\\", "/").split("/")
+    _fits(bool(text.strip("/")) and not text.startswith("/") and ".." not in parts)
+    return text
+
+
+def _integer(value: object, spec: Field) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Misfit
+    _fits(_in_range(value, spec))
+    return value
+
+
+def _float(value: object, spec: Field) -> float:
+    _fits(_number(value) and math.isfinite(float(value)) and _in_range(float(value), spec))  # type: ignore[arg-type]
+    return float(value)  # type: ignore[arg-type]
+
+
+def _numeric(value: object, spec: Field) -> object:
+    """A number, or its text: environment overrides and generated files are text."""
+    try:
+        number = float(value) if _number(value) or isinstance(value, str) else math.nan  # type: ignore[arg-type]
+    except ValueError:
+        number = math.nan
+    _fits(math.isfinite(number) and _in_range(number, spec))
+    return value
+
+
+def _size(value: object, spec: Field) -> int:
+    _fits(isinstance(value, int | str) and not isinstance(value, bool))
+    try:
+        return parse_size(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise _Misfit from None
+
+
+def _duration(value: object, spec: Field) -> float:
+    _fits(isinstance(value, int | float | str) and not isinstance(value, bool))
+    try:
+        seconds = parse_duration(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise _Misfit from None
+    _fits(0 <= seconds < math.inf)
+    return seconds
+
+
+def _strings(value: object, spec: Field) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    _fits(isinstance(items, list) and all(isinstance(v, str) and v for v in items))
+    return tuple(items)  # type: ignore[arg-type]
+
+
+def _of(*types: type) -> Callable[[object, Field], object]:
+    def check(value: object, spec: Field) -> object:
+        _fits(isinstance(value, types) and (bool in types or not isinstance(value, bool)))  # True is an int
+        return value
+    return check
+
+
+def _flag(value: object, spec: Field) -> object:
+    _fits(isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in _FLAGS))
+    return value
+
+
+_CHECKS: dict[str, Callable[[object, Field], object]] = {
+    "string": _string, "path": _path, "integer": _integer, "number": _float, "numeric": _numeric,
+    "size": _size, "duration": _duration, "strings": _strings, "flag": _flag, "boolean": _of(bool),
+    "scalar": _of(str, int, float), "table": _of(dict), "list": _of(list), "any": lambda value, spec: value,
+}
+
+
+def check_value(file: str | Path, key: str, value: object, spec: Field) -> Any:
+    """`value` converted for its kind (sizes to bytes, durations to seconds, strings to a tuple);
+    FileValueError naming `key` when it does not fit."""
+    try:
+        return _CHECKS[spec.kind](value, spec)
+    except _Misfit:
+        raise FileValueError(file, key, spec.describe(), shown(value)) from None
 
 
 def _known(key: str, schema: Mapping[str, Field]) -> str:
