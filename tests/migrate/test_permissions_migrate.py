@@ -22,6 +22,7 @@ from world import World, make_world
 
 from driveferry.providers.base import Entry, SharingWriter
 from driveferry.providers.ops import walk
+from realism_run import REAL, Profile
 
 TREE: dict[str, Any] = {
     "seed": 18,
@@ -161,28 +162,41 @@ def test_report_then_map_then_resume(shared: World) -> None:
     assert _own_permissions(world)["Shared/plan.txt"] == EXPECTED["Shared/plan.txt"] | {ANYONE}
 
 
+def test_map_under_realism(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The same grants when Drive refuses writes over its per-user rate and Graph throttles (retried by
+    the retry layer like every other call), on the realism profile's scaled clock."""
+    profile = Profile(REAL, ("drive.rate_limited", "graph.throttled"))
+    for world in make_world(tmp_path, TREE, profile, request):
+        report = _run(world, "--permissions", "map", "--sharing-map", _map_file(world))
+        assert {path: perms for path, perms in _own_permissions(world).items() if perms} == EXPECTED
+        assert report["sharing"]["not_granted"] == 5 and report["summary"]["failed"] == 0
+
+
 def test_skip_reads_no_permissions(shared: World) -> None:
     report = _run(shared, "--permissions", "skip")
     assert report["sharing"] == {"mode": "skip", "not_run": "skipped (--permissions skip)"}
     assert shared.counters()["requests"].get("graph.permissions.list", 0) == 0
 
 
-@pytest.mark.parametrize("text, line, says", [
+BAD_MAPS = [
     ("source,target\nbob@contoso.com\n", 2, "1 columns"),
     ("bob@contoso.com,robert@example.com\nbob@contoso.com,other@example.com\n", 2, "a second row"),
     ("# map\n*@contoso.com,robert@example.com\n", 2, "domain rule"),
     ("bob,robert@example.com\n", 1, "not an e-mail address"),
-])
-def test_a_bad_sharing_map_exits_2_and_changes_nothing(shared: World, text: str, line: int, says: str) -> None:
-    csv = _map_file(shared, text)
-    proc = shared.cli(*shared.migrate_args("--permissions", "map", "--sharing-map", csv))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"{csv} line {line}" in lines[0] and says in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not shared.journal.exists()
+]
+
+
+def test_a_bad_sharing_map_exits_2_and_changes_nothing(shared: World) -> None:
     gd = shared.provider("gdrive")
-    assert "Archive" not in {e.name for e in gd.list(gd.root())}
+    for text, line, says in BAD_MAPS:
+        csv = _map_file(shared, text)
+        proc = shared.cli(*shared.migrate_args("--permissions", "map", "--sharing-map", csv))
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{csv} line {line}" in lines[0] and says in lines[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not shared.journal.exists()
+        assert "Archive" not in {e.name for e in gd.list(gd.root())}
 
 
 def test_map_without_a_map_file_exits_2(shared: World) -> None:
