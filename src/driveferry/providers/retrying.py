@@ -231,7 +231,10 @@ class _Capability:
             return attr
 
         def retried(*args: Any, **kwargs: Any) -> Any:
-            return self._r.call(lambda: attr(*args, **kwargs), f"{name} {_label(args)}".strip())
+            what = f"{name} {_label(args)}".strip()
+            result = self._r.call(lambda: attr(*args, **kwargs), what)
+            # an upload a capability starts (a new revision of a file) is retried per chunk like any other
+            return RetryingUploadSession(result, self._r, what) if isinstance(result, UploadSession) else result
         return retried
 
 

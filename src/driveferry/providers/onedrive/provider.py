@@ -35,6 +35,7 @@ from driveferry.providers.onedrive.upload import (
     create_session,
     graph_time,
 )
+from driveferry.providers.onedrive.versions import GraphVersions
 
 EMPTY_QUICKXOR = "00" * 20  # quickXorHash of zero bytes (api-notes 14.2: AAAAAAAAAAAAAAAAAAAAAAAAAAA=)
 
@@ -67,7 +68,8 @@ class OneDriveProvider:
                                  mod_time=self, delta=self, case_insensitive=True,
                                  illegal_name_chars="/",  # everything else is mapped reversibly (names.py)
                                  max_path_chars=names.max_path_chars(self._root),
-                                 rewrites_office_files=True, sharing=GraphSharing(client))
+                                 rewrites_office_files=True, sharing=GraphSharing(client),
+                                 versions=GraphVersions(client))
 
     @property
     def page_call(self) -> PageCall:
