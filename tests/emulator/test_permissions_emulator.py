@@ -22,6 +22,7 @@ SPEC: dict[str, Any] = {
         "permissions": [
             {"path": "Team/Shared", "user": "bob@contoso.com", "roles": ["write"]},
             {"path": "Team/Shared", "group": "sales@contoso.com", "roles": ["read"]},
+            {"path": "Team/Shared", "site_group": "Team Site Members", "roles": ["write"]},
             {"path": "Team/Shared/plan.txt", "link": "organization", "type": "view"},
             {"path": "Team/Shared/plan.txt", "link": "users", "type": "edit", "recipients": ["eve@contoso.com"]},
             {"path": "Team/Shared/plan.txt", "link": "anonymous", "type": "view", "password": True},
@@ -80,6 +81,8 @@ def _who(p: dict[str, Any]) -> str:
     for k in ("user", "group", "siteUser"):
         if k in g:
             return f"{k}:{g[k]['email']}"
+    if "siteGroup" in g:
+        return f"siteGroup:{g['siteGroup']['displayName']}"
     return f"link:{p['link']['scope']}:{p['link']['type']}"
 
 
@@ -87,7 +90,8 @@ def test_graph_lists_own_and_inherited_permissions_with_their_source(clouds: Clo
     folder = clouds.perms("Team/Shared")
     child = clouds.perms("Team/Shared/deep/x.bin")
     own = {_who(p): p for p in folder if "inheritedFrom" not in p}
-    assert set(own) == {"user:bob@contoso.com", "group:sales@contoso.com"}
+    assert set(own) == {"user:bob@contoso.com", "group:sales@contoso.com", "siteGroup:Team Site Members"}
+    assert "email" not in own["siteGroup:Team Site Members"]["grantedToV2"]["siteGroup"]
     assert own["user:bob@contoso.com"]["roles"] == ["write"] and own["group:sales@contoso.com"]["roles"] == ["read"]
     inherited = {_who(p): p for p in child if "inheritedFrom" in p}
     assert {"user:bob@contoso.com", "group:sales@contoso.com"} <= set(inherited)

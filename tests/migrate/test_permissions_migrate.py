@@ -33,6 +33,7 @@ TREE: dict[str, Any] = {
         "permissions": [
             {"path": "Projects/Shared", "user": "bob@contoso.com", "roles": ["write"]},
             {"path": "Projects/Shared", "group": "sales@contoso.com", "roles": ["read"]},
+            {"path": "Projects/Shared", "site_group": "Team Site Members", "roles": ["write"]},
             {"path": "Projects/Shared/plan.txt", "link": "organization", "type": "view"},
             {"path": "Projects/Shared/plan.txt", "link": "users", "type": "edit",
              "recipients": ["eve@contoso.com", "mallory@fabrikam.com"]},
@@ -143,7 +144,8 @@ def test_report_then_map_then_resume(shared: World) -> None:
     assert any("password" in r for r in reasons["Private/secret.txt"])
     assert any("guest@fabrikam.com" in r for r in reasons["Private/secret.txt"])
     assert len(reasons["readme.txt"]) == 1 and "invalidSharingRequest" in reasons["readme.txt"][0]
-    assert after["sharing"]["not_granted"] == 5
+    assert any("SharePoint group 'Team Site Members'" in r for r in reasons["Shared"])
+    assert after["sharing"]["not_granted"] == 6
     warned = {i["path"]: i["warnings"] for i in after["sharing"]["items"] if i["warnings"]}
     assert list(warned) == ["Shared/alone.txt"] and "stopped inheriting" in warned["Shared/alone.txt"][0]
     # the report run decided the same: everything map granted or was refused, report planned
@@ -169,7 +171,7 @@ def test_map_under_realism(tmp_path: Path, request: pytest.FixtureRequest) -> No
     for world in make_world(tmp_path, TREE, profile, request):
         report = _run(world, "--permissions", "map", "--sharing-map", _map_file(world))
         assert {path: perms for path, perms in _own_permissions(world).items() if perms} == EXPECTED
-        assert report["sharing"]["not_granted"] == 5 and report["summary"]["failed"] == 0
+        assert report["sharing"]["not_granted"] == 6 and report["summary"]["failed"] == 0
 
 
 def test_skip_reads_no_permissions(shared: World) -> None:

@@ -37,7 +37,9 @@ CREATE INDEX IF NOT EXISTS graph_permissions_item ON graph_permissions(item_id);
 CREATE TABLE IF NOT EXISTS graph_unique_permissions (item_id TEXT PRIMARY KEY);
 """
 ROLES = ("read", "write", "owner")
-PRINCIPALS = ("user", "group", "siteUser")  # siteUser alone: a SharePoint-only person (e.g. a guest)
+# siteUser alone: a SharePoint-only person (e.g. a guest); siteGroup: a SharePoint group (Owners, Members,
+# Visitors of a site), which has a name and no e-mail address
+PRINCIPALS = ("user", "group", "siteUser", "siteGroup")
 SCOPES = ("anonymous", "organization", "users")
 LINK_TYPES = {"view": "read", "embed": "read", "edit": "write"}  # link type -> the role it grants
 DEFAULT_OWNER = "alex@contoso.onmicrosoft.com"  # the emulator's signed-in user (identity_microsoft.py)
@@ -96,7 +98,7 @@ class GraphPermissions:
         """A direct grant to a person or group; InvalidRequest for an unknown role or principal kind."""
         item = self.model.get(item_id)
         roles = tuple(roles)
-        if kind not in PRINCIPALS or not roles or any(r not in ROLES for r in roles) or not email:
+        if kind not in PRINCIPALS or not roles or any(r not in ROLES for r in roles) or not (email or display):
             raise InvalidRequest(f"Invalid grant: kind {kind!r}, roles {list(roles)!r}, email {email!r}.")
         return self._insert(Permission(id=secrets.token_hex(16), item_id=item.id, roles=roles, kind=kind,
                                        email=email, display=display, expiration=expiration))
@@ -168,6 +170,10 @@ class GraphPermissions:
             if p.recipients:
                 body["grantedToIdentitiesV2"] = [{"user": _identity(e, None), "siteUser": _identity(e, None)}
                                                  for e in p.recipients]
+        elif p.kind == "siteGroup":
+            gid = hashlib.sha1((p.display or "").encode()).hexdigest()
+            body["grantedToV2"] = {"siteGroup": {"id": str(int(gid[:4], 16) % 50 + 3), "displayName": p.display,
+                                                 "loginName": p.display}}
         else:
             assert p.email is not None
             who = _identity(p.email, p.display)
@@ -195,6 +201,7 @@ def seed_permissions(perms: GraphPermissions, specs: Iterable[Mapping[str, Any]]
         { path = "Projects/Shared", user = "bob@contoso.com", roles = ["read"] }
         { path = "Projects/Shared", group = "sales@contoso.com", roles = ["write"] }
         { path = "Projects/Shared", site_user = "guest@fabrikam.com", roles = ["read"] }
+        { path = "Projects/Shared", site_group = "Team Site Members", roles = ["write"] }
         { path = "Projects/a.txt", link = "organization", type = "view" }   # anonymous | organization | users
         { path = "Projects/a.txt", link = "users", type = "edit", recipients = ["eve@contoso.com"] }
         { path = "Projects/b.txt", link = "anonymous", type = "view", password = true }
@@ -211,11 +218,15 @@ def seed_permissions(perms: GraphPermissions, specs: Iterable[Mapping[str, Any]]
                        recipients=[str(r) for r in spec.get("recipients", [])],
                        password=bool(spec.get("password", False)), expiration=expiration)
         else:
-            kind = next((k for k in ("user", "group", "site_user") if k in spec), None)
+            kind = next((k for k in ("user", "group", "site_user", "site_group") if k in spec), None)
             if kind is None:
-                raise InvalidRequest(f"permission for {spec['path']!r}: give user, group, site_user or link")
-            perms.grant(item.id, str(spec[kind]), [str(r) for r in spec.get("roles", ["read"])],
-                        kind="siteUser" if kind == "site_user" else kind, display=spec.get("display"),
-                        expiration=expiration)
+                raise InvalidRequest(f"permission for {spec['path']!r}: give user, group, site_user, site_group "
+                                     "or link")
+            roles = [str(r) for r in spec.get("roles", ["read"])]
+            if kind == "site_group":
+                perms.grant(item.id, "", roles, kind="siteGroup", display=str(spec[kind]))
+            else:
+                perms.grant(item.id, str(spec[kind]), roles, kind="siteUser" if kind == "site_user" else kind,
+                            display=spec.get("display"), expiration=expiration)
         count += 1
     return count

@@ -98,6 +98,11 @@ def _person(kind: str, address: str, role: str, expires: str | None, note: str, 
 
 def decide(p: Permission, mapping: SharingMap, *, allow_anyone: bool) -> Decision:
     """The Drive grants for source permission `p` (see the module docstring for the rules)."""
+    if p.kind == "siteGroup":
+        return Decision(refused=(f"the SharePoint group {p.address!r} has no e-mail address to map; share with a "
+                                 "Google group of its members by hand",))
+    if p.kind == "link" and p.link_scope == "existingAccess":
+        return Decision(refused=("a link for people who already have access: it grants nothing of its own",))
     role, why = _role(p, p.kind == "link")
     if role is None:
         return Decision(refused=(why,))

@@ -88,13 +88,13 @@ class JournalLocator:
 
 
 def run_sharing(options: SharingOptions, src: Provider, src_path: str, dst: Provider, dst_path: str,
-                journal: Journal, source_spec: str, dest_spec: str) -> dict[str, Any]:
-    """The pass (see module docstring); the report's `sharing` section."""
+                journal: Journal, source_spec: str, dest_spec: str, *, workers: int = 8) -> dict[str, Any]:
+    """The pass (see module docstring), `workers` items at once; the report's `sharing` section."""
     why = check_capable(options, src, dst)
     if why is not None:
         return {"mode": options.mode, "not_run": why}
     src_root, dst_root = src.stat(src_path), dst.stat(dst_path)
     locate = JournalLocator(journal, source_spec, dest_spec, dst, dst_root)
     report: SharingReport = SharingPass(src, src_root, dst, locate, options.mapping, mode=options.mode,
-                                        allow_anyone=options.allow_anyone_links).run()
+                                        allow_anyone=options.allow_anyone_links, workers=workers).run()
     return report.to_json()

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections import deque
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,7 @@ class SharingPass:
     """One pass over the tree (see module docstring). `mode` is "map" or "report"."""
 
     def __init__(self, src: Provider, src_root: Entry, dst: Provider, locate: Locate, mapping: SharingMap,
-                 *, mode: str, allow_anyone: bool) -> None:
+                 *, mode: str, allow_anyone: bool, workers: int = 8) -> None:
         reader = src.features.sharing
         assert isinstance(reader, SharingReader), "the source cannot list permissions"
         self.reader = reader
@@ -84,25 +85,44 @@ class SharingPass:
         assert mode == "report" or self.writer is not None, "map needs a destination that can grant"
         self.src, self.src_root, self.locate = src, src_root, locate
         self.mapping, self.mode, self.allow_anyone = mapping, mode, allow_anyone
+        self.workers = max(1, workers)
+        self._lock = threading.Lock()
 
     def run(self) -> SharingReport:
+        """Visit every item, `workers` at once: an item is visited once its folder has been (the
+        folder's decisions are what its children inherit). Items are reported in path order."""
         report = SharingReport(self.mode)
-        queue = deque([_Todo(self.src_root, "", frozenset(), frozenset())])
-        while queue:
-            todo = queue.popleft()
-            handled, passed_on = self._item(todo, report)
-            if todo.entry.kind is Kind.FOLDER:
-                for child in self.src.list(todo.entry):
-                    if child.properties.get("deleted") == "true":
-                        continue
-                    rel = posixpath.join(todo.rel, child.name) if todo.rel else child.name
-                    queue.append(_Todo(child, rel, handled, passed_on))
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sharing")
+        try:
+            pending: set[Future[list[_Todo]]] = {pool.submit(self._visit, _Todo(self.src_root, "", frozenset(),
+                                                                                  frozenset()), report)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    pending |= {pool.submit(self._visit, child, report) for child in future.result()}
+        finally:
+            pool.shutdown(cancel_futures=True)
+        report.items.sort(key=lambda i: i.path)
         return report
+
+    def _visit(self, todo: _Todo, report: SharingReport) -> list[_Todo]:
+        """Handle one item; its children to visit next."""
+        handled, passed_on = self._item(todo, report)
+        if todo.entry.kind is not Kind.FOLDER:
+            return []
+        children = []
+        for child in self.src.list(todo.entry):
+            if child.properties.get("deleted") == "true":
+                continue
+            rel = posixpath.join(todo.rel, child.name) if todo.rel else child.name
+            children.append(_Todo(child, rel, handled, passed_on))
+        return children
 
     def _item(self, todo: _Todo, report: SharingReport) -> tuple[frozenset[str], frozenset[str]]:
         """Handle one item; returns (handled, passed_on) for its children."""
         perms = self.reader.list_permissions(todo.entry)
-        report.checked += 1
+        with self._lock:
+            report.checked += 1
         item = ItemSharing(todo.rel, str(todo.entry.kind))
         ids = {p.id for p in perms}
         lost = todo.passed_on - ids
@@ -121,7 +141,8 @@ class SharingPass:
         if wanted:
             self._grant(todo, item, wanted)
         if item.granted or item.not_granted or item.warnings:
-            report.items.append(item)
+            with self._lock:
+                report.items.append(item)
         return todo.handled | {p.id for p in mine}, todo.passed_on | granted_ids
 
     def _grant(self, todo: _Todo, item: ItemSharing, wanted: list[tuple[Permission, Grant]]) -> None:

@@ -4,7 +4,9 @@
 item's own permissions and those it inherits, the latter with `inheritedFrom` naming the ancestor. A
 permission is a grant (`grantedToV2` with `user`, `group` or only `siteUser`, each with an `email`) or a
 sharing link (`link` with `scope` and `type`; a users-scope link lists its recipients in
-`grantedToIdentitiesV2`) (learn.microsoft.com/en-us/graph/api/resources/permission). `roles` may hold
+`grantedToIdentitiesV2`) (learn.microsoft.com/en-us/graph/api/resources/permission). A SharePoint group
+(`siteGroup`: a site's Owners, Members, Visitors) has a display name and no e-mail address; it comes
+back as kind "siteGroup" with the name as its address, for the caller to report. `roles` may hold
 several values; the widest is the one the permission grants. The legacy `grantedTo` / `grantedToIdentities`
 are read when the V2 fields are absent (older tenants and SDKs still send them).
 """
@@ -42,6 +44,9 @@ def _principal(granted: Any) -> tuple[str, str]:
         address = _email(granted.get(key))
         if address:
             return kind, address
+    site_group = granted.get("siteGroup")
+    if isinstance(site_group, Mapping) and site_group.get("displayName"):
+        return "siteGroup", str(site_group["displayName"])  # a SharePoint group: a name, no address
     return "", ""
 
 
