@@ -94,13 +94,14 @@ def test_colab_notebook_is_valid_and_runs_the_relay_commands() -> None:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
     code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    for needle in ("pip install", 'drive.mount("/content/drive")', "remotes.toml", "!driveferry auth login onedrive",
-                   "!driveferry migrate onedrive:", "--journal", "/content/drive/MyDrive/driveferry",
+    # tests/notebook/test_colab_relay.py runs it; here: the relay's shape (journal on local disk, backed up)
+    for needle in ("pip install", "drive.mount(MOUNT)", "remotes.toml", "!driveferry auth login onedrive",
+                   '!driveferry migrate "{SOURCE}"', '--journal "{JOURNAL}" --journal-backup', 'WORK = "/content/',
                    "!driveferry status --journal", "!driveferry verify ", "!driveferry remotes --check"):
         assert needle in code, needle
     # the remotes.toml the notebook writes is valid and names both clouds
     toml_text = code.split("config.write_text(f'''", 1)[1].split("''')", 1)[0]
-    parsed = tomllib.loads(toml_text.replace("{HOME}", "/h").replace("{TENANT}", "t").replace("{CLIENT_ID}", "c"))
+    parsed = tomllib.loads(toml_text.replace("{work}", "/h").replace("{TENANT}", "t").replace("{CLIENT_ID}", "c"))
     assert {r["type"] for r in parsed["remotes"].values()} == {"onedrive", "gdrive"}
 
 
