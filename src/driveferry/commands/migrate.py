@@ -14,6 +14,7 @@ from driveferry.commands.common import add_config_arg, check_output_path, open_r
 from driveferry.commands.progress import DEFAULT_INTERVAL_S, JsonProgress, LineProgress
 from driveferry.commands.progress_bars import TerminalProgress
 from driveferry.errors import DriveferryError, FailedAfterWritesError, UserError
+from driveferry.migrate.hash_set import parse_hashes
 from driveferry.migrate.job import PlanProgress, Summary, preflight, run_migration
 from driveferry.migrate.settings import DEFAULT_JOURNAL, build_settings, load_job_file
 from driveferry.migrate.sharing.run import check_capable, run_sharing, sharing_options
@@ -63,6 +64,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--export", choices=("office", "pdf", "skip"),
                    help="Google Docs/Sheets/Slides: copy their Office export (default), their PDF, or skip "
                         "them (listed as cannot copy)")
+    p.add_argument("--hashes", metavar="LIST",
+                   help="also stream these hashes for every file, e.g. md5,sha1 (default: only what each "
+                        "copy's proof needs; see migrate/hash_set.py)")
     p.add_argument("--lease", metavar="DURATION",
                    help="how long a claimed file stays this worker's without renewal (e.g. 30s; default 60s); "
                         "a killed worker's files are continued by another after this")
@@ -145,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
              "export": args.export}
     values.update({k: v for k, v in flags.items() if v is not None})
     settings = build_settings(values)
+    hashes = parse_hashes(args.hashes) if args.hashes is not None else frozenset()
     sharing = sharing_options(args.permissions, args.sharing_map, args.allow_anyone_links)
     interval_s = _interval(args.progress_interval)
     if args.report:
@@ -174,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         backup.start()
     try:
         while True:
-            summary = run_migration(settings, src, src_path, dst, dst_path, journal, progress, daily_cap)
+            summary = run_migration(settings, src, src_path, dst, dst_path, journal, progress, daily_cap,
+                                    hashes=hashes)
             if not (summary.stopped_for_quota and settings.wait_for_quota and summary.resets_at):
                 break
             _sleep_until(summary.resets_at, args.json)

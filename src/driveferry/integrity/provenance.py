@@ -12,9 +12,12 @@ digests or ids.
                 Drive and local sources, `quickxor:...` for OneDrive): what a re-run compares the
                 source's current hash with, so a same-size rewrite in place is caught for any source
     df_src_qxh  the source's quickXorHash (hex) as the source reported it when copied (older copies)
-    df_md5      MD5 of the content streamed (hex)
+    df_md5      MD5 of the content streamed (hex; only where MD5 was streamed: `migrate/hash_set.py`)
     df_sha256   SHA-256 of the content streamed (hex)
     df_run      the run id that wrote the file
+    df_dst_md5  MD5 taken from the destination's answer, not streamed: recorded only after the streamed
+    df_dst_sha1 SHA-256 equalled the destination's, so it is the destination's own digest of the same
+                bytes (Drive reports md5Checksum, sha1Checksum and sha256Checksum: api-notes 2.1)
 
 A copy is proven (`integrity/proof.prove_copy`) when a destination hash equals the recorded content
 hash of its type and a current source hash equals the recorded source hash of its type. The streamed
@@ -37,7 +40,10 @@ SRC_HASH = "df_src_hash"
 MD5 = "df_md5"
 SHA256 = "df_sha256"
 RUN = "df_run"
+DST_MD5 = "df_dst_md5"
+DST_SHA1 = "df_dst_sha1"
 KEYS = (SRC_ID, SRC_HASH, SRC_QXH, MD5, SHA256, RUN)
+DEST_KEYS = {HashType.MD5: DST_MD5, HashType.SHA1: DST_SHA1}  # digests taken from the destination's answer
 PROPERTY_LIMIT_BYTES = 124
 
 
@@ -49,6 +55,8 @@ class Provenance:
     sha256: str | None
     run_id: str | None
     src_hash: str | None = None  # "kind:hex"
+    dest_md5: str | None = None  # taken from the destination's answer (df_dst_md5)
+    dest_sha1: str | None = None  # taken from the destination's answer (df_dst_sha1)
 
     @classmethod
     def read(cls, properties: Mapping[str, str]) -> Provenance | None:
@@ -56,12 +64,20 @@ class Provenance:
         if SRC_ID not in properties:
             return None
         return cls(properties.get(SRC_ID), properties.get(SRC_QXH), properties.get(MD5),
-                   properties.get(SHA256), properties.get(RUN), properties.get(SRC_HASH))
+                   properties.get(SHA256), properties.get(RUN), properties.get(SRC_HASH),
+                   properties.get(DST_MD5), properties.get(DST_SHA1))
 
     def content_hashes(self) -> dict[HashType, str]:
-        """The hashes of the bytes the relay streamed to the destination (lowercase hex by type)."""
-        found = {HashType.MD5: self.md5, HashType.SHA256: self.sha256}
+        """The hashes of the bytes the relay sent to the destination (lowercase hex by type): the
+        streamed ones, and those taken from the destination's answer after a streamed one agreed."""
+        found = {HashType.MD5: self.md5 or self.dest_md5, HashType.SHA1: self.dest_sha1,
+                 HashType.SHA256: self.sha256}
         return {k: v.lower() for k, v in found.items() if v}
+
+    def taken_from_dest(self) -> frozenset[HashType]:
+        """The content hash types recorded from the destination's answer rather than streamed."""
+        return frozenset(k for k, v in ((HashType.MD5, self.dest_md5 if not self.md5 else None),
+                                        (HashType.SHA1, self.dest_sha1)) if v)
 
     def source_hashes(self) -> dict[HashType, str]:
         """The source's hashes when it was copied: its own strongest, its quickXor, and the streamed
@@ -93,9 +109,10 @@ class _HasIdAndHashes(Protocol):
     def hashes(self) -> Mapping[HashType, str]: ...
 
 
-def provenance_properties(source: _HasIdAndHashes, run_id: str,
-                          content: Mapping[HashType, str] | None) -> dict[str, str]:
-    """The properties to write for a copy of `source` (content hashes when already known).
+def provenance_properties(source: _HasIdAndHashes, run_id: str, content: Mapping[HashType, str] | None,
+                          from_dest: Mapping[HashType, str] | None = None) -> dict[str, str]:
+    """The properties to write for a copy of `source` (content hashes when already known; `from_dest`:
+    digests taken from the destination's answer after a streamed hash agreed, as df_dst_*).
 
     df_src_hash is the strongest hash the source reports; a source that reports none (the local
     filesystem) gets the strongest streamed one, which is the hash of the bytes read from it."""
@@ -112,6 +129,9 @@ def provenance_properties(source: _HasIdAndHashes, run_id: str,
             props[MD5] = content[HashType.MD5]
         if HashType.SHA256 in content:
             props[SHA256] = content[HashType.SHA256]
+    for kind, key in DEST_KEYS.items():
+        if from_dest and from_dest.get(kind) and kind not in (content or {}):
+            props[key] = from_dest[kind].lower()
     for key, value in props.items():
         if len(key.encode()) + len(value.encode()) > PROPERTY_LIMIT_BYTES:
             raise ValueError(f"provenance property {key} is too long for Drive ({value[:20]}...)")

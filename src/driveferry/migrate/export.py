@@ -64,8 +64,9 @@ class _ExportedBytes:
 class _KeepsAltered(Relay):
     """A `Relay` whose destination check keeps (and records) a copy the destination rewrote."""
 
-    def __init__(self, src: Provider, dst: Provider, altered: list[AlteredRecord], lock: threading.Lock) -> None:
-        super().__init__(src, dst)
+    def __init__(self, src: Provider, dst: Provider, altered: list[AlteredRecord], lock: threading.Lock,
+                 extra: frozenset[HashType] = frozenset()) -> None:
+        super().__init__(src, dst, extra)
         self.altered = altered
         self._lock = lock
 
@@ -83,9 +84,9 @@ class _KeepsAltered(Relay):
 class MigrationRelay(_KeepsAltered):
     """A `Relay` that exports native documents before relaying them (thread-safe)."""
 
-    def __init__(self, src: Provider, dst: Provider) -> None:
+    def __init__(self, src: Provider, dst: Provider, extra: frozenset[HashType] = frozenset()) -> None:
         self._exports_lock = threading.Lock()
-        super().__init__(src, dst, [], self._exports_lock)
+        super().__init__(src, dst, [], self._exports_lock, extra)
         self.exports: list[ExportRecord] = []
 
     def copy(self, job: RelayJob, checkpoint: Checkpoint, progress: Progress | None = None) -> RelayResult:
@@ -104,7 +105,7 @@ class MigrationRelay(_KeepsAltered):
                            hashes=MappingProxyType({HashType.SHA256: sha256, HashType.MD5: md5}))
         # a session of an earlier attempt may hold another export's bytes (exports are made anew): start over
         # the relay only reads its source
-        inner = _KeepsAltered(cast(Provider, _ExportedBytes(data)), self.dst, self.altered, self._lock)
+        inner = _KeepsAltered(cast(Provider, _ExportedBytes(data)), self.dst, self.altered, self._lock, self.extra)
         result = inner.copy(replace(job, source=exported, resume_token=None), checkpoint, progress)
         agrees = any(result.entry.hashes.get(k) == v for k, v in result.hashes.items())
         with self._exports_lock:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from driveferry.journal.store import Journal
 
 from driveferry.errors import DriveferryError, UserError
+from driveferry.integrity.hashes import HashType
 from driveferry.migrate.destination import Destination, settled_mkdir
 from driveferry.migrate.export import MigrationRelay
 from driveferry.migrate.journal_port import JobPort
@@ -157,8 +158,11 @@ def preflight(src: Provider, src_path: str, dst: Provider, dst_path: str) -> Ent
 
 
 def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: Provider, dst_path: str,
-                  journal: Journal | None, progress: PlanProgress, daily_cap: int | None) -> Summary:
+                  journal: Journal | None, progress: PlanProgress, daily_cap: int | None, *,
+                  hashes: frozenset[HashType] = frozenset()) -> Summary:
     """Plan and transfer. Returns the summary; quota stops are reported in it, not raised.
+
+    `hashes`: streamed for every file on top of what each copy's proof needs (`migrate --hashes`).
 
     With settings.dry_run nothing is written anywhere: the plan is compared with the journal (None
     when there is none yet) and the copies it would make are counted.
@@ -203,7 +207,7 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
         usage=lambda since: Usage(*port.uploaded_since(user_key, since)),
         record=lambda n, at: port.record_upload(user_key, n, at),
         now=lambda: datetime.now(UTC), limit_bytes=daily_cap, max_transfer_bytes=settings.max_transfer)
-    relay, dest = MigrationRelay(src, dst), Destination(dst, dst_root, port, source=src)
+    relay, dest = MigrationRelay(src, dst, hashes), Destination(dst, dst_root, port, source=src)
     worker_settings = WorkerSettings(settings.transfers, settings.chunk_size, settings.lease_s, run_id,
                                      settings.worker_id)
     stop: QuotaStop | None = None

@@ -24,6 +24,17 @@ from driveferry.providers.base import Entry, Kind
 
 MAX_ATTEMPTS = 5
 CHANGE_STAMP = "change_stamp"  # kept with the source hashes in the journal (not a HashType)
+# kept with a copy's dest hashes (not a HashType): the types taken from the destination's answer, not streamed
+FROM_DEST = "from_dest"
+
+
+def _recorded(done: Finished) -> dict[str, str]:
+    """A finished copy's dest hashes as the journal keeps them, with FROM_DEST naming (comma-separated)
+    those taken from the destination's answer rather than streamed."""
+    out = {str(k): v for k, v in done.dest_hashes.items()}
+    if done.from_dest:
+        out[FROM_DEST] = ",".join(sorted(k.value for k in done.from_dest))
+    return out
 
 
 def _hashes(raw: Mapping[str, str]) -> Mapping[HashType, str]:
@@ -146,8 +157,7 @@ class JobPort:
         return True
 
     def complete(self, done: Sequence[Finished]) -> None:
-        self.journal.complete_many([Completion(d.item_id, d.dest_id, {str(k): v for k, v in d.dest_hashes.items()},
-                                               d.nbytes) for d in done])
+        self.journal.complete_many([Completion(d.item_id, d.dest_id, _recorded(d), d.nbytes) for d in done])
 
     def fail(self, item_id: int, kind: str, message: str, expected: str | None, actual: str | None,
              retryable: bool, reset_session: bool = False) -> bool:

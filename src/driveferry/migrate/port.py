@@ -36,6 +36,8 @@ class Finished:
     dest_id: str
     dest_hashes: Mapping[HashType, str]
     nbytes: int  # the copy's whole size (the journal's bytes_done), not what this run sent of it
+    # which of dest_hashes were taken from the destination's answer, not streamed (migrate/hash_set.py)
+    from_dest: frozenset[HashType] = frozenset()
 
 
 class JournalPort(Protocol):

@@ -1,12 +1,16 @@
 """Relay one file: Range download -> one hashing pass -> resumable upload, never committing bad bytes.
 
-The bytes are read once, hashed once (every hash either end can check), and written once, through
-the one streaming upload (`providers/streaming.py`). The final chunk is withheld until the streamed
+The bytes are read once, hashed once (only the hashes the proof needs: `migrate/hash_set.py`), and
+written once, through the one streaming upload (`providers/streaming.py`). The final chunk is withheld until the streamed
 hashes agree with the hashes the source reports (`integrity/proof.py`); on a difference the upload
 session is aborted, so a corrupt copy never appears on the destination. After the destination
 commits, its hashes (reported, or computed where it computes rather than reports) are checked against
-the streamed ones too. A copy is `proven` only when a content hash agreed on each side; one that is
-committed without that (the destination reports no hash) is kept and counted as unverified.
+the streamed ones too; the destination's digests that were not streamed (Drive's MD5 and SHA-1) are
+then taken from its answer and recorded as such (`RelayResult.from_dest`, provenance df_dst_*). A
+destination that answers with hashes, none of them streamed (Drive without sha256Checksum: api-notes
+2.1), has its copy read back and hashed. A copy is `proven` only when a content hash agreed on each
+side; one that is committed without that (the destination reports no hash) is kept and counted as
+unverified.
 
 Resuming: the caller passes the journal's session token. The committed offset is asked from the server
 (never trusted from the journal), the hash state is rebuilt by re-reading the already-sent prefix from
@@ -26,17 +30,13 @@ from driveferry.integrity import proof
 from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.integrity.proof import Outcome, Verdict
 from driveferry.integrity.provenance import provenance_properties
+from driveferry.migrate.hash_set import CONTENT, stream_kinds, taken_from_dest
 from driveferry.providers.base import Entry, Kind, Provider, UploadMeta, UploadSession
 from driveferry.providers.streaming import rechunk, stream_upload
 
-__all__ = ["ALWAYS", "Relay", "RelayJob", "RelayResult", "rechunk"]
+__all__ = ["Relay", "RelayJob", "RelayResult", "rechunk"]
 
 log = logging.getLogger(__name__)
-
-# Hashes the relay always computes: MD5 and SHA-256 go into the provenance record; quickXor proves
-# the copy against a OneDrive source without downloading either side again.
-ALWAYS = frozenset({HashType.MD5, HashType.SHA256, HashType.QUICKXOR})
-_CHECKABLE = frozenset({HashType.MD5, HashType.SHA1, HashType.SHA256, HashType.QUICKXOR})
 
 Checkpoint = Callable[[str, int], None]  # (session token, committed offset)
 Progress = Callable[[int], None]  # bytes newly committed on the destination
@@ -63,6 +63,9 @@ class RelayResult:
     resumed_from: int
     properties: Mapping[str, str] = field(default_factory=dict)
     proven: bool = True  # False: committed, but no content hash agreed on each side (counted unverified)
+    # the destination's digests of the copy that were not streamed, taken from its answer once a
+    # streamed hash agreed with it (empty unless proven)
+    from_dest: Mapping[HashType, str] = field(default_factory=dict)
 
 
 def _check_source(job: RelayJob, hashes: Mapping[HashType, str]) -> Verdict:
@@ -92,12 +95,11 @@ class Relay:
     """Copies files from `src` to `dst` (one instance per migration; thread-safe: holds no per-file state,
     only a chunk buffer per thread)."""
 
-    def __init__(self, src: Provider, dst: Provider) -> None:
+    def __init__(self, src: Provider, dst: Provider, extra: frozenset[HashType] = frozenset()) -> None:
+        """`extra`: hashes streamed for every file on top of what the proof needs (`migrate --hashes`)."""
         self.src = src
         self.dst = dst
-        # what the source reports is checked before commit; MD5/SHA-256 cover every destination
-        # (Drive reports both, local computes them) and quickXor covers OneDrive
-        self.kinds = frozenset(ALWAYS | (src.hash_types & _CHECKABLE))
+        self.extra = extra
         # a source that reports no hash but computes one (the local filesystem) is read between two
         # fstats (providers/local.py open_range), so the streamed hash is the source's own
         self._source_computes = not src.hash_types and src.features.content_hasher is not None
@@ -112,6 +114,10 @@ class Relay:
                 log.info("%s: upload session expired; restarting the file", job.source.path)
         return self.dst.begin_upload(job.dest_parent, job.dest_name, size, meta), 0
 
+    def kinds_for(self, source: Entry, *, whole: bool) -> frozenset[HashType]:
+        """The hashes streamed for `source` (`migrate/hash_set.py`); `whole`: sent in one request."""
+        return stream_kinds(source.hashes, self.dst.hash_types, whole=whole, extra=self.extra)
+
     def copy(self, job: RelayJob, checkpoint: Checkpoint, progress: Progress | None = None) -> RelayResult:
         """Copy one file. Raises IntegrityError (nothing committed), provider errors, or returns the result.
 
@@ -123,7 +129,7 @@ class Relay:
         base_props = provenance_properties(src_entry, job.run_id, None)
         meta = UploadMeta(modified=src_entry.modified, created=src_entry.created, mime_type=src_entry.mime_type,
                           properties=base_props, replace=job.replace)
-        hasher = MultiHasher(self.kinds)
+        hasher = MultiHasher(self.kinds_for(src_entry, whole=size <= job.chunk_size))
         buf = self._buffer(min(size, job.chunk_size))
         if size <= job.chunk_size:
             return self._copy_small(job, meta, hasher, buf, checkpoint, progress)
@@ -191,16 +197,20 @@ class Relay:
         if progress and sent:
             progress(sent)
         dest_verdict = self._verify_or_delete(job, result, hashes)
-        return RelayResult(result, hashes, sent, committed, props, self._proven(source_verdict, dest_verdict))
+        taken = taken_from_dest(result.hashes, hashes) if dest_verdict.proven else {}
+        return RelayResult(result, hashes, sent, committed, props, self._proven(source_verdict, dest_verdict),
+                           taken)
 
     def _finish(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str], sent: int,
                 resumed_from: int, source_verdict: Verdict) -> RelayResult:
         dest_verdict = self._verify_or_delete(job, entry, hashes)
-        props = provenance_properties(job.source, job.run_id, hashes)
+        taken = taken_from_dest(entry.hashes, hashes) if dest_verdict.proven else {}
+        props = provenance_properties(job.source, job.run_id, hashes, taken)
         setter = self.dst.features.properties
         if setter is not None:
             entry = setter.set_properties(entry, props)
-        return RelayResult(entry, hashes, sent, resumed_from, props, self._proven(source_verdict, dest_verdict))
+        return RelayResult(entry, hashes, sent, resumed_from, props, self._proven(source_verdict, dest_verdict),
+                           taken)
 
     def _proven(self, source: Verdict, dest: Verdict) -> bool:
         """Proven only when a content hash agrees on each side (the source's own, or the streamed one
@@ -209,13 +219,17 @@ class Relay:
 
     def _verify_or_delete(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> Verdict:
         """The destination against the streamed hashes; a destination that reports none of them but
-        computes hashes (the local filesystem) is asked to. A difference deletes the copy and raises."""
+        computes hashes (the local filesystem) is asked to, and one that reports only hashes that were
+        not streamed (Drive without sha256Checksum) has its copy read back and hashed. A difference
+        deletes the copy and raises."""
         try:
             verdict = _check_dest(job, entry, hashes)
             hasher = self.dst.features.content_hasher
             if verdict.outcome is Outcome.UNVERIFIABLE and hasher is not None and entry.kind is Kind.FILE:
-                computed = hasher.hash_file(entry, [HashType.SHA256])
+                computed = hasher.hash_file(entry, [CONTENT])
                 verdict = _check_dest(job, replace(entry, hashes=MappingProxyType(computed)), hashes)
+            elif verdict.outcome is Outcome.UNVERIFIABLE and entry.hashes and entry.kind is Kind.FILE:
+                verdict = self._read_back(job, entry, hashes)
         except IntegrityError:
             # the destination committed other bytes than we streamed: remove them, never keep them
             self.dst.delete(entry)
@@ -223,3 +237,21 @@ class Relay:
         if not verdict.proven:
             log.warning("%s: copied but unverified: %s", job.source.path, verdict.reason)
         return verdict
+
+    def _read_back(self, job: RelayJob, entry: Entry, hashes: Mapping[HashType, str]) -> Verdict:
+        """Prove a copy whose destination reports none of the streamed hashes, but others: read it back,
+        hashing what was streamed and what it reports. Proven when the read bytes hash to the streamed
+        hashes and to what the destination reports; raises IntegrityError on a difference."""
+        log.info("%s: the destination reports no %s for the copy; reading it back to prove it",
+                 job.dest_name, "/".join(sorted(k.value for k in hashes)))
+        kinds = frozenset(hashes) | frozenset(k for k in entry.hashes if k in self.dst.hash_types)
+        computed = MultiHasher(kinds)
+        for block in self.dst.open_range(entry, 0, entry.size or 0):
+            computed.update(block)
+        read = replace(entry, size=computed.length, hashes=MappingProxyType(computed.hexdigests()))
+        reported = proof.compare(entry.hashes, read.hashes)
+        if reported.differs:
+            raise IntegrityError(f"{job.dest_name}: destination reports other content than it serves",
+                                 hash_type=reported.hash_type.value if reported.hash_type else "size",
+                                 expected=reported.expected or "", actual=reported.actual or "")
+        return _check_dest(job, read, hashes)

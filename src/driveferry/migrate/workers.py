@@ -231,8 +231,10 @@ class Workers:
                            unverified=int(not result.proven))
             self.progress.file_finished(path, "copied")
             # an unverified copy records no destination hash, so `status` counts it unverified
-            return Finished(item.item_id, result.entry.id, dict(result.hashes) if result.proven else {},
-                            result.entry.size if result.entry.size is not None else size)
+            return Finished(item.item_id, result.entry.id,
+                            {**result.hashes, **result.from_dest} if result.proven else {},
+                            result.entry.size if result.entry.size is not None else size,
+                            frozenset(result.from_dest) if result.proven else frozenset())
         except (QuotaStop, QuotaExceededError) as exc:
             # the item keeps its session and offset; the final release() returns it to pending. Files
             # already uploading finish (Drive lets them: api-notes Part C §19); no new one starts.
