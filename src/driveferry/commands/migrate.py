@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
              "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease,
              "export": args.export}
     values.update({k: v for k, v in flags.items() if v is not None})
-    settings = build_settings(values)
+    settings = build_settings(values, restoring=bool(args.journal_backup))
     hashes = parse_hashes(args.hashes) if args.hashes is not None else frozenset()
     sharing = sharing_options(args.permissions, args.sharing_map, args.allow_anyone_links)
     interval_s = _interval(args.progress_interval)

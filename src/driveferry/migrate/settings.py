@@ -123,10 +123,11 @@ def load_job_file(path: str) -> dict[str, Any]:
     return out
 
 
-def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
+def build_settings(values: Mapping[str, Any], *, restoring: bool = False) -> MigrateSettings:
     """Settings from merged values (job file, then flags); sizes and durations parsed here. Also refused
     here, before anything is opened: a journal folder that does not exist and a destination that
-    overlaps the source (migrate/overlap.py)."""
+    overlaps the source (migrate/overlap.py). With `restoring` (--journal-backup: a new relay VM restores
+    its journal from the backup) the journal's folder may be missing; it is created."""
     kw: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:
@@ -148,7 +149,8 @@ def build_settings(values: Mapping[str, Any]) -> MigrateSettings:
         if not kw.get(required):
             raise UserError(f"missing {required}: give SRC and DST on the command line or in the job file")
     settings = MigrateSettings(**kw)
-    check_journal_folder(settings.journal)
+    if not restoring:
+        check_journal_folder(settings.journal)
     check_no_overlap(settings.source, settings.destination, settings.config)
     return settings
 
@@ -164,6 +166,6 @@ def check_journal_folder(journal: str) -> None:
     folder = path.parent
     if not folder.exists():
         raise UserError(f"--journal {journal}: folder {folder} does not exist; create it first "
-                        f"(mkdir -p {folder}) or fix the path")
+                        f"(mkdir -p {folder}) or fix the path (with --journal-backup it is created)")
     if not folder.is_dir():
         raise UserError(f"--journal {journal}: {folder} is not a folder")
