@@ -86,3 +86,9 @@ def test_the_example_map_parses() -> None:
     example = Path(__file__).resolve().parents[2] / "configs" / "sharing-map.example.csv"
     m = load_map(str(example))
     assert m.rows and m.domains and m.organization_domain()[0]
+
+
+def test_without_a_map_everyone_is_reported_as_unmapped() -> None:
+    from driveferry.migrate.sharing.mapping import SharingMap
+    d = decide(Permission("user", "read", "ann@contoso.com"), SharingMap(), allow_anyone=False)
+    assert d.grants == () and "no sharing map given" in d.refused[0]

@@ -48,6 +48,8 @@ class SharingMap:
     def target(self, address: str) -> tuple[str | None, str]:
         """(the Google address for a source address or None, how it was found or why not)."""
         key = address.strip().lower()
+        if not self.source:
+            return None, f"no sharing map given for {address} (--sharing-map FILE)"
         if key in self.rows:
             return self.rows[key], "mapped"
         local, _, domain = key.partition("@")

@@ -87,6 +87,7 @@ class SharingPass:
         self.mapping, self.mode, self.allow_anyone = mapping, mode, allow_anyone
         self.workers = max(1, workers)
         self._lock = threading.Lock()
+        self._owner_set: frozenset[str] | None = None
 
     def run(self) -> SharingReport:
         """Visit every item, `workers` at once: an item is visited once its folder has been (the
@@ -145,6 +146,16 @@ class SharingPass:
                 report.items.append(item)
         return todo.handled | {p.id for p in mine}, todo.passed_on | granted_ids
 
+    def _owners(self) -> frozenset[str]:
+        """The destination folder's owners (the migrating account): they own every copy, so a grant to
+        them is present without listing each copy's permissions."""
+        with self._lock:
+            if self._owner_set is None:
+                root = self.locate("", self.src_root)
+                listed = self.writer.list_permissions(root) if self.writer and not isinstance(root, str) else []
+                self._owner_set = frozenset(e.address for e in listed if e.kind == "user" and e.role == "owner")
+            return self._owner_set
+
     def _grant(self, todo: _Todo, item: ItemSharing, wanted: list[tuple[Permission, Grant]]) -> None:
         copy = self.locate(todo.rel, todo.entry)
         if isinstance(copy, str):
@@ -152,8 +163,13 @@ class SharingPass:
             return
         # widest first, so a narrower grant to the same principal is covered by it
         wanted.sort(key=lambda pg: -_rank(pg[1].role))
-        existing = self.writer.list_permissions(copy) if self.mode == "map" and self.writer else []
-        held = {(e.kind, e.address): e.role for e in existing}
+        mapped = self.mode == "map" and self.writer is not None
+        owners = self._owners() if mapped else frozenset()
+        if mapped and all(g.kind == "user" and g.address in owners for _, g in wanted):
+            existing: list[Permission] = []  # only the destination's owner: nothing to look up
+        else:
+            existing = self.writer.list_permissions(copy) if mapped and self.writer else []
+        held = {(e.kind, e.address): e.role for e in existing} | {("user", o): "owner" for o in owners}
         for p, g in wanted:
             key = (g.kind, g.address)
             entry: dict[str, Any] = {"source": describe(p), "grant": g.to_json()}
