@@ -185,8 +185,6 @@ def run(args: argparse.Namespace) -> int:
                 break
             _sleep_until(summary.resets_at, args.json)
         sharing_report = None if journal is None or settings.dry_run else run_sharing(
-            sharing, src, src_path, dst, dst_path, journal, settings.source, settings.destination)
-        sharing_report = None if journal is None or settings.dry_run else run_sharing(
             sharing, src, src_path, dst, dst_path, journal, settings.source, settings.destination,
             workers=settings.checkers)  # items read at once, as folders are listed by the walk
         if journal is not None and not settings.dry_run:
