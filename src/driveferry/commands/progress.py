@@ -108,7 +108,12 @@ class Ticker:
         self._thread = threading.Thread(target=self._loop, name="progress-ticker", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        """Start ticking; a second call (the next round of a run that waited for its quota) is a no-op."""
+        if not self._thread.is_alive() and not self._stop.is_set():
+            try:
+                self._thread.start()
+            except RuntimeError:  # started before and finished: nothing more to tick
+                pass
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval_s):
@@ -128,8 +133,10 @@ class LineProgress(PlanProgress):
         self.tracker = Tracker()
         self._stream = stream or sys.stderr
         self._lock = threading.Lock()
+        self._interval_s = interval_s
         self._ticker = Ticker(interval_s, self.print_line)
         self._planning = True
+        self._listed_at: float | None = None  # when the last "planning:" line was printed
 
     def _write(self, text: str) -> None:
         with self._lock:
@@ -140,7 +147,9 @@ class LineProgress(PlanProgress):
             self._write(progress_line(self.tracker.figures()))
 
     def planned(self, count: int) -> None:
-        if self._planning:
+        now = time.monotonic()  # a line per interval while listing, not one per 200 items
+        if self._planning and (self._listed_at is None or now - self._listed_at >= self._interval_s):
+            self._listed_at = now
             self._write(f"planning: {count} items listed")
 
     def remaining(self, files: int, nbytes: int) -> None:
