@@ -32,7 +32,10 @@ def test_source_created_time_is_kept(journal: Journal) -> None:
 
 
 def _drop_totals(conn: sa.Connection) -> None:
-    """Undo schema 4: no item_totals, no triggers, the lease-owner index over every item."""
+    """Undo schema 4: no item_totals, no triggers, the lease-owner index over every item, and
+    items.created_at back (NOT NULL, as schema 3 had it)."""
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(sa.text(f"ALTER TABLE items ADD COLUMN created_at {stamp} NOT NULL DEFAULT '2026-01-01 00:00:00'"))
     if conn.dialect.name == "sqlite":
         for name in ("insert", "delete", "update", "move"):
             conn.execute(sa.text(f"DROP TRIGGER items_totals_{name}"))
@@ -111,3 +114,8 @@ def test_a_version_3_journal_gets_running_totals_equal_to_a_recount(journal_url:
         assert counts[ItemState.PENDING] == StateTotal(items=3, size_bytes=12 + 13 + 14, bytes_done=0)
         assert j.counts(job.id)[ItemState.PENDING].items == 4  # with the folder
         assert j.count_unhashed_done(job.id) == 1
+    engine = sa.create_engine(to_url(journal_url))
+    with engine.connect() as conn:
+        assert "created_at" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}
+        assert "item_totals" in sa.inspect(conn).get_table_names()
+    engine.dispose()

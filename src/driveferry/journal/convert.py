@@ -63,7 +63,7 @@ def to_item(row: AnyRow) -> ItemRecord:
         session_token=m["session_token"], committed_offset=m["committed_offset"],
         session_started_at=m["session_started_at"],
         lease_owner=m["lease_owner"], lease_expires_at=m["lease_expires_at"],
-        created_at=m["created_at"], updated_at=m["updated_at"], source_created=m.get("source_created"))
+        updated_at=m["updated_at"], source_created=m.get("source_created"))
 
 
 def to_job(row: AnyRow) -> JobRecord:

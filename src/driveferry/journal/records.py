@@ -151,7 +151,6 @@ class ItemRecord:
     session_started_at: datetime | None
     lease_owner: str | None
     lease_expires_at: datetime | None
-    created_at: datetime
     updated_at: datetime
     # set by `claim` on an item whose previous worker's lease expired (it may have died after uploading)
     taken_over: bool = False

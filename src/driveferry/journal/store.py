@@ -229,7 +229,7 @@ class Journal(LeaseOps, StatusOps):
                       "modified": modified, "source_created": created, "updated_at": now}
             row = existing.get(path)
             if row is None:
-                new_rows.append({**source, "job_id": job_id, "path": path, "created_at": now,
+                new_rows.append({**source, "job_id": job_id, "path": path,
                                  "source_hashes": dump_json(hashes), "state": ItemState.PENDING.value})
                 continue
             old_hashes: dict[str, str] = load_json(row.source_hashes) or {}
