@@ -60,7 +60,7 @@ def test_example_emulator_section_works_as_written(tmp_path: Path) -> None:
         out = tmp_path / "emulator-remotes.toml"
         assert stat.S_IMODE(out.stat().st_mode) == 0o600  # it holds the emulator's secrets
         written = tomllib.loads(out.read_text(encoding="utf-8"))["remotes"]
-        assert written["emu-onedrive"]["endpoint"] == info["base_url"]
+        assert written["emu-onedrive"]["endpoint"] == info["base_url"] and info["remotes_file"] == str(out)
         listed = _run(ls_cmd, tmp_path)
         assert listed.returncode == 0, listed.stderr
         names = {line.split()[-1].rstrip("/") for line in listed.stdout.splitlines()}

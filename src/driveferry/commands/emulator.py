@@ -23,7 +23,8 @@ example:
 
 The port stays the same across restarts of one --data folder (8443 on a first start when it is free), so
 a written remotes file stays valid; --port N picks one, --port 0 any free port.
-Prints one JSON line: {"base_url", "ca_file", "data_dir", "credentials": {...}[, "connect_proxy"]} and
+Prints one JSON line: {"base_url", "ca_file", "data_dir", "credentials": {...}[, "connect_proxy"]
+[, "remotes_file"]} and
 serves until Ctrl-C. With --connect-proxy, clients with fixed endpoints reach it as
 HTTPS_PROXY=<connect_proxy> with the CA file trusted (e.g. rclone --ca-cert <ca_file>).
 State (metadata in SQLite, content as files under --data) survives a restart, open upload sessions
@@ -207,6 +208,7 @@ def serve(args: argparse.Namespace) -> int:
         described["connect_proxy"] = proxy.url
     if args.remotes_out:
         _write_remotes(described, Path(args.remotes_out))
+        described["remotes_file"] = str(Path(args.remotes_out).resolve())
     print(json.dumps(described), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -1,7 +1,9 @@
 """Remote config sections that point driveferry's own providers at an emulator.
 
 Plain data (the same shape as `[remotes.NAME]` in remotes.toml), so the demo, the tests and child
-processes build providers through the normal registry, and `emulator serve` can print a ready config.
+processes build providers through the normal registry, and `emulator serve --remotes-out FILE` writes
+a ready config. Also the small record `serve` keeps in its data folder (serve.json: the port it last
+listened on, the seed specs applied), so a restart keeps its base URL and state.
 """
 
 from __future__ import annotations
