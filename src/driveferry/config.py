@@ -96,8 +96,10 @@ _COMMON = {"type": _S, "endpoint": _S, "ca_file": _S, "root": _S,
 _GDRIVE = {"refresh_token": _S, "token_file": _S, "token_uri": _S, "service_account_file": _S,
            "service_account_info": Field("table"), "subject": _S, "scopes": Field("strings"), "drive_id": _S,
            "root_folder_id": _S, "root_path": _S, "use_trash": Field("flag"),
-           "download_chunk_bytes": Field("numeric", minimum=1), "daily_upload_cap_bytes": _N}
-_ONEDRIVE = {"tenant": _S, "tenant_id": _S, "authority": _S, "user": _S, "drive_id": _S, "api_root": _S}
+           "download_chunk_bytes": Field("numeric", minimum=1), "daily_upload_cap_bytes": _N,
+           "shared_drive": Field("string", empty=False)}
+_ONEDRIVE = {"tenant": _S, "tenant_id": _S, "authority": _S, "user": _S, "drive_id": _S, "api_root": _S,
+             "site": Field("string", empty=False), "library": Field("string", empty=False)}
 _ALL_KEYS: dict[str, Field] = {**_COMMON, **_GDRIVE, **_ONEDRIVE}
 # the keys each type reads (the providers' from_remote_config and registry.retry_policy)
 _KEYS: dict[object, tuple[str, ...]] = {"gdrive": (*_COMMON, *_GDRIVE), "onedrive": (*_COMMON, *_ONEDRIVE),

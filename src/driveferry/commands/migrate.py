@@ -64,6 +64,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--export", choices=("office", "pdf", "skip"),
                    help="Google Docs/Sheets/Slides: copy their Office export (default), their PDF, or skip "
                         "them (listed as cannot copy)")
+    p.add_argument("--versions", type=int, metavar="N",
+                   help="also copy up to N previous versions of each file, oldest first, as revisions of its "
+                        "copy (kept forever; each counts against the daily upload budget; default 0)")
     p.add_argument("--hashes", metavar="LIST",
                    help="also stream these hashes for every file, e.g. md5,sha1 (default: only what each "
                         "copy's proof needs; see migrate/hash_set.py)")
@@ -146,12 +149,12 @@ def run(args: argparse.Namespace) -> int:
              "include": args.include, "exclude": args.exclude, "min_size": args.min_size,
              "max_size": args.max_size, "max_transfer": args.max_transfer, "daily_cap": args.daily_cap,
              "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease,
-             "export": args.export}
+             "export": args.export, "versions": args.versions}
     values.update({k: v for k, v in flags.items() if v is not None})
     settings = build_settings(values, restoring=bool(args.journal_backup))
-    hashes = parse_hashes(args.hashes) if args.hashes is not None else frozenset()
     sharing = sharing_options(args.permissions, args.sharing_map, args.allow_anyone_links)
     interval_s = _interval(args.progress_interval)
+    hashes = parse_hashes(args.hashes) if args.hashes is not None else frozenset()
     if args.report:
         check_output_path(args.report, "--report")  # else it fails after the whole migration
     remotes = open_remotes(settings.config)
@@ -305,6 +308,10 @@ def _print_summary(s: Summary, as_json: bool, waits: dict[str, dict[str, float]]
               f"unverified {s.unverified}, cannot copy {s.unsupported}, filtered {s.filtered}; "
               f"{format_size(s.bytes_uploaded)} in "
               f"{s.seconds:.1f}s ({format_size(s.rate_bps)}/s); run {s.run_id}")
+    if s.version_files:
+        verb = "would add" if s.dry_run else "copied"
+        print(f"versions: {verb} {s.versions_copied} previous versions of {s.version_files} files as revisions, "
+              f"{format_size(s.version_bytes)} ({s.version_bytes} bytes) on top, counted in the daily upload budget")
     if migration:
         runs = f"{migration['runs']} run{'s' if migration['runs'] != 1 else ''}"
         print(f"whole migration ({runs}): {migration['files_done']}/{migration['files']} files "

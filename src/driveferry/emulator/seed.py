@@ -3,6 +3,7 @@
     seed = 7                              # content of each file depends only on (seed, cloud, path)
     [onedrive]
     files = [ { path = "Projects/a.bin", size = "3M" },
+              { path = "Projects/plan.docx", size = "40K", versions = 3 },   # 3 previous versions too
               { path = "Projects/zeros.img", size = "1M", content = "zeros" },
               { path = "Projects/empty.txt", size = 0 } ]
     notebooks = ["Notebooks/Team notes"]  # OneNote packages (no bytes)
@@ -17,7 +18,9 @@
 Sharing (sharing_seed.py): `[[onedrive.permissions]]` grants and links on paths, `[gdrive.directory]`
 the Google accounts, groups, Workspace domain and sharing policy.
 
-`content` is "random" (default), "zeros", or "text". Paths may hold any Unicode (NFC and NFD are kept
+`content` is "random" (default), "zeros", or "text". `versions = N` gives a file N previous versions
+before its current content, oldest first (`version_size` and `version_blocks` say their bytes; a Graph
+file keeps each as a version, a Drive file as a revision). Paths may hold any Unicode (NFC and NFD are kept
 as written), very long names and deep folders. See configs/emulator/*.toml (scale.example.toml for
 generated trees). A value of the wrong type is a `SeedSpecError` naming its key.
 """
@@ -38,7 +41,7 @@ from driveferry.typedconfig import Field, FileValueError, check_table, check_val
 from driveferry.units import parse_size
 
 __all__ = ["SeedFile", "SeedSpecError", "SeedTarget", "apply_spec", "content_blocks", "content_bytes",
-           "load_spec", "seed_emulator", "seed_targets"]
+           "load_spec", "seed_emulator", "seed_targets", "version_blocks", "version_size"]
 CLOUDS = ("onedrive", "gdrive")
 _LISTS = ("files", "bulk", "duplicates", "notebooks", "docs", "folders", "generate", "permissions")
 
@@ -48,11 +51,25 @@ class SeedFile:
     path: str
     size: int
     content: str = "random"
+    versions: int = 0  # previous versions seeded before the current content
+
+
+def version_size(size: int, k: int, versions: int) -> int:
+    """The size of previous version `k` (0 = oldest) of a seeded file of `size` with `versions` of them:
+    they grow towards the current size, so no two neighbours have the same size."""
+    return size * (k + 1) // (versions + 1)
+
+
+def version_blocks(seed: int, cloud: str, path: str, k: int, size: int, versions: int,
+                   content: str = "random") -> Iterator[bytes]:
+    """The bytes of previous version `k` of a seeded file (what `apply_spec` seeds)."""
+    return content_blocks(seed, cloud, f"{path}#v{k}", version_size(size, k, versions), content)
 
 
 def _files(section: dict[str, Any]) -> Iterator[SeedFile]:
     for spec in section.get("files", []):
-        yield SeedFile(spec["path"], parse_size(spec.get("size", 0)), spec.get("content", "random"))
+        yield SeedFile(spec["path"], parse_size(spec.get("size", 0)), spec.get("content", "random"),
+                       int(spec.get("versions", 0)))
     for bulk in section.get("bulk", []):
         count, size = int(bulk["count"]), parse_size(bulk.get("size", "64K"))
         top = parse_size(bulk.get("max_size", size))
@@ -69,7 +86,7 @@ _CONTENT = Field("string", choices=CONTENTS)
 _TOP = {"seed": Field("integer"), **{cloud: Field("table") for cloud in CLOUDS}}
 _SECTION = {**{key: Field("list") for key in _LISTS}, "directory": Field("table")}  # sharing_seed.py
 _ITEMS: dict[str, dict[str, Field]] = {  # the keys of one entry of each list (generate: generate.parse_tree)
-    "files": {"path": _PATH, "size": _SIZE, "content": _CONTENT},
+    "files": {"path": _PATH, "size": _SIZE, "content": _CONTENT, "versions": _COUNT},
     "bulk": {"dir": _PATH, "count": _COUNT, "size": _SIZE, "max_size": _SIZE, "ext": Field("string", empty=False),
              "prefix": Field("string", empty=False), "content": _CONTENT},
     "duplicates": {"path": _PATH, "count": Field("integer", minimum=1), "size": _SIZE},
@@ -128,7 +145,13 @@ def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str
         count = 0
         for i, f in enumerate(_files(section)):
             modified = base_time + timedelta(minutes=i)
-            target.seed_file(f.path, content_blocks(seed, cloud, f.path, f.size, f.content), f.size, modified)
+            seeded: str | None = None
+            for k in range(f.versions):  # older contents first: each replace keeps the one before
+                seeded = _seed_content(target, seeded, f.path, version_size(f.size, k, f.versions),
+                                       version_blocks(seed, cloud, f.path, k, f.size, f.versions, f.content),
+                                       modified - timedelta(days=f.versions - k))
+            _seed_content(target, seeded, f.path, f.size, content_blocks(seed, cloud, f.path, f.size, f.content),
+                          modified)
             count += 1
         for dup in section.get("duplicates", []):
             size = parse_size(dup.get("size", "1K"))
@@ -151,6 +174,16 @@ def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str
     from driveferry.emulator.sharing_seed import apply_sharing
     apply_sharing(spec, targets)  # after the trees: grants name their paths
     return created
+
+
+def _seed_content(target: SeedTarget, file_id: str | None, path: str, size: int, blocks: Iterator[bytes],
+                  modified: datetime) -> str:
+    """Seed a file's content: a new file, or (`file_id`) the next content of one seeded just before, where
+    the target adds files rather than replacing them by name (Drive: `seed_next`, a new revision)."""
+    seed_next = getattr(target, "seed_next", None)
+    if file_id is not None and seed_next is not None:
+        return str(seed_next(file_id, blocks, modified))
+    return target.seed_file(path, blocks, size, modified)
 
 
 def seed_emulator(emu: Any, spec: dict[str, Any]) -> dict[str, int]:

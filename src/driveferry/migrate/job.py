@@ -27,6 +27,7 @@ from driveferry.migrate.plan import Filters, Naming, Planned, plan, plan_changes
 from driveferry.migrate.port import FolderLedger
 from driveferry.migrate.quota import QuotaStop, UploadBudget, Usage, quota_wait_s
 from driveferry.migrate.settings import MigrateSettings
+from driveferry.migrate.versions import VersionsRelay, previous_versions
 from driveferry.migrate.workers import Progress, Tally, Workers, WorkerSettings
 from driveferry.providers.base import Entry, Kind, Provider
 
@@ -60,6 +61,11 @@ class Summary:
     exported: int = 0  # native documents copied as their export (migrate/export.py)
     exported_items: list[dict[str, Any]] = field(default_factory=list)
     altered: int = 0  # copies the destination rewrote as it stored them (migrate/altered.py); unverified
+    # --versions: files whose previous versions were copied as revisions, how many versions, their bytes
+    # (with --dry-run: what the plan's copies would add, before anything starts)
+    version_files: int = 0
+    versions_copied: int = 0
+    version_bytes: int = 0
     altered_items: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -173,7 +179,10 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
     naming = Naming(Namer(dst.features, dst_path), settings.export, src)
     if settings.dry_run:
         planned = plan(src, src_root, filters, naming, checkers=settings.checkers)
-        return _dry_run(journal, settings, _counted(planned, Summary(run_id="dry-run", dry_run=True)), started,
+        dry = Summary(run_id="dry-run", dry_run=True)
+        if settings.versions:
+            planned = _history_cost(planned, src, settings.versions, dry)
+        return _dry_run(journal, settings, _counted(planned, dry), started,
                         progress)
     assert journal is not None
     port = JobPort.open(journal, settings, src_root.path)
@@ -207,7 +216,10 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
         usage=lambda since: Usage(*port.uploaded_since(user_key, since)),
         record=lambda n, at: port.record_upload(user_key, n, at),
         now=lambda: datetime.now(UTC), limit_bytes=daily_cap, max_transfer_bytes=settings.max_transfer)
-    relay, dest = MigrationRelay(src, dst, hashes), Destination(dst, dst_root, port, source=src)
+    relay = VersionsRelay(src, dst, settings.versions, hashes) if settings.versions else MigrationRelay(src, dst, hashes)
+    if isinstance(relay, VersionsRelay):
+        relay.budget = budget  # each version is admitted like a file, and its bytes count as they go
+    dest = Destination(dst, dst_root, port, source=src)
     worker_settings = WorkerSettings(settings.transfers, settings.chunk_size, settings.lease_s, run_id,
                                      settings.worker_id)
     stop: QuotaStop | None = None
@@ -230,11 +242,27 @@ def run_migration(settings: MigrateSettings, src: Provider, src_path: str, dst: 
         summary.exported = len(summary.exported_items)
         summary.altered_items = [a.to_json() for a in relay.altered]
         summary.altered = len(summary.altered_items)
+        if isinstance(relay, VersionsRelay):
+            summary.version_files = sum(1 for h in relay.histories if h.versions)
+            summary.versions_copied = sum(h.versions for h in relay.histories)
+            summary.version_bytes = sum(h.size_bytes for h in relay.histories)
     if stop is not None:
         summary.stopped_for_quota = stop.reason
         summary.resets_at = stop.resets_at.isoformat() if stop.resets_at else None
     port.finish({**summary.to_json(), **({DELTA_KEY: cursor} if cursor else {})})
     return summary
+
+
+def _history_cost(items: Iterator[Planned], src: Provider, keep: int, summary: Summary) -> Iterator[Planned]:
+    """The planned items, while the previous versions each copy would bring along are counted into
+    `summary` (one version listing per file to copy)."""
+    for item in items:
+        if item.action == "copy":
+            found = previous_versions(src, item.entry, keep)
+            summary.version_files += bool(found)
+            summary.versions_copied += len(found)
+            summary.version_bytes += sum(v.size for v in found)
+        yield item
 
 
 def _count_renamed(summary: Summary, item: Planned) -> None:

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from driveferry.emulator.drive import convert
+from driveferry.emulator.drive import convert, shareddrives
 from driveferry.emulator.drive.changes import SCHEMA as CHANGES_SCHEMA
 from driveferry.emulator.drive.changes import log_change
 from driveferry.emulator.drive.errors import DriveError, bad_request, field_not_writable, not_found
@@ -299,6 +299,7 @@ class DriveModel:
         parent = self.get(parents[0], all_drives=all_drives)
         if not parent.is_folder:
             raise bad_request("The parent is not a folder.", "parents")
+        shareddrives.check_room(self.state, parent.drive_id)  # 400,000 items a shared drive (shareddrives.py)
         now = rfc3339(self.state.clock.now())
         fid = meta.get("id") or new_file_id()
         if not isinstance(fid, str) or not is_valid_id(fid):
@@ -323,11 +324,11 @@ class DriveModel:
             if not f.is_native:
                 f.md5, f.sha1, f.sha256 = content.md5, content.sha1, content.sha256
         self._insert(f)
+        if content is not None:
+            self.revisions.record(f)
         return self.get(f.id)
 
     def copy(self, file_id: str, meta: dict[str, Any], owner: str, *, all_drives: bool = True) -> DriveFile:
-        if content is not None:
-            self.revisions.record(f)
         """files.copy: a new file with the source's bytes and stored hashes; `meta` overrides name, parents,
         properties. Copies count toward the daily upload cap [OBS: the cap covers uploads and copies]."""
         src = self.get(file_id, all_drives=all_drives)
@@ -363,11 +364,11 @@ class DriveModel:
                content: StoredContent | None = None, all_drives: bool = True) -> DriveFile:
         """files.update: patch semantics; parents change only through add/removeParents (comma lists)."""
         f = self.get(file_id, all_drives=all_drives)
+        if content is not None:
+            self.revisions.ensure_head(f)  # the content being replaced stays as a revision
         if "parents" in patch:
             raise field_not_writable("parents")  # parents change through add/removeParents
         if "name" in patch:
-        if content is not None:
-            self.revisions.ensure_head(f)  # the content being replaced stays as a revision
             if not isinstance(patch["name"], str):
                 raise bad_request("Invalid value for name.", "name")
             if patch["name"] != f.name:
@@ -421,10 +422,10 @@ class DriveModel:
             db.executemany("DELETE FROM drive_files WHERE id=?", [(d.id,) for d in doomed])
             for d in doomed:
                 log_change(db, d.id, now, removed=True)
+        self.revisions.drop(doomed)
         for d in doomed:
             self.state.remove_blob(d.blob)
 
-        self.revisions.drop(doomed)
     # --- internals ---------------------------------------------------------------------------------------
 
     def _apply_simple(self, f: DriveFile, meta: dict[str, Any]) -> None:

@@ -143,6 +143,8 @@ class DriveApi:
         DriveChanges(model).register(add, v3)  # drive.changes.startPageToken, drive.changes.list
         from driveferry.emulator.drive.revisions import register_revisions
         register_revisions(add, v3, model)  # drive.revisions.*
+        from driveferry.emulator.drive.shareddrives import register_shared_drives
+        register_shared_drives(add, v3, model)  # drive.drives.*
         from driveferry.emulator.drive.permissions import register_permissions
         self.permissions = register_permissions(add, v3, model)  # drive.permissions.*
         # The session URI is the credential: no Authorization needed (api-notes 4.6.2).

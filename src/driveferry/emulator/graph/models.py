@@ -62,6 +62,7 @@ from driveferry.emulator.graph.items import (
     row_to_item,
 )
 from driveferry.emulator.graph.rules import OFFICE_EXTENSIONS, GraphRules, no_event, sharepoint_trailer
+from driveferry.emulator.graph.sites import SiteStore
 from driveferry.emulator.graph.totals import install as install_totals
 from driveferry.emulator.graph.versions import VersionStore
 from driveferry.emulator.state import CALLER, State
@@ -111,6 +112,7 @@ class GraphModel:
         with state.lock:
             install_totals(state.db)
         self.versions = VersionStore(state)  # the content each replace took over (graph/versions.py)
+        self.sites = SiteStore(state)  # SharePoint sites; each library a drive with a root of its own
         install_derived(state)  # generated seed files' blobs are written on first read
 
     # --- reading ---------------------------------------------------------------------------------------
@@ -147,6 +149,14 @@ class GraphModel:
 
     def by_path(self, path: str) -> Item:
         return self.resolve(self.root_id, path)
+
+    def root_of(self, item_id: str) -> str:
+        """The id of the drive root above an item (the user's OneDrive, or a library's: graph/sites.py)."""
+        rows = self.state.query(
+            "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM graph_items WHERE id=? UNION ALL"
+            " SELECT g.id, g.parent_id FROM graph_items g JOIN up ON g.id=up.parent_id)"
+            " SELECT id FROM up WHERE parent_id IS NULL", (item_id,))
+        return str(rows[0]["id"]) if rows else self.root_id
 
     def children(self, folder_id: str, after: tuple[str, str] | None = None, limit: int = 1000) -> list[Item]:
         """Live children ordered by (lower(name), id); `after` is the (name, id) of the previous page's last
@@ -483,7 +493,9 @@ class GraphModel:
     def changes(self, scope_id: str, since: int, after: tuple[int, str], upto: int, limit: int) -> list[Item]:
         """Items under `scope_id` (itself included), tombstones too, with since < seq <= upto, ordered by
         (seq, id) after the cursor `after`: the latest state of each item changed since `since`."""
-        scope = set(self.descendant_ids(scope_id, include_deleted=True)) if scope_id != self.root_id else None
+        # the whole table is the user's drive only while no library shares it
+        whole = scope_id == self.root_id and not self.sites.any()
+        scope = None if whole else set(self.descendant_ids(scope_id, include_deleted=True))
         out: list[Item] = []
         cursor = after
         while len(out) < limit:

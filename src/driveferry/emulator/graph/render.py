@@ -63,12 +63,23 @@ class Renderer:
         self.tokens = tokens
         self.base_url = base_url
         self._paths: dict[str, str] = {}
+        self._roots: dict[str, str] = {}  # parent id -> the drive root above it
 
     def _parent_path(self, parent_id: str) -> str:
         """"/a/b" of a folder, cached for the request (a page of children shares one parent)."""
         if parent_id not in self._paths:
             self._paths[parent_id] = self.model.path_of(self.model.get(parent_id))
         return self._paths[parent_id]
+
+    def _drive_of(self, item: Item) -> tuple[str, str]:
+        """(drive id, driveType) of the drive an item is in: a library's (graph/sites.py) or the user's."""
+        if not self.model.sites.any():
+            return self.model.drive_id, "business"
+        root = item.id if item.parent_id is None else self._roots.get(item.parent_id)
+        if root is None:
+            root = self._roots[item.parent_id or ""] = self.model.root_of(item.id)
+        library = self.model.sites.library_of_root(root)
+        return (library.drive_id, "documentLibrary") if library else (self.model.drive_id, "business")
 
     def download_url(self, item: Item) -> str:
         return f"{self.base_url}/_graphdl/{self.tokens.issue(item.id)}"
@@ -83,8 +94,8 @@ class Renderer:
     def item(self, item: Item, delta: bool = False, select: set[str] | None = None) -> dict[str, Any]:
         """A driveItem. In delta, `parentReference.path` and `cTag` are omitted and deleted items carry
         only id, the `deleted` facet and parentReference, as Business sends them (api-notes 9.4)."""
-        d = self.model.drive_id
-        parent: dict[str, Any] = {"driveId": d, "driveType": "business"}
+        d, kind = self._drive_of(item)
+        parent: dict[str, Any] = {"driveId": d, "driveType": kind}
         if item.parent_id is not None:
             parent["id"] = item.parent_id
             if not delta:

@@ -151,8 +151,10 @@ class GraphApi:
         self.sharing = PermissionRoutes(self)  # sharing: permissions, invite, createLink
         self.sharing.register(add, _SUB)
         from driveferry.emulator.graph.control import register_graph_control
+        from driveferry.emulator.graph.sites import register_sites
         from driveferry.emulator.graph.versions import register_versions
         register_versions(router, self, add)
+        register_sites(router, self, add)
         register_graph_control(router, self)
 
     def _guard(self, fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
@@ -167,7 +169,7 @@ class GraphApi:
 
     def _check_drive(self, req: Request) -> None:
         drive, user = req.params.get("drive"), req.params.get("user")
-        if drive is not None and drive != self.model.drive_id:
+        if drive is not None and drive != self.model.drive_id and self.model.sites.library(drive) is None:
             raise ItemNotFound(f"Drive {drive!r} was not found.")
         if user is not None:
             self._check_user(user)
@@ -187,8 +189,15 @@ class GraphApi:
     def _item(self, req: Request) -> Item:
         """The addressed item (base item, then the optional path)."""
         self._check_drive(req)
-        base = req.params.get("item", "root")
-        return self.model.resolve(base, req.params.get("path", ""))
+        return self.model.resolve(self._base(req), req.params.get("path", ""))
+
+    def _base(self, req: Request) -> str:
+        """The base item of an address: its item id, or the addressed drive's root (a library's own)."""
+        item = req.params.get("item")
+        if item is not None and item != "root":
+            return item
+        library = self.model.sites.library(req.params.get("drive") or "")
+        return library.root_id if library is not None else "root"
 
     def _new_target(self, req: Request) -> tuple[Item, str] | None:
         """(parent, name) when the address ends in a path (the last segment may not exist yet)."""
@@ -196,7 +205,7 @@ class GraphApi:
         segs = [s for s in req.params.get("path", "").split("/") if s]
         if not segs:
             return None
-        parent = self.model.resolve(req.params.get("item", "root"), "/".join(segs[:-1]))
+        parent = self.model.resolve(self._base(req), "/".join(segs[:-1]))
         return parent, segs[-1]
 
     def _renderer(self, req: Request) -> Renderer:
@@ -228,6 +237,10 @@ class GraphApi:
 
     def get_drive(self, req: Request) -> Response:
         self._check_drive(req)
+        library = self.model.sites.library(req.params.get("drive") or "")
+        if library is not None:
+            from driveferry.emulator.graph.sites import render_library
+            return Response.json(render_library(library, self.model.sites.site(library.site_id), self.model.quota()))
         return Response.json(self._renderer(req).drive())
 
     @staticmethod

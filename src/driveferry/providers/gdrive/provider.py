@@ -24,6 +24,7 @@ from driveferry.errors import (
     PermanentError,
     UnsupportedError,
     UploadSessionLostError,
+    UserError,
 )
 from driveferry.integrity.hashes import HashType
 from driveferry.providers.base import Entry, Features, Kind, UploadMeta
@@ -39,6 +40,7 @@ from driveferry.providers.gdrive.multipart import (
 )
 from driveferry.providers.gdrive.permissions import DriveSharing
 from driveferry.providers.gdrive.revisions import DriveRevisions
+from driveferry.providers.gdrive.shareddrive import resolve_shared_drive
 from driveferry.providers.gdrive.upload import CHUNK_MULTIPLE, GDriveUploadSession, SessionToken, initiate
 from driveferry.providers.retrying import plain_call
 
@@ -421,6 +423,11 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
     creds = load_credentials(section, name=name, state_dir=state_dir)
     api = DriveApi(creds, endpoint=section.get("endpoint"), ca_file=section.get("ca_file"),
                    timeout_s=float(section.get("timeout_s", 60.0)), drive_id=section.get("drive_id"))
+    shared = section.get("shared_drive")
+    if shared:  # a shared drive by name or id: its id is also its root folder's (gdrive/shareddrive.py)
+        if section.get("drive_id"):
+            raise UserError(f"remote {name!r}: set shared_drive or drive_id, not both (they name the same thing)")
+        api.drive_id = resolve_shared_drive(api, str(shared), name)
     cap = section.get("daily_upload_cap_bytes", DAILY_UPLOAD_CAP_BYTES)
     return GDriveProvider(api, name=name, root_folder_id=section.get("root_folder_id"),
                           root_path=str(section.get("root") or section.get("root_path") or ""),

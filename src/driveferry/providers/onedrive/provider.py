@@ -27,6 +27,7 @@ from driveferry.providers.onedrive import names
 from driveferry.providers.onedrive.api import GRAPH_ROOT, ITEM_FIELDS, GraphClient, PageCall
 from driveferry.providers.onedrive.auth import MsalTokens, TokenSource, token_source
 from driveferry.providers.onedrive.permissions import GraphSharing
+from driveferry.providers.onedrive.sites import library_drive_id
 from driveferry.providers.onedrive.upload import (
     CHUNK_MULTIPLE,
     MAX_CHUNK,
@@ -266,14 +267,22 @@ class OneDriveProvider:
 def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path) -> OneDriveProvider:
     """Build the provider from a `[remotes.NAME]` section (keys in the module docs of auth.py and here).
 
-    Drive keys: `drive_id` or `user` (UPN; app-only sign-in needs one of them), `root` (folder path),
+    Drive keys: `drive_id` or `user` (UPN; app-only sign-in needs one of them), or `site` and `library`
+    (a SharePoint document library by name: sites.py), `root` (folder path),
     `create_root` (make `root` if missing),
     `api_root` (default: `endpoint` + "/v1.0" when `endpoint` is set, else Graph), `ca_file`.
     Retry keys are read where providers are built (registry.retry_policy).
     """
     tokens: TokenSource = token_source(section, name=name, state_dir=Path(state_dir))
     drive_id, user = section.get("drive_id"), section.get("user")
-    if drive_id:
+    site, library = section.get("site"), section.get("library")
+    if (site or library) and (drive_id or user):
+        raise UserError(f"remote {name!r}: set site and library, or drive_id, or user; not several")
+    if bool(site) != bool(library):
+        raise UserError(f"remote {name!r}: a SharePoint library needs both site (\"<tenant>.sharepoint.com:/sites/"
+                        "<name>\") and library (its name, such as \"Documents\")")
+    if drive_id or site:  # a library: its drive, found once here
+        base = ""
         base = f"/drives/{quote(str(drive_id), safe='!')}"
     elif user:
         base = f"/users/{quote(str(user), safe='@')}/drive"
@@ -286,5 +295,8 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
     ca = section.get("ca_file")
     client = GraphClient(api_root, base, tokens, ca_file=str(ca) if ca else None,
                          login_hint=f"run `driveferry auth login {name}`")
+    if drive_id or site:
+        found = drive_id or library_drive_id(client, str(site), str(library), name)
+        client.drive_base = f"/drives/{quote(str(found), safe='!')}"
     create = str(section.get("create_root", "false")).lower() in ("1", "true", "yes")
     return OneDriveProvider(client, root=str(section.get("root") or ""), name=name, create_root=create)
