@@ -3,13 +3,17 @@
 A CSV file, one rule per line, `source,target` (see configs/sharing-map.example.csv and the README's
 "Sharing" section):
 
-    source,target                           # an optional header line
-    alice@contoso.com,alice.w@example.com   # a person or group (by address) -> a Google account or group
-    sales@contoso.com,sales@example.com     # a group maps to a group: the kind comes from the source grant
-    *@contoso.com,*@example.com             # a domain rule: the same local part in the other domain
-    organization,example.com                # the domain organization-wide links become (optional)
+    source,target
+    # a person or group (by address) -> a Google account or group; the kind comes from the source grant
+    alice@contoso.com,alice.w@example.com
+    sales@contoso.com,sales@example.com
+    # a domain rule: the same local part in the other domain
+    *@contoso.com,*@example.com
+    # the domain organization-wide links become (optional)
+    organization,example.com
 
-Lines that are empty or start with `#` are skipped. Addresses compare case-insensitively. An exact row
+The `source,target` header is optional. Lines that are empty or start with `#` are skipped (a comment
+is a whole line: a cell holds only its value). Addresses compare case-insensitively. An exact row
 wins over a domain rule. Without an `organization` row, organization links use the target domain of the
 domain rules when they all name one; otherwise they are reported, not guessed. Any other line is an
 error naming the file and the line (a UserError: exit 2 before anything is touched).
