@@ -57,6 +57,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("verify-exclude-malformed", ("verify", "src", "loc:", "--exclude", "[ab"), "malformed glob '[ab'"),
     ("port-out-of-range", ("emulator", "serve", "--data", "emu", "--port", "70000"), "--port 70000: expected a port"),
     ("data-is-a-file", ("emulator", "serve", "--data", "report.txt"), "--data report.txt is a file"),
+    ("data-below-a-file", ("emulator", "serve", "--data", "report.txt/emu"), "report.txt is a file, not a folder"),
     ("seed-missing", ("emulator", "serve", "--data", "emu", "--seed", "none.toml"), "seed spec none.toml not found"),
 ]
 

@@ -152,6 +152,9 @@ def _check_serve_args(args: argparse.Namespace) -> None:
     data = Path(args.data)
     if data.exists() and not data.is_dir():
         raise UserError(f"--data {args.data} is a file; give a folder for the emulator's state (created if missing)")
+    above = next((p for p in data.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"--data {args.data}: {above} is a file, not a folder; give another --data")
     if args.seed:
         from driveferry.emulator.seed import SeedSpecError, load_spec
         if not Path(args.seed).is_file() and not Path(args.seed).is_dir():
