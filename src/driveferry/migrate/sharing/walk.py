@@ -71,6 +71,7 @@ class _Todo:
     rel: str
     handled: frozenset[str]  # ids of permissions handled on an ancestor
     passed_on: frozenset[str]  # of those, the ones that became grants (Drive passes them down)
+    ancestors: frozenset[str] = frozenset()  # ids of the tree's folders above this item
 
 
 class SharingPass:
@@ -116,7 +117,7 @@ class SharingPass:
             if child.properties.get("deleted") == "true":
                 continue
             rel = posixpath.join(todo.rel, child.name) if todo.rel else child.name
-            children.append(_Todo(child, rel, handled, passed_on))
+            children.append(_Todo(child, rel, handled, passed_on, todo.ancestors | {todo.entry.id}))
         return children
 
     def _item(self, todo: _Todo, report: SharingReport) -> tuple[frozenset[str], frozenset[str]]:
@@ -127,10 +128,13 @@ class SharingPass:
         item = ItemSharing(todo.rel, str(todo.entry.kind))
         ids = {p.id for p in perms}
         lost = todo.passed_on - ids
-        if lost:
+        if lost and not any(p.inherited_from in todo.ancestors for p in perms):
             item.warnings.append(f"on the source this item does not have {len(lost)} permission(s) of its folder "
                                  "(it stopped inheriting); on Drive it gets them from the folder")
-        mine = [p for p in perms if p.inherited_from is None or p.id not in todo.handled]
+        # an inherited permission is the ancestor's, handled there when that ancestor is in the tree (its
+        # id may differ from the ancestor's copy: matched by either)
+        mine = [p for p in perms if p.inherited_from is None
+                or (p.id not in todo.handled and p.inherited_from not in todo.ancestors)]
         granted_ids: set[str] = set()
         wanted: list[tuple[Permission, Grant]] = []
         for p in mine:
