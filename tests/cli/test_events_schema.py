@@ -1,6 +1,6 @@
 """The `--json` output stays what src/driveferry/events.schema.json (docs/events.md) says: every line
 migrate writes (dry run, first run, a run over a finished tree), `status --json` and `status --files
---json`, and verify's JSONL report validate against it, and every event type the code can emit is in
+--json`, verify --json and verify's JSONL report validate against it, and every event type the code can emit is in
 the schema (found by reading the emitters)."""
 
 from __future__ import annotations
@@ -112,6 +112,15 @@ def test_every_json_line_validates(world: tuple[Path, dict[str, str]]) -> None:
     for r in records:
         assert errors(r, SCHEMA["$defs"]["finding"], SCHEMA) == [], r
 
+    proc = _cli(env, cwd, "verify", "emu-onedrive:/P", "emu-gdrive:Dest", "--json")
+    assert proc.returncode == 1 and "content hashes agree" in proc.stderr  # the table goes to stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    for e in lines:
+        assert errors(e, SCHEMA, SCHEMA) == [], e
+    assert [e["event"] for e in lines] == ["finding"] * 5 + ["verify_summary"]
+    assert {e["path"]: e["status"] for e in lines[:-1]} == {r["path"]: r["status"] for r in records}
+    assert (lines[-1]["files"], lines[-1]["problems"], lines[-1]["counts"]["ok"]["files"]) == (5, 1, 4)
+
 
 def _emitted_events() -> set[str]:
     """Event names written anywhere in the package outside the emulator: `event="x"` or `"event": "x"`."""
@@ -130,7 +139,7 @@ def test_schema_names_every_event_the_code_emits() -> None:
     emitted = _emitted_events()
     assert emitted <= in_schema, f"events emitted but not in events.schema.json: {emitted - in_schema}"
     assert {"planned", "remaining", "start", "finish", "progress", "would_copy", "retry", "quota_wait",
-            "summary"} <= emitted
+            "summary", "finding", "verify_summary"} <= emitted
     workers = (SRC / "migrate" / "workers.py").read_text(encoding="utf-8")
     statuses = set(re.findall(r'file_finished\([^)]*?"([\w ]+)"', workers))
     statuses |= set(re.findall(r'"(\w+)" if final else "(\w+)"', workers)[0])

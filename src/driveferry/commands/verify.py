@@ -78,6 +78,9 @@ def add_parser(sub: Any) -> None:
                    help="remote vs remote: the migration's journal, whose recorded ids find copies a "
                         f"lagging listing misses (default: ./{DEFAULT_JOURNAL} when it exists)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines on stdout: one finding event per file and a verify_summary (the other "
+                        "messages go to stderr; docs/events.md)")
     add_config_arg(p)
     p.set_defaults(func=run)
 
@@ -108,6 +111,17 @@ def _folder(provider: Provider, path: str, spec: str) -> Entry:
 
 
 def run(args: argparse.Namespace) -> int:
+    """With --json, stdout carries only the JSON lines `_finish` writes: every other message of the run
+    goes to stderr."""
+    if not getattr(args, "json", False):
+        return _run(args)
+    import contextlib
+    args.json_out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     _check_args(args)
     try:
         min_tail = parse_size(args.min_zero_tail)
@@ -299,6 +313,8 @@ def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison,
         print(f"  {f.status.value:<18} {f.path}: {f.reason}")
     if summary.problems > len(sink.first_problems):
         print(f"  ... and {summary.problems - len(sink.first_problems)} more (see --report)")
+    if getattr(args, "json_out", None) is not None:
+        _json_lines(args.json_out, sink, args.report, comp)
     if args.report:
         report = Path(args.report)
         before_path = report.with_name(f"{report.stem}.before-fix{report.suffix}") if before else None
@@ -309,6 +325,22 @@ def _finish(args: argparse.Namespace, sink: FindingSink, comp: Comparison,
                                              before_path.name if before_path else None))
         print(f"report: {args.report}" + (f" (after --fix; before it: {before_path})" if before_path else ""))
     return 1 if summary.problems or comp.unlisted else 0
+
+
+def _json_lines(out: Any, sink: FindingSink, report: str | None, comp: Comparison) -> None:
+    """verify --json: a `finding` event per file (the JSONL report's record) and a `verify_summary`
+    (events.schema.json)."""
+    import json
+
+    from driveferry.verify.report import finding_record
+    for f in sink.findings():
+        out.write(json.dumps({"event": "finding", **finding_record(f)}, ensure_ascii=False) + "\n")
+    summary = sink.summary()
+    counts = {s.value: {"files": n, "bytes": b} for s, n, b in summary.counts}
+    out.write(json.dumps({"event": "verify_summary", "files": summary.total_files, "bytes": summary.total_bytes,
+                          "problems": summary.problems, "unlisted_folders": len(comp.unlisted),
+                          "counts": counts, "report": report}) + "\n")
+    out.flush()
 
 
 def _context(args: argparse.Namespace, stage: str, before_counts: Any = None,
