@@ -81,7 +81,7 @@ def test_a_library_migrates_into_a_shared_drive_and_verify_proves_it(tmp_path: P
         assert set(copies) == {p.rpartition("/")[2] for p in FILES}
         for f in copies.values():
             resource = drive.resource(f)
-            assert resource["driveId"] == shared.id and not resource["ownedByMe"] and not resource["owners"]
+            assert resource["driveId"] == shared.id and not resource["ownedByMe"] and "owners" not in resource
         assert not any(f.name == "not-in-the-library.txt" for f in drive.all_files())
         # the library's earlier versions of report.docx are revisions of its copy, the current one the head
         revisions = drive.revisions.of(copies["report.docx"])

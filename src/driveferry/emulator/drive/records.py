@@ -170,12 +170,14 @@ class DriveFile:
             "starred": self.starred, "trashed": trashed, "explicitlyTrashed": self.trashed,
             "spaces": ["drive"], "version": str(self.version), "createdTime": self.created,
             "modifiedTime": self.modified, "ownedByMe": self.drive_id is None,
-            "owners": [owner] if self.drive_id is None else [], "lastModifyingUser": owner,
+            "lastModifyingUser": owner,
             "webViewLink": f"https://drive.google.com/file/d/{self.id}/view",
             "capabilities": {"canDownload": not self.is_folder, "canEdit": True, "canDelete": True,
                              "canTrash": True, "canRename": True, "canAddChildren": self.is_folder,
                              "canListChildren": self.is_folder, "canModifyContent": True, "canCopy": True},
         }
+        if self.drive_id is None:  # a shared drive's files belong to the organisation: no owners (about-shareddrives)
+            r["owners"] = [owner]
         if self.parent is not None:
             r["parents"] = [self.parent]
         if self.description is not None:

@@ -116,7 +116,7 @@ class SiteStore:
         return Site(**dict(rows[0])) if rows else None
 
     def libraries(self, site_id: str) -> list[Library]:
-        rows = self.state.query("SELECT * FROM graph_libraries WHERE site_id=? ORDER BY created, drive_id", (site_id,))
+        rows = self.state.query("SELECT * FROM graph_libraries WHERE site_id=? ORDER BY rowid", (site_id,))
         return [Library(**dict(r)) for r in rows]
 
     def library(self, drive_id: str) -> Library | None:
