@@ -180,11 +180,12 @@ class GraphApi:
 
     def _check_user(self, user: str) -> None:
         """The one emulated user owns the drive: named by UPN (case-insensitive, as Entra compares
-        them) or by its object id; anyone else is 404, as Graph answers for an unknown user."""
+        them) or by its object id; anyone else is 404 ResourceNotFound, the directory's answer for an
+        unknown user (observed codes vary: microsoftgraph/microsoft-graph-docs#12216, alcionai/corso#3846)."""
         from driveferry.emulator.identity_microsoft import USERNAME
         oid = self.emu.state.get_meta("identity.ms.user_oid", "")
         if user.lower() != USERNAME.lower() and user != oid:
-            raise ItemNotFound(f"User {user!r} was not found.")
+            raise GraphError(f"User {user!r} was not found.", status=404, code="ResourceNotFound")
 
     def _item(self, req: Request) -> Item:
         """The addressed item (base item, then the optional path)."""
