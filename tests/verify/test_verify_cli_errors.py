@@ -32,7 +32,8 @@ def env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", ["missing_local", "unknown_remote", "remote_is_file", "bad_report_ext",
                                   "missing_remote_folder", "dry_run_without_fix", "fix_remote_to_remote",
-                                  "report_is_folder"])
+                                  "report_is_folder", "journal_with_local", "journal_missing",
+                                  "journal_without_the_job"])
 def test_bad_input_is_one_line_exit_2(env: dict[str, str], tmp_path: Path, emulator: Emulator, case: str) -> None:
     local = tmp_path / "local"
     local.mkdir()
@@ -48,7 +49,15 @@ def test_bad_input_is_one_line_exit_2(env: dict[str, str], tmp_path: Path, emula
         "dry_run_without_fix": [str(local), f"emu-gdrive:{top}", "--dry-run"],
         "fix_remote_to_remote": [f"emu-gdrive:{top}", f"emu-gdrive:{top}", "--fix"],
         "report_is_folder": [str(local), f"emu-gdrive:{top}", "--report", str(tmp_path / "dir.html")],
+        "journal_with_local": [str(local), f"emu-gdrive:{top}", "--journal", str(tmp_path / "j.sqlite3")],
+        "journal_missing": [f"emu-gdrive:{top}", f"emu-gdrive:{top}", "--journal", str(tmp_path / "nope.sqlite3")],
+        "journal_without_the_job": [f"emu-gdrive:{top}", f"emu-gdrive:{top}", "--journal",
+                                    str(tmp_path / "other.sqlite3")],
     }[case]
+    if case == "journal_without_the_job":  # a journal of another migration
+        from driveferry.journal import Journal
+        with Journal.open(str(tmp_path / "other.sqlite3")) as j:
+            j.get_or_create_job("emu-onedrive:/x", "emu-gdrive:y")
     if case == "report_is_folder":
         (tmp_path / "dir.html").mkdir()
     model = drive_model(emulator)

@@ -5,6 +5,9 @@
     classify_tree(files, entries, now=...)       -> [Finding], one status each (rules in classify.py)
     classify_copy(source, dest)                  -> Finding from provenance, downloading nothing
     summarize / format_summary / write_jsonl / write_csv / write_html / write_manifest   (report.py)
+    compare.compare_local / compare_remotes   a whole tree, streamed: merge.py walks both sides folder by
+                                 folder in sorted path order, listing.py lists ahead, scan.Scanner hashes
+                                 in a bounded window, sink.FindingSink counts and spills every finding
 
 The functions `scan.scan` and `classify.classify` are not re-exported here: they would shadow their
 own modules as attributes of this package.
