@@ -186,3 +186,12 @@ def test_a_malformed_permission_row_is_a_seed_error(tmp_path: Path) -> None:
         with pytest.raises(SeedSpecError, match="onedrive.permissions"):
             seed_emulator(emu, {"onedrive": {"files": [{"path": "a.txt", "size": 1}],
                                              "permissions": [{"path": "a.txt", "link": "public"}]}})
+
+
+def test_the_example_seed_applies(tmp_path: Path) -> None:
+    from driveferry.emulator.seed import load_spec
+    spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "emulator" / "sharing.example.toml")
+    with Emulator(tmp_path / "emu", tls=True) as emu:
+        seed_emulator(emu, spec)
+        links = [p for p in Clouds(emu).perms("Projects/Shared/plan.txt") if "link" in p]
+        assert {p["link"]["scope"] for p in links} == {"organization", "users", "anonymous"}
