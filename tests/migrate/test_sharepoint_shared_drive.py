@@ -5,7 +5,8 @@ The source remote names the library as a user would (`site = "contoso.sharepoint
 emulator a library is a drive of its own (emulator/graph/sites.py) and a shared drive's items are
 invisible without supportsAllDrives (emulator/drive/models.py), so the copies being found at all
 shows the flags went on every call. The copies belong to the shared drive (driveId, no owner), and a
-file's previous versions in the library arrive as revisions in the shared drive (--versions).
+file's previous versions in the library arrive as revisions in the shared drive (--versions). The
+shared drive then serves as a source, back into the library.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _config(emu: Emulator, path: Path) -> Path:
 
 def test_a_library_migrates_into_a_shared_drive_and_verify_proves_it(tmp_path: Path) -> None:
     with Emulator(tmp_path / "emu", tls=True) as emu:
-        _seed_library(emu)
+        library_id = _seed_library(emu)
         drive = drive_model(emu)
         shared = drive.create_shared_drive("Team Drive")
         drive.create_shared_drive("Other Drive")
@@ -88,6 +89,16 @@ def test_a_library_migrates_into_a_shared_drive_and_verify_proves_it(tmp_path: P
         stored = [Path(drive.state.blob_path(r.blob)).read_bytes() for r in revisions]
         assert stored == [*OLDER, FILES["Projects/report.docx"]]
         assert all(r.keep_forever for r in revisions)
+
+        # and back: the shared drive as a source, into another folder of the library
+        back = cli("migrate", "team:Archive", "sp:/Back", "--journal", str(tmp_path / "back.sqlite3"), "-q")
+        assert back.returncode == 0, back.stdout + back.stderr
+        graph = _graph(emu)
+        lib_root = graph.sites.library(library_id).root_id
+        for path, body in FILES.items():  # verify proves copies into Drive; here the bytes are compared
+            item = graph.resolve(lib_root, "Back/" + path.removeprefix("Projects/"))
+            stored = Path(graph.content_path(item)).read_bytes() if item.size else b""
+            assert stored == body, path
 
 
 def test_a_library_or_shared_drive_that_does_not_exist_is_a_one_line_error(tmp_path: Path) -> None:
