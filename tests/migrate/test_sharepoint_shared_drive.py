@@ -116,3 +116,19 @@ def test_a_library_or_shared_drive_that_does_not_exist_is_a_one_line_error(tmp_p
         proc = subprocess.run(run, capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 2 and "has no document library 'Docs'" in proc.stderr, proc.stderr
         assert "'Documents'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_full_shared_drive_stops_the_run_with_its_reason(tmp_path: Path) -> None:
+    from driveferry.emulator.drive import shareddrives
+    with Emulator(tmp_path / "emu", tls=True) as emu:
+        _seed_library(emu)
+        drive = drive_model(emu)
+        shared = drive.create_shared_drive("Team Drive")
+        shareddrives.set_item_limit(emu.state, 3)  # Archive, data and one file
+        env = {**os.environ, "DRIVEFERRY_CONFIG": str(_config(emu, tmp_path / "remotes.toml"))}
+        proc = subprocess.run([sys.executable, "-m", "driveferry.cli", "migrate", "sp:/Projects", "team:Archive",
+                               "--journal", str(tmp_path / "j.sqlite3"), "--transfers", "1"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 3, proc.stdout + proc.stderr  # a stop, not a failure per file
+        assert "teamDriveFileLimitExceeded" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+        assert sum(1 for f in drive.all_files() if f.drive_id == shared.id and f.id != shared.id) == 3
