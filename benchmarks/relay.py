@@ -1,7 +1,7 @@
 """Relay benchmark: `driveferry migrate` against a bare download-and-upload loop, same run, same emulator.
 
     python benchmarks/relay.py                 # 2 GiB of large files, 2,000 x 64 KiB, 4 transfers
-    python benchmarks/relay.py --large 512M --small 500
+    python benchmarks/relay.py --large 512M --small 500 --realism-files 300
 
 Prints, for each set: the bare loop (same providers, same concurrency, no hashing, no journal, no
 provenance) and migrate, as MB/s and files/s, the ratio migrate/bare, and migrate's peak RSS against
@@ -9,9 +9,16 @@ provenance) and migrate, as MB/s and files/s, the ratio migrate/bare, and migrat
 Also (issue 15): migrate's API calls per file copied for each remote (from its --report; Drive <= 1.05
 for the small set, folders included), and the relay's CPU per GiB next to the hashing floor (the same
 digests over the same bytes in memory; goal <= 2 x floor + 1.5 s/GiB).
-A third side, bare+hashes, is the bare loop that also computes the digests migrate must compute (MD5,
-SHA-256, quickXor) and nothing else: bare+hashes/bare is the best ratio any relay that hashes can reach
-on this machine, and migrate/bare+hashes is what migrate itself (journal, plan, checks) costs.
+Two more sides: bare+hashes, the bare loop that also computes exactly the digests migrate streams for
+each file (`migrate/hash_set.py`: SHA-256 and quickXor for OneDrive -> Drive, plus MD5 for a file sent
+in one request) and nothing else, and bare+old hashes, the same with the three digests migrate streamed
+before (MD5, SHA-256, quickXor) for every file: bare+hashes/bare is the best ratio any relay that proves
+its copies this way can reach on this machine, migrate/bare+hashes is what migrate itself (journal,
+plan, checks) costs, and bare+old/bare keeps the cost of the dropped MD5 visible.
+(d) A realism round: migrate of small files against a Drive rate-limited as configs/emulator/real.toml
+(3 writes per emulated second, burst 20), its clock scaled so the limit is `--realism-rate` writes per wall
+second (well below what the machine relays unthrottled) and Graph's realism off (the source is not measured):
+files/s against rate / 1 call per file (goal >= 0.9).
 The sides run as child processes against one in-process emulator (TLS), one after the other, in
 several rounds that rotate which side goes first; each ratio is the median of the rounds' ratios
 (one run of any side varies by 10-20% on a shared 2-core machine). Each round also prints the CPU
@@ -35,22 +42,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from driveferry.emulator.realism import Realism
+from driveferry.emulator.realism.settings import Settings
 from driveferry.emulator.remotes import remote_sections, remotes_toml
 from driveferry.emulator.seed import seed_emulator
 from driveferry.emulator.server import Emulator
-from driveferry.integrity.hashes import MultiHasher
+from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.migrate.relay import Relay, rechunk
 from driveferry.migrate.settings import DEFAULT_CHUNK as CHUNK  # the same chunk for both sides
 from driveferry.providers.base import Entry, Kind, UploadMeta
 from driveferry.units import parse_size
 
+OLD_KINDS = frozenset({HashType.MD5, HashType.SHA256, HashType.QUICKXOR})  # what migrate streamed before #15
+REAL_PROFILE = Path(__file__).resolve().parent.parent / "configs" / "emulator" / "real.toml"
 
-def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, hashing: bool = False) -> None:
+
+def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, hashing: str = "") -> None:
     """The baseline: walk, then Range download -> resumable upload per file; nothing else.
 
-    With `hashing`, each chunk is also fed to the digests migrate must compute for this pair (MD5,
-    SHA-256 and the source's quickXor, the same MultiHasher), and nothing else is added: the least
-    work any relay meeting issue 4 can do, so hashed/bare is the ceiling of migrate/bare here."""
+    With `hashing` "now", each chunk is also fed to the digests migrate streams for that file (the
+    relay's own choice, the same MultiHasher), and nothing else is added: the least work any relay
+    that proves its copies this way can do, so hashed/bare is the ceiling of migrate/bare here. With
+    "old", the three digests migrate streamed before issue #15 (MD5, SHA-256, quickXor)."""
     from driveferry import config as cfg
     from driveferry.providers.ops import walk_files
     from driveferry.providers.registry import open_remote
@@ -62,7 +75,7 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, 
     for part in [p for p in dp.split("/") if p]:
         parent = dst.mkdir(parent, part)
     files = [w.entry for w in walk_files(src, root) if w.entry.kind is Kind.FILE]
-    kinds = Relay(src, dst).kinds
+    relay = Relay(src, dst)
     local = threading.local()
 
     def copy(entry: Entry) -> None:
@@ -75,6 +88,7 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, 
             buf = local.buf = bytearray(chunk)
         offset = 0
         view = memoryview(buf)[:min(size, chunk)]
+        kinds = relay.kinds_for(entry, whole=size <= chunk) if hashing == "now" else OLD_KINDS
         hasher = MultiHasher(kinds) if hashing else None
         for piece in rechunk(src.open_range(entry, 0, size), view):
             if hasher:
@@ -129,11 +143,9 @@ def _own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def hash_floor_s_per_gib(kinds: frozenset[Any] | None = None) -> float:
-    """CPU seconds per GiB of the digests migrate streams (the relay's kinds for OneDrive -> Drive),
-    over bytes already in memory: the least CPU any relay that proves its copies can spend."""
-    from driveferry.integrity.hashes import HashType
-    kinds = kinds or frozenset({HashType.MD5, HashType.SHA256, HashType.QUICKXOR})
+def hash_floor_s_per_gib(kinds: frozenset[HashType]) -> float:
+    """CPU seconds per GiB of the digests `kinds` over bytes already in memory: with the kinds migrate
+    streams for a large OneDrive -> Drive file, the least CPU any relay that proves its copies can spend."""
     block = memoryview(os.urandom(CHUNK))
     blocks = max(1, (256 << 20) // CHUNK)
     start = _own_cpu()
@@ -144,8 +156,9 @@ def hash_floor_s_per_gib(kinds: frozenset[Any] | None = None) -> float:
     return (_own_cpu() - start) / (blocks * CHUNK / 2**30)
 
 
-SIDES = ("bare", "hashed", "migrate")
-LABELS = {"bare": "bare loop", "hashed": "bare+hashes", "migrate": "migrate"}
+SIDES = ("bare", "hashed", "hashed_old", "migrate")
+LABELS = {"bare": "bare loop", "hashed": "bare+hashes", "hashed_old": "bare+old hashes", "migrate": "migrate"}
+NOW_KINDS = frozenset({HashType.SHA256, HashType.QUICKXOR})  # migrate's stream for a large OneDrive -> Drive file
 
 
 def _median_ratio(pairs: list[dict[str, Any]], num: str, den: str) -> tuple[float, list[float]]:
@@ -155,7 +168,7 @@ def _median_ratio(pairs: list[dict[str, Any]], num: str, den: str) -> tuple[floa
 
 
 def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdir: Path) -> dict[str, Any]:
-    """`rounds` rounds of (bare, hashed, migrate) against one emulator, each side into its own destination
+    """`rounds` rounds of every side against one emulator, each side into its own destination
     folder (and journal), the order rotated every round. Machines drift: a round's sides run back to back,
     and the figures judged are medians of per-round ratios."""
     (workdir / name).mkdir(parents=True, exist_ok=True)
@@ -171,14 +184,14 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
         env = {**os.environ, "DRIVEFERRY_CONFIG": str(config)}
         pairs = []
         for r in range(rounds):
-            cmds = {side: [sys.executable, __file__, f"--{side}-child", str(config), str(transfers),
-                           "emu-onedrive:/Set", f"emu-gdrive:{side}-{r}"] for side in ("bare", "hashed")}
+            cmds = {side: [sys.executable, __file__, "--child", side, str(config), str(transfers),
+                           "emu-onedrive:/Set", f"emu-gdrive:{side}-{r}"] for side in ("bare", "hashed", "hashed_old")}
             cmds["migrate"] = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set",
                                f"emu-gdrive:migrate-{r}", "--journal", str(workdir / name / f"journal-{r}.sqlite3"),
                                "--transfers", str(transfers), "-q",
                                "--report", str(workdir / name / f"report-{r}.json")]
             out: dict[str, Any] = {}
-            for side in SIDES[r % 3:] + SIDES[:r % 3]:
+            for side in SIDES[r % len(SIDES):] + SIDES[:r % len(SIDES)]:
                 os.sync()  # no writeback left over from the previous child
                 emu_before = _own_cpu()
                 seconds, rss, cpu = _child(cmds[side], env)
@@ -192,6 +205,7 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
     secs = {side: statistics.median(p[side]["s"] for p in pairs) for side in SIDES}
     return {"set": name, "files": nfiles, "bytes": total, "rounds": pairs, "ratios": ratios, "ratio": ratio,
             "ceiling": _median_ratio(pairs, "bare", "hashed")[0],
+            "ceiling_old": _median_ratio(pairs, "bare", "hashed_old")[0],
             "overhead": _median_ratio(pairs, "hashed", "migrate")[0],
             **{f"{side}_s": secs[side] for side in SIDES},
             **{f"{side}_MBps": total / secs[side] / 1e6 for side in SIDES},
@@ -199,58 +213,129 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
             "migrate_peak_rss_MB": max(p["migrate"]["rss"] for p in pairs) / 1e6,
             "calls_per_file": pairs[-1]["calls_per_file"],
             "migrate_cpu_s_per_GiB": statistics.median(p["migrate"]["cpu"] for p in pairs) / (total / 2**30),
-            "hash_floor_s_per_GiB": hash_floor_s_per_gib(),
+            "hash_floor_s_per_GiB": hash_floor_s_per_gib(NOW_KINDS),
+            "hash_floor_old_s_per_GiB": hash_floor_s_per_gib(OLD_KINDS),
             "rss_bound_MB": (100e6 + transfers * CHUNK) / 1e6}
+
+
+def run_realism(files: int, transfers: int, rate_per_wall_s: float, workdir: Path) -> dict[str, Any]:
+    """(d) migrate of `files` x 64 KiB under configs/emulator/real.toml, Drive's write limit (writes_per_s
+    per emulated second, its burst of 20 kept) made `rate_per_wall_s` per wall second by the clock scale;
+    files/s against the rate (one call per file). The burst lets `write_burst` calls through at once, so
+    the run must be long against burst / rate for the ratio to measure the rate (600 files at 5/s: 3 %)."""
+    import tomllib
+    profile = tomllib.loads(REAL_PROFILE.read_text(encoding="utf-8"))
+    writes = float(profile["drive"]["rate_limit"]["writes_per_s"])
+    profile["clock_scale"] = rate_per_wall_s / writes
+    # the source unrestricted: (d) is Drive's rate limit (a Graph throttling episode waits 41-315 s)
+    profile["graph"] = {}
+    spec = {"seed": 3, "onedrive": {"bulk": [{"dir": "Set/small", "count": files, "size": "64K"}]}}
+    where = workdir / "realism"
+    where.mkdir(parents=True, exist_ok=True)
+    realism = Realism(Settings.from_dict(profile))
+    with Emulator(_emulator_dir(workdir, "realism", spec), tls=True, realism=realism) as emu:
+        seed_emulator(emu, spec)
+        config = where / "remotes.toml"
+        config.write_text(remotes_toml(remote_sections(emu.describe())))
+        env = {**os.environ, "DRIVEFERRY_CONFIG": str(config)}
+        report = where / "report.json"
+        seconds, rss, cpu = _child([sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set",
+                                    "emu-gdrive:realism", "--journal", str(where / "journal.sqlite3"),
+                                    "--transfers", str(transfers), "-q", "--report", str(report)], env)
+        summary = json.loads(report.read_text())["summary"]
+        counters = realism.counters()
+    calls = summary.get("api_calls", {}).get("emu-gdrive", {})
+    return {"files": files, "copied": summary.get("copied"), "s": seconds, "files_per_s": files / seconds,
+            "rate_per_s": rate_per_wall_s, "clock_scale": profile["clock_scale"],
+            "burst": profile["drive"]["rate_limit"]["write_burst"], "ratio": files / seconds / rate_per_wall_s,
+            "drive_calls_per_file": calls.get("per_file"), "refused": counters.get("drive.rate_limited", 0),
+            "realism_counters": counters,
+            "peak_rss_MB": rss / 1e6, "cpu_s": cpu}
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _print_set(r: dict[str, Any], transfers: int) -> None:
+    name = r["set"]
+    print(f"{name}: {r['files']} files, {r['bytes'] / 2**20:.0f} MiB, {transfers} transfers")
+    for i, pair in enumerate(r["rounds"]):
+        print(f"  round {i + 1}: " + "   ".join(
+            f"{side} {pair[side]['s']:6.2f} s (CPU {pair[side]['cpu']:5.1f} / {pair[side]['emu_cpu']:5.1f})"
+            for side in SIDES) + f"   ratio {pair['bare']['s'] / pair['migrate']['s']:.2f}")
+    for side in SIDES:
+        print(f"  {LABELS[side]:<16}: {r[side + '_s']:7.2f} s  {r[side + '_MBps']:7.1f} MB/s  "
+              f"{r[side + '_files_per_s']:7.1f} files/s  (median)")
+    print(f"  ceiling bare+hashes/bare = {r['ceiling']:.2f}; bare+old hashes/bare = {r['ceiling_old']:.2f} "
+          f"(the digests alone, no journal)")
+    rss_ok = r["migrate_peak_rss_MB"] <= r["rss_bound_MB"]
+    print(f"  peak RSS {r['migrate_peak_rss_MB']:.0f} MB, bound 100 MB + transfers x chunk = "
+          f"{r['rss_bound_MB']:.0f} MB: {_verdict(rss_ok)}")
+    drive = r["calls_per_file"].get("emu-gdrive")
+    print("  API calls per file copied (migrate): " + ", ".join(
+        f"{remote} {v:.3f}" if v is not None else f"{remote} -" for remote, v in r["calls_per_file"].items()))
+    if name == "large":
+        print(f"  (a) migrate/bare = {r['ratio']:.2f} (goal >= 0.85): {_verdict(r['ratio'] >= 0.85)}; "
+              f"migrate/bare+hashes = {r['overhead']:.2f} (goal >= 0.95): {_verdict(r['overhead'] >= 0.95)}")
+        floor, old = r["hash_floor_s_per_GiB"], r["hash_floor_old_s_per_GiB"]
+        goal = 2 * floor + 1.5
+        print(f"  (c) relay CPU {r['migrate_cpu_s_per_GiB']:.2f} s/GiB; hashing floor {floor:.2f} s/GiB "
+              f"(SHA-256 + quickXor; the old three: {old:.2f}); goal <= 2 x floor + 1.5 = {goal:.2f}: "
+              f"{_verdict(r['migrate_cpu_s_per_GiB'] <= goal)}")
+    else:
+        print(f"  (b) files/s migrate/bare = {r['ratio']:.2f} (goal >= 0.8): {_verdict(r['ratio'] >= 0.8)}; "
+              f"Drive calls per small file {drive if drive is None else f'{drive:.3f}'} (goal <= 1.05, folders "
+              f"included): {_verdict(drive is not None and drive <= 1.05)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--large", default="2G", help="bytes of large files (256 MiB each; default 2G)")
-    ap.add_argument("--small", type=int, default=2000, help="number of 64 KiB files (default 2000)")
+    ap.add_argument("--large", default="2G", help="bytes of large files (256 MiB each; default 2G; 0 skips)")
+    ap.add_argument("--small", type=int, default=2000, help="number of 64 KiB files (default 2000; 0 skips)")
     ap.add_argument("--transfers", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of (bare, hashed, migrate) per set (default 3)")
-    ap.add_argument("--bare-child", nargs=4, help=argparse.SUPPRESS)
-    ap.add_argument("--hashed-child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of every side per set (default 3)")
+    ap.add_argument("--realism-files", type=int, default=600,
+                    help="(d) small files migrated under the rate-limited Drive (default 600; 0 skips)")
+    ap.add_argument("--realism-rate", type=float, default=5.0,
+                    help="(d) Drive's write limit in writes per wall second (default 5)")
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.bare_child or args.hashed_child:
-        config, transfers, src, dst = args.bare_child or args.hashed_child
-        bare(config, src, dst, int(transfers), CHUNK, hashing=bool(args.hashed_child))
+    if args.child:
+        side, config, transfers, src, dst = args.child
+        bare(config, src, dst, int(transfers), CHUNK, hashing={"hashed": "now", "hashed_old": "old"}.get(side, ""))
         return
     large = parse_size(args.large)
-    each = min(large, 256 * 1024 * 1024)
+    each = max(1, min(large, 256 * 1024 * 1024))
     large_spec = {"seed": 1, "onedrive": {"files": [{"path": f"Set/big-{i}.bin", "size": each}
                                                      for i in range(max(1, large // each))]}}
     small_spec = {"seed": 2, "onedrive": {"bulk": [{"dir": "Set/small", "count": args.small, "size": "64K"}]}}
-    results = []
+    results: list[dict[str, Any]] = []
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {args.rounds} rounds per set; "
           "CPU seconds: relay process / emulator (in this process)")
     with tempfile.TemporaryDirectory(prefix="driveferry-bench-") as tmp:
-        for name, spec in (("large", large_spec), ("small", small_spec)):
+        sets = [(n, sp) for n, sp, on in (("large", large_spec, large), ("small", small_spec, args.small)) if on]
+        for name, spec in sets:
             try:
                 r = run_set(name, spec, args.transfers, args.rounds, Path(tmp))
             finally:
                 for leftover in Path("/dev/shm").glob(f"driveferry-bench-{name}-*"):
                     shutil.rmtree(leftover, ignore_errors=True)
             results.append(r)
-            goal = 0.85 if name == "large" else 0.8
-            print(f"{name}: {r['files']} files, {r['bytes'] / 2**20:.0f} MiB, {args.transfers} transfers")
-            for i, pair in enumerate(r["rounds"]):
-                print(f"  round {i + 1}: " + "   ".join(
-                    f"{side} {pair[side]['s']:6.2f} s (CPU {pair[side]['cpu']:5.1f} / {pair[side]['emu_cpu']:5.1f})"
-                    for side in SIDES) + f"   ratio {pair['bare']['s'] / pair['migrate']['s']:.2f}")
-            for side in SIDES:
-                print(f"  {LABELS[side]:<12}: {r[side + '_s']:7.2f} s  {r[side + '_MBps']:7.1f} MB/s  "
-                      f"{r[side + '_files_per_s']:7.1f} files/s  (median)")
-            print(f"  ratio migrate/bare = {r['ratio']:.2f} median of rounds (goal >= {goal})   "
-                  f"peak RSS {r['migrate_peak_rss_MB']:.0f} MB (bound {r['rss_bound_MB']:.0f} MB)")
-            print(f"  ceiling bare+hashes/bare = {r['ceiling']:.2f} (the required digests alone, no journal); "
-                  f"migrate/bare+hashes = {r['overhead']:.2f} (what migrate adds beyond them)")
-            floor = r["hash_floor_s_per_GiB"]
-            print(f"  relay CPU {r['migrate_cpu_s_per_GiB']:.2f} s/GiB; hashing floor {floor:.2f} s/GiB "
-                  f"(goal <= 2 x floor + 1.5 = {2 * floor + 1.5:.2f})")
-            print("  API calls per file copied (migrate): " + ", ".join(
-                f"{remote} {v:.3f}" if v is not None else f"{remote} -" for remote, v in r["calls_per_file"].items())
-                  + (" (goal for Drive <= 1.05, folders included)" if name == "small" else ""))
+            _print_set(r, args.transfers)
+        if args.realism_files:
+            try:
+                d = run_realism(args.realism_files, args.transfers, args.realism_rate, Path(tmp))
+            finally:
+                for leftover in Path("/dev/shm").glob("driveferry-bench-realism-*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+            results.append({"set": "realism", **d})
+            print(f"realism: {d['copied']} of {d['files']} x 64 KiB under real.toml, Drive writes limited to "
+                  f"{d['rate_per_s']:.1f}/wall s (clock x{d['clock_scale']:.2f}, burst {d['burst']}), {args.transfers} transfers")
+            print(f"  (d) {d['files_per_s']:.1f} files/s in {d['s']:.1f} s = {d['ratio']:.2f} x rate / 1 call per "
+                  f"file (goal >= 0.9): {_verdict(d['ratio'] >= 0.9)}; Drive calls per file "
+                  f"{d['drive_calls_per_file']}, refused by the limit {d['refused']} times")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     print(json.dumps(results))
 
 
