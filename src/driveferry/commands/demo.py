@@ -205,10 +205,9 @@ def run(args: argparse.Namespace) -> int:
 def migration_outcome(run: dict[str, Any], whole: dict[str, Any] | None) -> str:
     """The demo's line about the migration: the whole migration's totals (every run: the one killed
     and the resume), with the last run's own share beside them."""
-    share = (f"the last run copied {run['copied']}, {run['skipped']} were already there, "
-             f"{run['failed']} failed")
+    share = f"the last run copied {run['copied']}, {run['skipped']} were already there"
     if not whole:
-        return f"{share}; {run['unsupported']} reported as not copyable (OneNote)"
+        return f"{share}, {run['failed']} failed; {run['unsupported']} reported as not copyable (OneNote)"
     return (f"migrated {whole['files_done']} of {whole['files']} files ({whole['percent']:.1f}%) in "
             f"{whole['runs']} runs ({share}); {whole['files_failed']} failed, {whole['files_unsupported']} "
             "reported as not copyable (OneNote)")
