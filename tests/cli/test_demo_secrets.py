@@ -35,3 +35,12 @@ def test_demo_keeps_reports_only(tmp_path: Path) -> None:
     m = re.search(r"migrated (\d+) of (\d+) files \(100\.0%\) in (\d+) runs \(the last run copied (\d+)", line)
     assert m and m.group(1) == m.group(2), line
     assert m.group(3) == "1" or int(m.group(4)) < int(m.group(1)), line  # killed: the resume copied the rest
+
+
+def test_closing_line_counts_the_whole_migration() -> None:
+    from driveferry.commands.demo import migration_outcome
+    run = {"copied": 2, "skipped": 0, "failed": 0, "unsupported": 1}
+    whole = {"files_done": 291, "files": 291, "percent": 100.0, "runs": 2, "files_failed": 0,
+             "files_unsupported": 1}
+    assert migration_outcome(run, whole) == ("migrated 291 of 291 files (100.0%) in 2 runs (the last run copied 2, "
+                                             "0 were already there); 0 failed, 1 reported as not copyable (OneNote)")
