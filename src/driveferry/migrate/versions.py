@@ -13,13 +13,15 @@ also admits each version before it starts.
 
 Resume: progress is recorded on the destination file itself, in the same upload that makes each
 revision (`df_hist` = "k/N": k of the N versions are in; "done" once the current content is the head),
-so a run that stops between two versions continues with the next one, and the journal needs no new
-state (it is found by its provenance's source id, a property query on Drive). A copy whose history is complete and
+so a run that stops between two versions continues with the next one. The journal needs no new state:
+between versions the item's session token is `{"df_hist": <file id>}`, so a resumed or taken-over item
+asks for that file by id; without it (an older journal) the file is found by its provenance's source id. A copy whose history is complete and
 whose current content is proven is skipped like any other copy.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -150,12 +152,13 @@ class VersionsRelay(MigrationRelay):
             if self.budget is not None:
                 self.budget.admit(versions[k].size)
             file, rev_id = self._copy_version(job, file, k, versions, progress)
+            checkpoint(json.dumps({HISTORY: file.id}), 0)  # the journal knows the file by id from now on
             revisions.append(rev_id)
             sent += versions[k].size
         target = _Revising(self.dst, file, {HISTORY: DONE})
         inner = _KeepsAltered(self.src, cast(Provider, target), self.altered, self._lock, *self._rest)
         # a session token of the journal is the current content's, started once the versions were in
-        resumable = file is not None and done == len(versions)
+        resumable = file is not None and done == len(versions) and _history_file(job.resume_token) is None
         result = inner.copy(replace(job, resume_token=job.resume_token if resumable else None), checkpoint,
                             progress)
         head = writer.revisions(result.entry)
@@ -168,10 +171,19 @@ class VersionsRelay(MigrationRelay):
     def _progress(self, job: RelayJob, total: int) -> tuple[Entry | None, int]:
         """(the destination file holding part of this history, versions it holds) from its `df_hist`,
         or (None, 0) when there is none, or only a finished history of an older state of the file (then
-        the history starts over in a new file; the older copy is removed once the new one is in)."""
-        lookup = self.dst.features.property_lookup
-        found = lookup.find_by_property(job.dest_parent, SRC_ID, job.source.id) if lookup is not None else \
-            [e for e in self.dst.list(job.dest_parent) if e.name == job.dest_name]
+        the history starts over in a new file; the older copy is removed once the new one is in).
+
+        The file is asked for by the id the journal holds when it holds one (no listing lag: files.get
+        sees a new file at once, api-notes Part C §20), else looked for by its provenance's source id."""
+        by_id, known = self.dst.features.by_id, _history_file(job.resume_token)
+        found: list[Entry] = []
+        if known is not None and by_id is not None and hasattr(by_id, "entry"):
+            entry = by_id.entry(known, job.dest_parent.path)
+            found = [entry] if entry is not None else []
+        elif job.resume_token is not None or job.replace:  # tried before, or the name is taken: look
+            lookup = self.dst.features.property_lookup
+            found = lookup.find_by_property(job.dest_parent, SRC_ID, job.source.id) if lookup is not None else \
+                [e for e in self.dst.list(job.dest_parent) if e.name == job.dest_name]
         for entry in found:
             mark = entry.properties.get(HISTORY, "")
             count, _, of = mark.partition("/")
@@ -206,6 +218,19 @@ class VersionsRelay(MigrationRelay):
         writer.keep_revision(entry, head.id)
         log.info("%s: version %s copied as revision %s (%d bytes)", src.path, version.id, head.id, version.size)
         return entry, head.id
+
+
+def _history_file(token: str | None) -> str | None:
+    """The destination file id a journal token of ours names (checkpointed between versions), else None
+    (no token, or an upload session's token)."""
+    if not token or not token.startswith("{"):
+        return None
+    try:
+        data = json.loads(token)
+    except ValueError:
+        return None
+    value = data.get(HISTORY) if isinstance(data, dict) else None
+    return str(value) if isinstance(value, str) else None
 
 
 def history_cost(src: Provider, entries: Iterator[Entry], keep: int) -> tuple[int, int]:
