@@ -123,3 +123,7 @@ def test_versions_out_of_range_is_a_user_error(vworld: World) -> None:
     proc = vworld.cli(*vworld.migrate_args("--versions", "500"))
     assert proc.returncode == 2 and "--versions must be between 0 and 199" in proc.stderr
     assert "Traceback" not in proc.stderr
+    back = vworld.cli("migrate", "emu-gdrive:Archive", "emu-onedrive:/Back", "--versions", "2",
+                      "--journal", str(vworld.dir / "back.sqlite3"))
+    assert back.returncode == 2 and "emu-gdrive keeps no file versions driveferry can read" in back.stderr
+    assert not (vworld.dir / "back.sqlite3").exists()

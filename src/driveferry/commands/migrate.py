@@ -160,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
     remotes = open_remotes(settings.config)
     src, src_path = remotes.open(settings.source)
     dst, dst_path = remotes.open(settings.destination)
+    if settings.versions and (src.features.versions is None or dst.features.revisions is None):
+        lacking = src.name if src.features.versions is None else dst.name
+        raise UserError(f"--versions {settings.versions}: {lacking} keeps no file versions driveferry can "
+                        f"{'read' if lacking == src.name else 'write'} (a OneDrive or SharePoint source and a "
+                        "Google Drive destination can); drop --versions")
     multiple = dst.features.chunk_multiple
     if settings.chunk_size % multiple:
         raise UserError(f"--chunk-size {settings.chunk_size} is not a multiple of {multiple} bytes, which "
