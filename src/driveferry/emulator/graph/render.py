@@ -64,6 +64,7 @@ class Renderer:
         self.base_url = base_url
         self._paths: dict[str, str] = {}
         self._roots: dict[str, str] = {}  # parent id -> the drive root above it
+        self._any_library: bool | None = None
 
     def _parent_path(self, parent_id: str) -> str:
         """"/a/b" of a folder, cached for the request (a page of children shares one parent)."""
@@ -73,7 +74,9 @@ class Renderer:
 
     def _drive_of(self, item: Item) -> tuple[str, str]:
         """(drive id, driveType) of the drive an item is in: a library's (graph/sites.py) or the user's."""
-        if not self.model.sites.any():
+        if self._any_library is None:  # asked once per request: most drives share their table with none
+            self._any_library = self.model.sites.any()
+        if not self._any_library:
             return self.model.drive_id, "business"
         root = item.id if item.parent_id is None else self._roots.get(item.parent_id)
         if root is None:
