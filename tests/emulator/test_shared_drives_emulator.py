@@ -139,3 +139,22 @@ def test_a_library_rewrites_office_files_it_stores(emu: Emulator) -> None:
         assert r.status_code == 201 and r.json()["size"] == 1000 + 512
     finally:
         graph.rules = kind
+
+
+def test_a_seed_spec_makes_libraries_with_their_files_and_versions(tmp_path: Path) -> None:
+    from driveferry.emulator.seed import SeedSpecError, check_spec, content_bytes, seed_emulator
+    spec = {"seed": 4, "onedrive": {"libraries": [{"site": "contoso.sharepoint.com:/sites/HR", "name": "Policies",
+                                                   "files": [{"path": "2024/leave.docx", "size": "5K", "versions": 2}]}]}}
+    with Emulator(tmp_path / "emu", tls=True) as emu:
+        assert seed_emulator(emu, spec) == {"onedrive": 1}
+        s, api = _session(emu, "microsoft"), emu.credentials()["graph"]["api_root"]
+        site = s.get(f"{api}/sites/contoso.sharepoint.com:/sites/HR", timeout=30).json()
+        [lib] = s.get(f"{api}/sites/{site['id']}/drives", timeout=30).json()["value"]
+        assert lib["name"] == "Policies"
+        item = s.get(f"{api}/drives/{lib['id']}/root:/2024/leave.docx", timeout=30).json()
+        data = requests.get(item["@microsoft.graph.downloadUrl"], verify=str(emu.ca_file), timeout=30).content
+        assert data == content_bytes(4, "onedrive", "2024/leave.docx", 5 * 1024)
+        versions = s.get(f"{api}/drives/{lib['id']}/items/{item['id']}/versions", timeout=30).json()["value"]
+        assert len(versions) == 3
+    with pytest.raises(SeedSpecError, match=r"onedrive.libraries\[0\].name: expected a non-empty string"):
+        check_spec({"onedrive": {"libraries": [{"site": "contoso.sharepoint.com:/sites/HR"}]}})

@@ -15,6 +15,8 @@
     files = [ ... ];  docs = ["Docs/Plan"]             # Google Docs (no bytes)
     duplicates = [ { path = "Dup/report.pdf", count = 2, size = "10K" } ]
 
+SharePoint: `[[onedrive.libraries]]` with `site = "contoso.sharepoint.com:/sites/Team"`, `name = "Documents"`
+and its own `files` (graph/sites.py: each library a drive of its own).
 Sharing (sharing_seed.py): `[[onedrive.permissions]]` grants and links on paths, `[gdrive.directory]`
 the Google accounts, groups, Workspace domain and sharing policy.
 
@@ -43,7 +45,7 @@ from driveferry.units import parse_size
 __all__ = ["SeedFile", "SeedSpecError", "SeedTarget", "apply_spec", "content_blocks", "content_bytes",
            "load_spec", "seed_emulator", "seed_targets", "version_blocks", "version_size"]
 CLOUDS = ("onedrive", "gdrive")
-_LISTS = ("files", "bulk", "duplicates", "notebooks", "docs", "folders", "generate", "permissions")
+_LISTS = ("files", "bulk", "duplicates", "notebooks", "docs", "folders", "generate", "permissions", "libraries")
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,9 @@ _ITEMS: dict[str, dict[str, Field]] = {  # the keys of one entry of each list (g
              "prefix": Field("string", empty=False), "content": _CONTENT},
     "duplicates": {"path": _PATH, "count": Field("integer", minimum=1), "size": _SIZE},
 }
-_REQUIRED = {"files": ("path",), "bulk": ("dir", "count"), "duplicates": ("path",)}
+_ITEMS["libraries"] = {"site": Field("string", empty=False), "name": Field("string", empty=False),
+                       "files": Field("list")}
+_REQUIRED = {"files": ("path",), "bulk": ("dir", "count"), "duplicates": ("path",), "libraries": ("site", "name")}
 
 
 def load_spec(path: Path) -> dict[str, Any]:
@@ -122,6 +126,9 @@ def check_spec(spec: dict[str, Any]) -> None:
             for key, schema in _ITEMS.items():
                 for i, item in enumerate(section.get(key, [])):
                     check_table("", f"{cloud}.{key}[{i}]", item, schema, required=_REQUIRED[key])
+            for i, lib in enumerate(section.get("libraries", [])):
+                for j, item in enumerate(lib.get("files", [])):
+                    check_table("", f"{cloud}.libraries[{i}].files[{j}]", item, _ITEMS["files"], required=("path",))
             for key in ("notebooks", "docs", "folders"):
                 for i, item in enumerate(section.get(key, [])):
                     check_value("", f"{cloud}.{key}[{i}]", item, _PATH)
@@ -142,17 +149,12 @@ def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str
         section = spec.get(cloud)
         if not section:
             continue
-        count = 0
-        for i, f in enumerate(_files(section)):
-            modified = base_time + timedelta(minutes=i)
-            seeded: str | None = None
-            for k in range(f.versions):  # older contents first: each replace keeps the one before
-                seeded = _seed_content(target, seeded, f.path, version_size(f.size, k, f.versions),
-                                       version_blocks(seed, cloud, f.path, k, f.size, f.versions, f.content),
-                                       modified - timedelta(days=f.versions - k))
-            _seed_content(target, seeded, f.path, f.size, content_blocks(seed, cloud, f.path, f.size, f.content),
-                          modified)
-            count += 1
+        count = _seed_files(target, section, seed, cloud, base_time)
+        for i, lib in enumerate(section.get("libraries", [])):
+            seed_library = getattr(target, "seed_library", None)
+            if seed_library is None:
+                raise SeedSpecError(f"{cloud}.libraries[{i}]: only OneDrive has SharePoint document libraries")
+            count += _seed_files(seed_library(lib["site"], lib["name"]), lib, seed, cloud, base_time)
         for dup in section.get("duplicates", []):
             size = parse_size(dup.get("size", "1K"))
             for k in range(int(dup.get("count", 2))):
@@ -174,6 +176,22 @@ def apply_spec(spec: dict[str, Any], targets: dict[str, SeedTarget]) -> dict[str
     from driveferry.emulator.sharing_seed import apply_sharing
     apply_sharing(spec, targets)  # after the trees: grants name their paths
     return created
+
+
+def _seed_files(target: SeedTarget, section: dict[str, Any], seed: int, cloud: str, base_time: datetime) -> int:
+    """Seed the `files` and `bulk` entries of a section (or of a library); the number of files."""
+    count = 0
+    for i, f in enumerate(_files(section)):
+        modified = base_time + timedelta(minutes=i)
+        seeded: str | None = None
+        for k in range(f.versions):  # older contents first: each replace keeps the one before
+            seeded = _seed_content(target, seeded, f.path, version_size(f.size, k, f.versions),
+                                   version_blocks(seed, cloud, f.path, k, f.size, f.versions, f.content),
+                                   modified - timedelta(days=f.versions - k))
+        _seed_content(target, seeded, f.path, f.size, content_blocks(seed, cloud, f.path, f.size, f.content),
+                      modified)
+        count += 1
+    return count
 
 
 def _seed_content(target: SeedTarget, file_id: str | None, path: str, size: int, blocks: Iterator[bytes],

@@ -112,6 +112,15 @@ class GraphTarget:
         parent, _, name = path.strip("/").rpartition("/")
         return str(self.model.create_package(self.seed_folder(parent), name).id)
 
+    def seed_library(self, site: str, name: str) -> GraphTarget:
+        """A target seeding the document library `name` of `site` ("host:/sites/x"), made if missing."""
+        host, _, path = site.partition(":")
+        found = self.model.sites.add_site(host, path.strip("/"))
+        library = self.model.sites.add_library(found.site_id, name)
+        target = GraphTarget(self.model)
+        target._folders = {"": library.root_id}
+        return target
+
     def generate(self, tree: TreeSpec, cloud: str, base_time: datetime) -> int:
         state = self.model.state
         key = tree_key(cloud, tree)
