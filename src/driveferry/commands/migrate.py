@@ -219,9 +219,12 @@ def run(args: argparse.Namespace) -> int:
         report["sharing"] = sharing_report
     if args.report:
         write_private(Path(args.report), json.dumps(report, indent=2, default=str))
-    _print_summary(summary, args.json, wait_figures, call_figures, migration)
     from driveferry.commands.sharing_out import print_sharing
-    print_sharing(sharing_report, args.json)
+    if args.json:  # the summary stays the last JSON line (docs/events.md), as readers take it
+        print_sharing(sharing_report, args.json)
+    _print_summary(summary, args.json, wait_figures, call_figures, migration)
+    if not args.json:
+        print_sharing(sharing_report, args.json)
     if summary.stopped_for_quota:
         return 3
     return 1 if summary.failed else 0
