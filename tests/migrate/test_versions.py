@@ -10,6 +10,7 @@ fails. A run stopped between two versions continues with the next one (the copy'
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,12 @@ def test_versions_out_of_range_is_a_user_error(vworld: World) -> None:
                       "--journal", str(vworld.dir / "back.sqlite3"))
     assert back.returncode == 2 and "emu-gdrive keeps no file versions driveferry can read" in back.stderr
     assert not (vworld.dir / "back.sqlite3").exists()
+
+
+def test_journal_tokens_of_a_history_name_the_copy_and_keep_the_session() -> None:
+    from driveferry.migrate.versions import _history_token
+    session = '{"v": 1, "uri": "https://x/upload?upload_id=1", "size": 9}'  # a provider's own token
+    assert _history_token(None) == (None, None)
+    assert _history_token(session) == (None, session)
+    assert _history_token('{"df_hist": "F1"}') == ("F1", None)
+    assert _history_token(json.dumps({"df_hist": "F1", "session": session})) == ("F1", session)

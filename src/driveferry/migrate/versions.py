@@ -14,8 +14,9 @@ also admits each version before it starts.
 Resume: progress is recorded on the destination file itself, in the same upload that makes each
 revision (`df_hist` = "k/N": k of the N versions are in; "done" once the current content is the head),
 so a run that stops between two versions continues with the next one. The journal needs no new state:
-between versions the item's session token is `{"df_hist": <file id>}`, so a resumed or taken-over item
-asks for that file by id; without it (an older journal) the file is found by its provenance's source id. A copy whose history is complete and
+the item's session token is `{"df_hist": <file id>}` between versions, and `{"df_hist": <file id>,
+"session": <token>}` while the current content uploads, so a resumed or taken-over item asks for that
+file by id and continues the session; without it the file is found by its provenance's source id. A copy whose history is complete and
 whose current content is proven is skipped like any other copy.
 """
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = "df_hist"  # "k/N": k of the N previous versions to copy are revisions of this file
 DONE = "done"  # ... and the current content is the head revision
+SESSION = "session"  # in a journal token of ours: the current content's upload session token
 
 
 @dataclass(frozen=True)
@@ -157,10 +159,15 @@ class VersionsRelay(MigrationRelay):
             sent += versions[k].size
         target = _Revising(self.dst, file, {HISTORY: DONE})
         inner = _KeepsAltered(self.src, cast(Provider, target), self.altered, self._lock, *self._rest)
-        # a session token of the journal is the current content's, started once the versions were in
-        resumable = file is not None and done == len(versions) and _history_file(job.resume_token) is None
-        result = inner.copy(replace(job, resume_token=job.resume_token if resumable else None), checkpoint,
-                            progress)
+        # a session of the current content (started once the versions were in) is resumed; its token goes
+        # to the journal wrapped with the file's id, so a resumed item still finds the file by id
+        session = _history_token(job.resume_token)[1] if file is not None and done == len(versions) else None
+        known = file.id if file is not None else None
+
+        def wrapped(token: str, offset: int) -> None:
+            checkpoint(json.dumps({HISTORY: known, SESSION: token}) if known else token, offset)
+
+        result = inner.copy(replace(job, resume_token=session), wrapped, progress)
         head = writer.revisions(result.entry)
         if head:
             writer.keep_revision(result.entry, head[-1].id)
@@ -175,7 +182,7 @@ class VersionsRelay(MigrationRelay):
 
         The file is asked for by the id the journal holds when it holds one (no listing lag: files.get
         sees a new file at once, api-notes Part C §20), else looked for by its provenance's source id."""
-        by_id, known = self.dst.features.by_id, _history_file(job.resume_token)
+        by_id, known = self.dst.features.by_id, _history_token(job.resume_token)[0]
         found: list[Entry] = []
         if known is not None and by_id is not None and hasattr(by_id, "entry"):
             entry = by_id.entry(known, job.dest_parent.path)
@@ -220,17 +227,19 @@ class VersionsRelay(MigrationRelay):
         return entry, head.id
 
 
-def _history_file(token: str | None) -> str | None:
-    """The destination file id a journal token of ours names (checkpointed between versions), else None
-    (no token, or an upload session's token)."""
-    if not token or not token.startswith("{"):
-        return None
+def _history_token(token: str | None) -> tuple[str | None, str | None]:
+    """(destination file id, upload session token) from a journal token: ours names the file (and,
+    during the current content's upload, wraps its session token); any other is a session token."""
+    if not token:
+        return None, None
     try:
         data = json.loads(token)
     except ValueError:
-        return None
-    value = data.get(HISTORY) if isinstance(data, dict) else None
-    return str(value) if isinstance(value, str) else None
+        return None, token
+    if not isinstance(data, dict) or not isinstance(data.get(HISTORY), str):
+        return None, token
+    session = data.get(SESSION)
+    return str(data[HISTORY]), str(session) if isinstance(session, str) else None
 
 
 def history_cost(src: Provider, entries: Iterator[Entry], keep: int) -> tuple[int, int]:
