@@ -117,6 +117,7 @@ class GraphUploadSession:
         self._entry_of = entry_of
         self._find = find
         self._done: Entry | None = None
+        self._created: dict[str, Any] | None = None  # a zero-byte file PUT, before its times are set
         self.max_fragment = MAX_CHUNK
         self.size = token.size
         self.token = token.dumps()
@@ -212,9 +213,11 @@ class GraphUploadSession:
         behaviour = "replace" if t.replace else "fail"
         url = f"{self._client.id_url(t.parent_id)}:/{path_segments(t.name)}:/content"
 
-        resp = self._client.request("PUT", url, data=b"", ok=(200, 201), what=f"upload {t.path}",
-                                    params={"@microsoft.graph.conflictBehavior": behaviour})
-        item: dict[str, Any] = resp.json()
+        if self._created is None:  # a retry after a refused PATCH must not PUT again: with "fail", 409
+            resp = self._client.request("PUT", url, data=b"", ok=(200, 201), what=f"upload {t.path}",
+                                        params={"@microsoft.graph.conflictBehavior": behaviour})
+            self._created = resp.json()
+        item: dict[str, Any] = self._created
         if t.modified or t.created:  # a simple PUT cannot carry fileSystemInfo: set it afterwards
             item = self._client.request("PATCH", self._client.id_url(str(item["id"])), what=f"set time of {t.path}",
                                         json={"fileSystemInfo": _fs_times(t)}).json()
