@@ -112,6 +112,11 @@ def test_migrate_records_taken_hashes_in_the_journal_and_refuses_unknown_names(w
     assert recorded["big.bin"]["md5"] == hashlib.md5(data).hexdigest()
     assert recorded["big.bin"]["from_dest"] == "md5,sha1" and recorded["big.bin"]["sha256"]
     assert recorded["small.txt"]["from_dest"] == "sha1"  # MD5 streamed (one request)
+    again = ["migrate", "emu-onedrive:/Projects", "emu-gdrive:Streamed", "--journal", str(world.dir / "j2.sqlite3"),
+             "-q", "--chunk-size", "1280K", "--hashes", "md5"]
+    world.cli(*again, check=True)  # --hashes md5: MD5 streamed, recorded as df_md5, none taken from Drive
+    streamed = world.provider("gdrive").stat("Streamed/big.bin")
+    assert streamed.properties[prov.MD5] == hashlib.md5(data).hexdigest() and prov.DST_MD5 not in streamed.properties
     for omit in (False, True):  # Drive without sha256Checksum: proven by the MD5 recorded from its answer
         world.control("PUT", "/realism", {"drive": {"omit_sha256": omit}})
         verified = world.cli("verify", "emu-onedrive:/Projects", "emu-gdrive:Archive")
