@@ -73,10 +73,9 @@ def test_a_library_migrates_into_a_shared_drive_and_verify_proves_it(tmp_path: P
                                   env=env, timeout=300)
 
         journal = str(tmp_path / "journal.sqlite3")
-        # --permissions skip: the sharing pass looks the destination root up by path, which Drive's lagging
-        # search does not show yet under the realism profile (verify finds the copies by their journal ids)
-        migrated = cli("migrate", "sp:/Projects", "team:Archive", "--journal", journal, "--versions", "5", "--json",
-                       "--permissions", "skip")
+        # the default sharing report runs too: it finds the new root through the journal, not Drive's
+        # lagging search (realism profile)
+        migrated = cli("migrate", "sp:/Projects", "team:Archive", "--journal", journal, "--versions", "5", "--json")
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         report = tmp_path / "verify.jsonl"
         proc = cli("verify", "sp:/Projects", "team:Archive", "--report", str(report), "--journal", journal)

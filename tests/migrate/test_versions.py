@@ -105,16 +105,14 @@ def test_versions_become_revisions_in_order_each_proven_and_kept(vworld: World) 
 def test_a_run_stopped_between_versions_continues_with_the_next(vworld: World) -> None:
     # --max-transfer admits big.bin (1.31 MB) and its oldest kept version (0.52 MB), then stops the run
     # (exit 3) before the next version (0.79 MB)
-    # (--permissions skip: the sharing pass looks the new destination root up by path, which Drive's
-    # search does not show yet under the realism profile's lag)
     args = vworld.migrate_args("--versions", "3", "--chunk-size", str(CHUNK), "--transfers", "1",
-                               "--include", "big.bin", "--max-transfer", "2000000", "--permissions", "skip")
+                               "--include", "big.bin", "--max-transfer", "2000000")
     first = vworld.cli(*args)
     assert first.returncode == 3, first.stdout + first.stderr
     [partial] = _copies(vworld, "big.bin")
     assert partial.properties.get("df_hist") == "1/3"
-    vworld.cli(*vworld.migrate_args("--versions", "3", "--chunk-size", str(CHUNK), "--include", "big.bin",
-                                    "--permissions", "skip"), check=True)
+    vworld.cli(*vworld.migrate_args("--versions", "3", "--chunk-size", str(CHUNK), "--include", "big.bin"),
+               check=True)
     [done] = _copies(vworld, "big.bin")
     assert done.id == partial.id  # the same file, continued: no twin, no revision twice
     assert [d for d, _ in _history(vworld, "big.bin")] == _expected(3)["big.bin"]

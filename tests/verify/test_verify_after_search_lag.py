@@ -41,8 +41,8 @@ def test_verify_right_after_migrate_sees_every_copy(tmp_path: Path) -> None:
             return subprocess.run([sys.executable, "-m", "driveferry.cli", *args], capture_output=True,
                                   text=True, env=env, timeout=120)
 
-        # --permissions skip: this test is about verify; the sharing pass is migrate's business
-        migrated = cli("migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive", "-q", "--permissions", "skip",
+        # the default sharing report too: it finds the new root through the journal, like verify
+        migrated = cli("migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive", "-q",
                        "--journal", str(tmp_path / "journal.sqlite3"))
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         report = tmp_path / "verify.jsonl"
