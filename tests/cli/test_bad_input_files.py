@@ -47,6 +47,8 @@ JOBS: list[tuple[str, bytes | None, tuple[str, ...]]] = [
     ("exclude-empty", b'[migrate]\nexclude = [""]\n', ("migrate.exclude", "a list of strings")),
     ("dry-run-text", b'[migrate]\ndry_run = "yes"\n', ("migrate.dry_run", 'expected true or false, got "yes"')),
     ("export-unknown", b'[migrate]\nexport = "word"\n', ("migrate.export", '"word"')),
+    ("permissions-unknown", b'[migrate]\npermissions = "all"\n', ("migrate.permissions", '"all"')),
+    ("anyone-links-text", b'[migrate]\nallow_anyone_links = 1\n', ("migrate.allow_anyone_links", "got 1")),
     ("source-number", b'[migrate]\nsource = 5\n', ("migrate.source", "got 5")),
     ("lease-word", b'[migrate]\nlease_s = "soon"\n', ("migrate.lease_s", "a duration")),
     ("unknown-key", b'[migrate]\ntransfer = 4\n', ("migrate.transfer", 'did you mean "transfers"')),
@@ -144,3 +146,22 @@ def test_a_wrong_file_is_one_line_exit_2_and_creates_nothing(tmp_path: Path, mon
 def test_the_table_covers_every_file_kind_with_many_inputs() -> None:
     counts = {kind: sum(1 for c in ALL if c[0] == kind) for kind in ("remotes", "job", "seed", "faults", "profile")}
     assert min(counts.values()) >= 6 and sum(counts.values()) >= 60, counts
+
+
+def test_a_job_file_sets_the_sharing_options_like_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`permissions = "map"` in a job file is read (it needs a sharing map, as the flag does); the map file
+    it names is read too: a missing one is refused before anything is created."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DRIVEFERRY_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "job.toml").write_text('[migrate]\npermissions = "map"\n')
+    (tmp_path / "job2.toml").write_text('[migrate]\npermissions = "map"\nsharing_map = "nowhere.csv"\n')
+    before = listing(tmp_path)
+    assert main(["migrate", "src", "dst", "--job", "job.toml", "-q"]) == 2
+    assert "--permissions map needs --sharing-map" in capsys.readouterr().err
+    assert main(["migrate", "src", "dst", "--job", "job2.toml", "-q"]) == 2
+    assert "nowhere.csv" in capsys.readouterr().err
+    assert main(["migrate", "src", "dst", "--job", "job.toml", "-q", "--permissions", "skip", "--dry-run"]) == 0
+    capsys.readouterr()
+    assert listing(tmp_path) == before

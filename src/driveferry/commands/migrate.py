@@ -151,8 +151,11 @@ def run(args: argparse.Namespace) -> int:
              "wait_for_quota": args.wait_for_quota, "dry_run": args.dry_run, "lease_s": args.lease,
              "export": args.export, "versions": args.versions}
     values.update({k: v for k, v in flags.items() if v is not None})
+    job_sharing = {k: values.pop(k, None) for k in ("permissions", "sharing_map", "allow_anyone_links")}
     settings = build_settings(values, restoring=bool(args.journal_backup))
-    sharing = sharing_options(args.permissions, args.sharing_map, args.allow_anyone_links)
+    sharing = sharing_options(args.permissions or job_sharing["permissions"],
+                              args.sharing_map or job_sharing["sharing_map"],
+                              args.allow_anyone_links or bool(job_sharing["allow_anyone_links"]))
     interval_s = _interval(args.progress_interval)
     hashes = parse_hashes(args.hashes) if args.hashes is not None else frozenset()
     if args.report:

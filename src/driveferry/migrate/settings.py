@@ -98,6 +98,9 @@ JOB_KEYS: dict[str, Field] = {
     "include": Field("strings"), "exclude": Field("strings"), "dry_run": _FLAG, "wait_for_quota": _FLAG,
     "lease_s": Field("duration"), "worker_id": _TEXT, "export": Field("string", choices=("office", "pdf", "skip")),
     "versions": Field("integer", minimum=0),
+    # the sharing pass's options (migrate/sharing), read by the command beside these settings
+    "permissions": Field("string", choices=("map", "report", "skip")), "sharing_map": _TEXT,
+    "allow_anyone_links": _FLAG,
 }
 
 
