@@ -4,6 +4,7 @@
     python benchmarks/scale.py --sizes 10000 --shapes 100,10
     python benchmarks/scale.py --million             # adds 1M (~3 GB of local files for verify, under --tmp)
     python benchmarks/scale.py --seed-only --million # only the emulator's seeding at 1M
+    python benchmarks/scale.py --verify-only --sizes 300000   # only verify (Drive tree + local copy)
 
 Per tree it prints, each process's peak RSS measured with os.wait4 (the child's own rusage):
 - seed: the emulator generating the OneDrive tree, the same tree on Drive and on local disk (verify);
@@ -28,6 +29,9 @@ Measured 2026-12-01 (2 shared cores, 50 ms latency, 100 per folder, --no-verify)
 34 s at 100k with --checkers 8, against 16.6 s and 78 s for a --checkers 1 walk (4.8x at 100k); dry-run
 on the planned journal 1.17x a dry-run with no journal at 100k; Graph delta from scratch 6.7 s at 10k;
 journal backup over a simulated day at 100k: 9.8 MB base, 40.8 MB in 289 uploads (0.005 % of the cap).
+Measured 2026-12-01 after verify streams and journal schema 4 (load average 5-12, --no-backup): verify
+peak RSS 64 MB at 10k, 69 MB at 100k (was 323 MB), 72 MB at 300k (--verify-only; 378 s, 97 s CPU);
+journal 335 B per entry at 100k (was 361); status 1.5 s wall at 100k, about 0.8 s of it CPU.
 """
 
 from __future__ import annotations
@@ -184,6 +188,8 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
             "gdrive": {"generate": [_tree(files, per_folder, "Verify")]}}
     if args.seed_only:  # the emulator's OneDrive tree only (the issue's seeding figure)
         del spec["gdrive"]
+    if args.verify_only:  # the Drive tree and its local copy only
+        del spec["onedrive"]
     r: dict[str, Any] = {"files": files, "per_folder": per_folder, "latency_ms": args.latency_ms}
     local = work / "local"
     local.mkdir()
@@ -192,7 +198,7 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
     if seed["rc"] != 0:
         raise SystemExit(f"seeding failed; see {work / 'seed.log'}")
     timings = json.loads(seed["lines"][-1][1])
-    r.update(seed_onedrive_s=timings["onedrive_s"], seed_gdrive_s=timings.get("gdrive_s"),
+    r.update(seed_onedrive_s=timings.get("onedrive_s"), seed_gdrive_s=timings.get("gdrive_s"),
              seed_local_s=timings.get("local_s"), seed_rss_mb=seed["rss_mb"], seed_cpu_s=seed["cpu_s"],
              seed_disk_mb=sum(f.stat().st_size for f in (work / "emu").rglob("*") if f.is_file()) / 2**20)
     if args.seed_only:
@@ -203,6 +209,9 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
         config.write_text(remotes_toml(remote_sections(serve.describe)))
         env["DRIVEFERRY_CONFIG"] = str(config)
         cli = [sys.executable, "-m", "driveferry.cli"]
+        if args.verify_only:
+            _verify(cli, local, env, work, r)
+            return r
         journal = work / "journal.sqlite3"
         # --permissions skip: sharing (issue #18) reads every item's permissions, one request each; these
         # figures are about listing, planning and copying
@@ -237,9 +246,7 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
                  dry_run_ratio=dry["s"] / fresh["s"], status_s=status["s"], status_rss_mb=status["rss_mb"],
                  status_rc=status["rc"])
         if not args.no_verify:
-            ver = run([*cli, "verify", str(local), "emu-gdrive:Verify", "-q", "--no-cache"], env,
-                      work / "verify.log")
-            r.update(verify_s=ver["s"], verify_rss_mb=ver["rss_mb"], verify_rc=ver["rc"])
+            _verify(cli, local, env, work, r)
         if not args.no_backup:
             copy = work / "backup-day.sqlite3"
             shutil.copyfile(journal, copy)
@@ -249,6 +256,12 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
     finally:
         r["emulator_rss_mb"] = serve.stop()
     return r
+
+
+def _verify(cli: list[str], local: Path, env: dict[str, str], work: Path, r: dict[str, Any]) -> None:
+    """`verify LOCAL emu-gdrive:Verify` of the whole tree, cold (no hash cache): time and peak RSS."""
+    ver = run([*cli, "verify", str(local), "emu-gdrive:Verify", "-q", "--no-cache"], env, work / "verify.log")
+    r.update(verify_s=ver["s"], verify_rss_mb=ver["rss_mb"], verify_cpu_s=ver["cpu_s"], verify_rc=ver["rc"])
 
 
 def _print(results: list[dict[str, Any]]) -> None:
@@ -262,7 +275,7 @@ def _print(results: list[dict[str, Any]]) -> None:
             ("dry-run RSS (MB)", "dry_run_rss_mb"), ("plan --checkers 1 (s)", "plan_checkers1_s"),
             ("--checkers N speed-up", "checkers_speedup"), ("Graph delta, whole tree (s)", "delta_s"),
             ("Graph delta items", "delta_items"), ("Graph delta RSS (MB)", "delta_rss_mb"), ("backup base (B)", "backup_base_bytes"),
-            ("backup day (B)", "backup_day_bytes"), ("backup day % of cap", "backup_cap_pct"), ("status (s)", "status_s"), ("verify (s)", "verify_s"),
+            ("backup day (B)", "backup_day_bytes"), ("backup day % of cap", "backup_cap_pct"), ("status (s)", "status_s"), ("verify (s)", "verify_s"), ("verify CPU (s)", "verify_cpu_s"),
             ("verify peak RSS (MB)", "verify_rss_mb"), ("emulator peak RSS (MB)", "emulator_rss_mb")]
     head = "".join(f"{r['files']:>12,}/{r['per_folder']:<4}" for r in results)
     print(f"{'':26}{head}")
@@ -299,6 +312,8 @@ def main() -> None:
     ap.add_argument("--no-verify", action="store_true", help="skip verify")
     ap.add_argument("--no-backup", action="store_true", help="skip the simulated day of journal backups")
     ap.add_argument("--seed-only", action="store_true", help="measure only seeding")
+    ap.add_argument("--verify-only", action="store_true",
+                    help="seed only the Drive tree and its local copy, and measure only verify")
     ap.add_argument("--tmp", default=None, help="work directory (default: a temporary one, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
