@@ -160,14 +160,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _open_journal(args: argparse.Namespace) -> Any:
-    """The --journal given (it must exist), else ./DEFAULT_JOURNAL when it exists, else None."""
-    from driveferry.journal.store import Journal
+    """The --journal given (it must exist), else ./DEFAULT_JOURNAL when it exists, else None; opened
+    read-only, as status opens it: a migration may be writing it, and verify changes nothing."""
+    from driveferry.statuspage.readonly import open_read_only
     if args.journal is None and not os.path.exists(DEFAULT_JOURNAL):
         return None
     path = args.journal or DEFAULT_JOURNAL
     if "://" not in path and not os.path.exists(path):
         raise UserError(f"--journal {path}: no such file; give the journal the migration wrote")
-    return Journal.open(path)
+    return open_read_only(path)
 
 
 def _recorded(args: argparse.Namespace, journal: Any, dst: Provider, dst_path: str) -> Any:
