@@ -49,6 +49,7 @@ JOBS: list[tuple[str, bytes | None, tuple[str, ...]]] = [
     ("export-unknown", b'[migrate]\nexport = "word"\n', ("migrate.export", '"word"')),
     ("permissions-unknown", b'[migrate]\npermissions = "all"\n', ("migrate.permissions", '"all"')),
     ("anyone-links-text", b'[migrate]\nallow_anyone_links = 1\n', ("migrate.allow_anyone_links", "got 1")),
+    ("hashes-number", b'[migrate]\nhashes = 5\n', ("migrate.hashes", "a list of strings, got 5")),
     ("source-number", b'[migrate]\nsource = 5\n', ("migrate.source", "got 5")),
     ("lease-word", b'[migrate]\nlease_s = "soon"\n', ("migrate.lease_s", "a duration")),
     ("unknown-key", b'[migrate]\ntransfer = 4\n', ("migrate.transfer", 'did you mean "transfers"')),
@@ -151,7 +152,8 @@ def test_the_table_covers_every_file_kind_with_many_inputs() -> None:
 def test_a_job_file_sets_the_sharing_options_like_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """`permissions = "map"` in a job file is read (it needs a sharing map, as the flag does); the map file
-    it names is read too: a missing one is refused before anything is created."""
+    it names is read too, and `hashes`: a missing map or an unknown hash is refused before anything is
+    created."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DRIVEFERRY_STATE_DIR", str(tmp_path / "state"))
     (tmp_path / "src").mkdir()
@@ -162,6 +164,9 @@ def test_a_job_file_sets_the_sharing_options_like_the_flags(tmp_path: Path, monk
     assert "--permissions map needs --sharing-map" in capsys.readouterr().err
     assert main(["migrate", "src", "dst", "--job", "job2.toml", "-q"]) == 2
     assert "nowhere.csv" in capsys.readouterr().err
+    (tmp_path / "job3.toml").write_text('[migrate]\nhashes = ["md5", "crc"]\n')
+    assert main(["migrate", "src", "dst", "--job", "job3.toml", "-q"]) == 2
+    assert "unknown hash 'crc'" in capsys.readouterr().err
     assert main(["migrate", "src", "dst", "--job", "job.toml", "-q", "--permissions", "skip", "--dry-run"]) == 0
     capsys.readouterr()
     assert listing(tmp_path) == before

@@ -152,12 +152,14 @@ def run(args: argparse.Namespace) -> int:
              "export": args.export, "versions": args.versions}
     values.update({k: v for k, v in flags.items() if v is not None})
     job_sharing = {k: values.pop(k, None) for k in ("permissions", "sharing_map", "allow_anyone_links")}
+    job_hashes = values.pop("hashes", None)
     settings = build_settings(values, restoring=bool(args.journal_backup))
     sharing = sharing_options(args.permissions or job_sharing["permissions"],
                               args.sharing_map or job_sharing["sharing_map"],
                               args.allow_anyone_links or bool(job_sharing["allow_anyone_links"]))
     interval_s = _interval(args.progress_interval)
-    hashes = parse_hashes(args.hashes) if args.hashes is not None else frozenset()
+    wanted = args.hashes if args.hashes is not None else job_hashes
+    hashes = parse_hashes(wanted) if wanted is not None else frozenset()
     if args.report:
         check_output_path(args.report, "--report")  # else it fails after the whole migration
     remotes = open_remotes(settings.config)

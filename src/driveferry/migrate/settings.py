@@ -101,6 +101,7 @@ JOB_KEYS: dict[str, Field] = {
     # the sharing pass's options (migrate/sharing), read by the command beside these settings
     "permissions": Field("string", choices=("map", "report", "skip")), "sharing_map": _TEXT,
     "allow_anyone_links": _FLAG,
+    "hashes": Field("strings"),  # more digests to stream (migrate/hash_set.py), read by the command
 }
 
 
