@@ -159,12 +159,12 @@ def test_a_job_file_sets_the_sharing_options_like_the_flags(tmp_path: Path, monk
     (tmp_path / "src").mkdir()
     (tmp_path / "job.toml").write_text('[migrate]\npermissions = "map"\n')
     (tmp_path / "job2.toml").write_text('[migrate]\npermissions = "map"\nsharing_map = "nowhere.csv"\n')
+    (tmp_path / "job3.toml").write_text('[migrate]\nhashes = ["md5", "crc"]\n')
     before = listing(tmp_path)
     assert main(["migrate", "src", "dst", "--job", "job.toml", "-q"]) == 2
     assert "--permissions map needs --sharing-map" in capsys.readouterr().err
     assert main(["migrate", "src", "dst", "--job", "job2.toml", "-q"]) == 2
     assert "nowhere.csv" in capsys.readouterr().err
-    (tmp_path / "job3.toml").write_text('[migrate]\nhashes = ["md5", "crc"]\n')
     assert main(["migrate", "src", "dst", "--job", "job3.toml", "-q"]) == 2
     assert "unknown hash 'crc'" in capsys.readouterr().err
     assert main(["migrate", "src", "dst", "--job", "job.toml", "-q", "--permissions", "skip", "--dry-run"]) == 0
