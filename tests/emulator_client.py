@@ -24,3 +24,19 @@ class EmulatorClient:
         r = self.session().request(method, self.emu.base_url + "/_emulator" + path, json=body, timeout=30)
         r.raise_for_status()
         return r.json() if r.content else None
+
+
+def api_session(emu: Emulator, audience: str) -> requests.Session:
+    """A session to `emu`'s cloud APIs signed in as its default user: audience "microsoft" (Graph) or
+    "google" (Drive, as user@example.com)."""
+    s = requests.Session()
+    s.trust_env, s.verify = False, str(emu.ca_file)
+    token = emu.credentials()["microsoft"]["access_token"] if audience == "microsoft" \
+        else emu.state.issue_token("google", "user@example.com")
+    s.headers["Authorization"] = "Bearer " + token
+    return s
+
+
+def api_model(emu: Emulator, prefix: str) -> Any:
+    """The state model of `emu`'s API module at `prefix` (e.g. "/drive/v3"), for asserting what it holds."""
+    return next(m for m in emu.modules if getattr(m, "route_prefix", "") == prefix).model

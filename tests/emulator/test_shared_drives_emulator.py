@@ -14,13 +14,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from driveferry.emulator.drive import shareddrives
 from driveferry.emulator.server import Emulator
+from emulator_client import api_model, api_session
 
 
 @pytest.fixture(scope="module")
@@ -29,25 +29,12 @@ def emu() -> Iterator[Emulator]:
         yield e
 
 
-def _session(emu: Emulator, audience: str) -> requests.Session:
-    s = requests.Session()
-    s.trust_env, s.verify = False, str(emu.ca_file)
-    token = emu.credentials()["microsoft"]["access_token"] if audience == "microsoft" \
-        else emu.state.issue_token("google", "user@example.com")
-    s.headers["Authorization"] = "Bearer " + token
-    return s
-
-
-def _model(emu: Emulator, prefix: str) -> Any:
-    return next(m for m in emu.modules if getattr(m, "route_prefix", "") == prefix).model
-
-
 def _reason(r: requests.Response) -> str:
     return str(r.json()["error"]["errors"][0]["reason"])
 
 
 def test_shared_drives_are_created_once_per_request_id_and_listed(emu: Emulator) -> None:
-    s, base = _session(emu, "google"), emu.base_url + "/drive/v3"
+    s, base = api_session(emu, "google"), emu.base_url + "/drive/v3"
     request_id = uuid.uuid4().hex
     made = s.post(f"{base}/drives", params={"requestId": request_id}, json={"name": "Finance"}, timeout=30)
     assert made.status_code == 200 and made.json()["kind"] == "drive#drive" and made.json()["name"] == "Finance"
@@ -64,8 +51,8 @@ def test_shared_drives_are_created_once_per_request_id_and_listed(emu: Emulator)
 
 
 def test_shared_drive_items_need_supports_all_drives_and_have_no_owner(emu: Emulator) -> None:
-    s, base = _session(emu, "google"), emu.base_url + "/drive/v3"
-    drive = _model(emu, "drive.")
+    s, base = api_session(emu, "google"), emu.base_url + "/drive/v3"
+    drive = api_model(emu, "drive.")
     shared = drive.create_shared_drive("Projects")
     f = drive.create_file("a.bin", [b"abc"], parent=shared.id)
     assert s.get(f"{base}/files/{f.id}", timeout=30).status_code == 404  # as if it did not exist
@@ -79,8 +66,8 @@ def test_shared_drive_items_need_supports_all_drives_and_have_no_owner(emu: Emul
 
 
 def test_a_full_shared_drive_refuses_new_items(emu: Emulator) -> None:
-    s, base = _session(emu, "google"), emu.base_url + "/drive/v3"
-    drive = _model(emu, "drive.")
+    s, base = api_session(emu, "google"), emu.base_url + "/drive/v3"
+    drive = api_model(emu, "drive.")
     shared = drive.create_shared_drive("Small")
     shareddrives.set_item_limit(emu.state, 2)
     try:
@@ -96,7 +83,7 @@ def test_a_full_shared_drive_refuses_new_items(emu: Emulator) -> None:
 
 
 def test_a_site_lists_its_libraries_each_a_drive_of_its_own(emu: Emulator) -> None:
-    s, graph = _session(emu, "microsoft"), _model(emu, "graph.")
+    s, graph = api_session(emu, "microsoft"), api_model(emu, "graph.")
     api = emu.credentials()["graph"]["api_root"]
     site = graph.sites.add_site("contoso.sharepoint.com", "sites/Legal", "Legal")
     docs = graph.sites.add_library(site.site_id, "Documents")
@@ -128,7 +115,7 @@ def test_a_site_lists_its_libraries_each_a_drive_of_its_own(emu: Emulator) -> No
 
 def test_a_library_rewrites_office_files_it_stores(emu: Emulator) -> None:
     """SharePoint's metadata merge into uploaded Office files (api-notes Part C §21) happens in a library."""
-    s, graph = _session(emu, "microsoft"), _model(emu, "graph.")
+    s, graph = api_session(emu, "microsoft"), api_model(emu, "graph.")
     api = emu.credentials()["graph"]["api_root"]
     site = graph.sites.add_site("contoso.sharepoint.com", "sites/Ops", "Ops")
     lib = graph.sites.add_library(site.site_id, "Documents")
@@ -147,7 +134,7 @@ def test_a_seed_spec_makes_libraries_with_their_files_and_versions(tmp_path: Pat
                                                    "files": [{"path": "2024/leave.docx", "size": "5K", "versions": 2}]}]}}
     with Emulator(tmp_path / "emu", tls=True) as emu:
         assert seed_emulator(emu, spec) == {"onedrive": 1}
-        s, api = _session(emu, "microsoft"), emu.credentials()["graph"]["api_root"]
+        s, api = api_session(emu, "microsoft"), emu.credentials()["graph"]["api_root"]
         site = s.get(f"{api}/sites/contoso.sharepoint.com:/sites/HR", timeout=30).json()
         [lib] = s.get(f"{api}/sites/{site['id']}/drives", timeout=30).json()["value"]
         assert lib["name"] == "Policies"

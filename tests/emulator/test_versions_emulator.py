@@ -22,6 +22,7 @@ import requests
 from driveferry.emulator.drive.revisions import PURGE_COUNT
 from driveferry.emulator.seed import seed_emulator, version_blocks
 from driveferry.emulator.server import Emulator
+from emulator_client import api_model, api_session
 
 SPEC: dict[str, Any] = {"seed": 11, "onedrive": {"files": [{"path": "V/a.bin", "size": "12K", "versions": 3}]},
                         "gdrive": {"files": [{"path": "V/b.bin", "size": "9K", "versions": 2}]}}
@@ -34,25 +35,12 @@ def emu() -> Iterator[Emulator]:
         yield e
 
 
-def _session(emu: Emulator, audience: str) -> requests.Session:
-    s = requests.Session()
-    s.trust_env, s.verify = False, str(emu.ca_file)
-    token = emu.credentials()["microsoft"]["access_token"] if audience == "microsoft" \
-        else emu.state.issue_token("google", "user@example.com")
-    s.headers["Authorization"] = "Bearer " + token
-    return s
-
-
-def _module(emu: Emulator, prefix: str) -> Any:
-    return next(m for m in emu.modules if getattr(m, "route_prefix", "") == prefix).model
-
-
 def _blocks(path: str, cloud: str, k: int, size: int, n: int) -> bytes:
     return b"".join(version_blocks(11, cloud, path, k, size, n))
 
 
 def test_graph_lists_versions_current_first_without_hashes_and_serves_their_bytes(emu: Emulator) -> None:
-    s, graph = _session(emu, "microsoft"), _module(emu, "graph.")
+    s, graph = api_session(emu, "microsoft"), api_model(emu, "graph.")
     api = emu.credentials()["graph"]["api_root"]
     item = graph.by_path("V/a.bin")
     r = s.get(f"{api}/me/drive/items/{item.id}/versions", timeout=30)
@@ -86,7 +74,7 @@ def _revisions(s: requests.Session, base: str, fid: str, fields: str | None = No
 
 
 def test_drive_keeps_a_revision_per_upload_with_md5_and_bytes(emu: Emulator) -> None:
-    s, drive = _session(emu, "google"), _module(emu, "drive.")
+    s, drive = api_session(emu, "google"), api_model(emu, "drive.")
     base = emu.base_url + "/drive/v3"
     f = drive.find_by_path("V/b.bin")[0]
     plain = _revisions(s, base, f.id)
@@ -110,7 +98,7 @@ def test_drive_keeps_a_revision_per_upload_with_md5_and_bytes(emu: Emulator) -> 
 
 
 def test_drive_purges_old_revisions_unless_kept_forever(emu: Emulator) -> None:
-    s, drive = _session(emu, "google"), _module(emu, "drive.")
+    s, drive = api_session(emu, "google"), api_model(emu, "drive.")
     base = emu.base_url + "/drive/v3"
     f = drive.create_file("purge.bin", [b"v0"])
     for k in range(1, 4):
@@ -121,7 +109,7 @@ def test_drive_purges_old_revisions_unless_kept_forever(emu: Emulator) -> None:
                    params={"fields": "id,keepForever"}, timeout=30)
     assert kept.status_code == 200 and kept.json() == {"id": revs[0]["id"], "keepForever": True}
     emu.state.clock.advance(timedelta(days=31).total_seconds())
-    s = _session(emu, "google")  # the old token expired with the clock
+    s = api_session(emu, "google")  # the old token expired with the clock
     left = _revisions(s, base, f.id, "revisions(id,keepForever)")
     # the kept one and the head survive 30 days; the purgeable ones in between are gone
     assert [r["id"] for r in left] == [revs[0]["id"], revs[-1]["id"]]
