@@ -11,7 +11,7 @@ Times are timezone-aware UTC. Hashes are lowercase hex keyed by HashType.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -247,6 +247,35 @@ class SharingReader(Protocol):
     def list_permissions(self, entry: Entry) -> list[Permission]:
         """Every permission the item has: its own and those inherited from its ancestors."""
         ...
+
+
+PermissionsRead = list[Permission] | Exception  # an item's permissions, or why they could not be read
+
+
+@runtime_checkable
+class BatchSharingReader(SharingReader, Protocol):
+    """A SharingReader that reads many items per request (optional: `read_permissions` falls back)."""
+
+    def read_many(self, entries: Sequence[Entry],
+                  into: dict[str, PermissionsRead] | None = None) -> dict[str, PermissionsRead]:
+        """Each entry's permissions by entry id, into `into` (a new dict when None), which is returned. An
+        item the remote refused for good (gone, forbidden) maps to that error. A transient failure of any
+        item raises after the others were stored, so a retry of the same call with the same `into` asks
+        only for the items still missing."""
+        ...
+
+
+def read_permissions(reader: SharingReader, entries: Sequence[Entry],
+                     into: dict[str, PermissionsRead] | None = None) -> dict[str, PermissionsRead]:
+    """`reader.read_many` where the reader has it, else `list_permissions` one item at a time (every
+    error then propagates, as from the single read)."""
+    if isinstance(reader, BatchSharingReader):
+        return reader.read_many(entries, into)
+    out = {} if into is None else into
+    for entry in entries:
+        if entry.id not in out:
+            out[entry.id] = reader.list_permissions(entry)
+    return out
 
 
 @runtime_checkable

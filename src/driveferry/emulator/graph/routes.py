@@ -156,6 +156,8 @@ class GraphApi:
         register_versions(router, self, add)
         register_sites(router, self, add)
         register_graph_control(router, self)
+        from driveferry.emulator.graph.batch import PATTERN, ROUTE, GraphBatch
+        add(ROUTE, "POST", PATTERN, GraphBatch(emulator).handle)  # JSON batching (graph/batch.py)
 
     def _guard(self, fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def handler(req: Request) -> Response:

@@ -24,10 +24,19 @@ from typing import Any
 from driveferry.errors import ProviderError, TransientError
 from driveferry.migrate.sharing.decide import Grant, covers, decide, describe
 from driveferry.migrate.sharing.mapping import SharingMap
-from driveferry.providers.base import Entry, Kind, Permission, Provider, SharingReader, SharingWriter
+from driveferry.providers.base import (
+    Entry,
+    Kind,
+    Permission,
+    Provider,
+    SharingReader,
+    SharingWriter,
+    read_permissions,
+)
 
 log = logging.getLogger(__name__)
 Locate = Callable[[str, Entry], "Entry | str"]  # (rel path, source entry) -> the copy, or why there is none
+BATCH = 20  # items whose permissions one request reads (Graph's $batch limit: providers/onedrive/permissions.py)
 
 
 @dataclass
@@ -74,6 +83,9 @@ class _Todo:
     ancestors: frozenset[str] = frozenset()  # ids of the tree's folders above this item
 
 
+_Task = tuple[Callable[[Any, "SharingReport"], "list[_Task]"], Any]  # (method, its argument)
+
+
 class SharingPass:
     """One pass over the tree (see module docstring). `mode` is "map" or "report"."""
 
@@ -91,38 +103,53 @@ class SharingPass:
         self._owner_set: frozenset[str] | None = None
 
     def run(self) -> SharingReport:
-        """Visit every item, `workers` at once: an item is visited once its folder has been (the
-        folder's decisions are what its children inherit). Items are reported in path order."""
+        """Visit every item, `workers` tasks at once. A task reads the permissions of up to BATCH items
+        of one folder in one request (read_permissions: Graph's `$batch` where the source has it), then
+        handles each; a folder among them becomes a task that lists it. An item is handled once its
+        folder has been (the folder's decisions are what its children inherit). Items are reported in
+        path order."""
         report = SharingReport(self.mode)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sharing")
+        root = _Todo(self.src_root, "", frozenset(), frozenset())
         try:
-            pending: set[Future[list[_Todo]]] = {pool.submit(self._visit, _Todo(self.src_root, "", frozenset(),
-                                                                                  frozenset()), report)}
+            pending: set[Future[list[_Task]]] = {pool.submit(self._read, [root], report)}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    pending |= {pool.submit(self._visit, child, report) for child in future.result()}
+                    pending |= {pool.submit(fn, arg, report) for fn, arg in future.result()}
         finally:
             pool.shutdown(cancel_futures=True)
         report.items.sort(key=lambda i: i.path)
         return report
 
-    def _visit(self, todo: _Todo, report: SharingReport) -> list[_Todo]:
-        """Handle one item; its children to visit next."""
-        handled, passed_on = self._item(todo, report)
-        if todo.entry.kind is not Kind.FOLDER:
-            return []
+    def _read(self, todos: list[_Todo], report: SharingReport) -> list[_Task]:
+        """Read the permissions of `todos` (one folder's items, at most BATCH) and handle each; the
+        listing tasks of the folders among them."""
+        read = read_permissions(self.reader, [t.entry for t in todos], {})
+        tasks: list[_Task] = []
+        for todo in todos:
+            perms = read.get(todo.entry.id)
+            if isinstance(perms, Exception):
+                raise perms  # as the single read would have raised it
+            handled, passed_on = self._item(todo, perms or [], report)
+            if todo.entry.kind is Kind.FOLDER:
+                tasks.append((self._list, _Todo(todo.entry, todo.rel, handled, passed_on, todo.ancestors)))
+        return tasks
+
+    def _list(self, folder: _Todo, report: SharingReport) -> list[_Task]:
+        """List a handled folder; its children, BATCH at a time, as reading tasks."""
         children = []
-        for child in self.src.list(todo.entry):
+        for child in self.src.list(folder.entry):
             if child.properties.get("deleted") == "true":
                 continue
-            rel = posixpath.join(todo.rel, child.name) if todo.rel else child.name
-            children.append(_Todo(child, rel, handled, passed_on, todo.ancestors | {todo.entry.id}))
-        return children
+            rel = posixpath.join(folder.rel, child.name) if folder.rel else child.name
+            children.append(_Todo(child, rel, folder.handled, folder.passed_on,
+                                  folder.ancestors | {folder.entry.id}))
+        return [(self._read, children[i:i + BATCH]) for i in range(0, len(children), BATCH)]
 
-    def _item(self, todo: _Todo, report: SharingReport) -> tuple[frozenset[str], frozenset[str]]:
-        """Handle one item; returns (handled, passed_on) for its children."""
-        perms = self.reader.list_permissions(todo.entry)
+    def _item(self, todo: _Todo, perms: list[Permission], report: SharingReport,
+              ) -> tuple[frozenset[str], frozenset[str]]:
+        """Handle one item whose permissions were read; returns (handled, passed_on) for its children."""
         with self._lock:
             report.checked += 1
         item = ItemSharing(todo.rel, str(todo.entry.kind))

@@ -9,15 +9,30 @@ sharing link (`link` with `scope` and `type`; a users-scope link lists its recip
 back as kind "siteGroup" with the name as its address, for the caller to report. `roles` may hold
 several values; the widest is the one the permission grants. The legacy `grantedTo` / `grantedToIdentities`
 are read when the V2 fields are absent (older tenants and SDKs still send them).
+
+`read_many` reads up to 20 items per `POST /$batch` (learn.microsoft.com/en-us/graph/json-batching):
+sub-requests carry relative URLs, answers come back in any order and are paired by `id`, and each has
+its own status; the batch answers 200 even when some sub-requests were throttled (429 with their own
+Retry-After: json-batching, "Throttling and batching"). A sub-response's body may carry an
+`@odata.nextLink`, followed with ordinary requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from driveferry.providers.base import Entry, Permission
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from driveferry.errors import PermanentError, ThrottledError, TransientError
+from driveferry.providers.base import Entry, Permission, PermissionsRead
 from driveferry.providers.onedrive.api import GraphClient
+from driveferry.providers.onedrive.errors import translate
+
+# learn.microsoft.com/en-us/graph/json-batching: "up to 20 requests" per POST /$batch
+BATCH_MAX = 20
 
 _ROLE_ORDER = ("read", "write", "owner")
 
@@ -77,3 +92,72 @@ class GraphSharing:
     def list_permissions(self, entry: Entry) -> list[Permission]:
         url = self.client.id_url(entry.id) + "/permissions"
         return [to_permission(raw) for raw in self.client.pages(url)]
+
+    def read_many(self, entries: Sequence[Entry],
+                  into: dict[str, PermissionsRead] | None = None) -> dict[str, PermissionsRead]:
+        """BatchSharingReader.read_many: the entries not yet in `into`, 20 per `$batch`. One try per
+        sub-request (adapters never retry: providers/retrying.py): a throttled or failing one raises,
+        after every batch was sent and its successes stored, the error with the longest Retry-After, so
+        the retry layer waits that long and its retry of this call re-sends only what is missing."""
+        out: dict[str, PermissionsRead] = {} if into is None else into
+        todo = [e for e in entries if e.id not in out]
+        again: TransientError | None = None
+        for start in range(0, len(todo), BATCH_MAX):
+            failed = self._batch(todo[start:start + BATCH_MAX], out)
+            if failed is not None and (again is None or _wait_s(failed) > _wait_s(again)):
+                again = failed
+        if again is not None:
+            raise again
+        return out
+
+    def _batch(self, chunk: Sequence[Entry], out: dict[str, PermissionsRead]) -> TransientError | None:
+        """One `$batch` for `chunk`; stores each answered item in `out`; the transient error to retry on."""
+        subs = [{"id": str(n), "method": "GET", "url": self.client.id_url(e.id) + "/permissions"}
+                for n, e in enumerate(chunk)]
+        resp = self.client.request("POST", "/$batch", json={"requests": subs}, what="POST $batch of permissions")
+        try:
+            answers = {str(a.get("id")): a for a in resp.json().get("responses", []) if isinstance(a, dict)}
+        except (ValueError, AttributeError) as exc:
+            raise PermanentError("POST $batch of permissions: the answer is not a batch response") from exc
+        again: TransientError | None = None
+        for n, entry in enumerate(chunk):
+            answer = answers.get(str(n))
+            what = f"GET permissions of {entry.path or '/'}"
+            if answer is None:
+                err: Exception = TransientError(f"{what}: missing from the batch's answer")
+            elif answer.get("status") == 200 and isinstance(answer.get("body"), Mapping):
+                body = answer["body"]
+                perms = [to_permission(raw) for raw in body.get("value", []) if isinstance(raw, Mapping)]
+                link = body.get("@odata.nextLink")
+                if isinstance(link, str):  # followed verbatim, as every nextLink (api.py)
+                    perms += [to_permission(raw) for raw in self.client.pages(link)]
+                out[entry.id] = perms
+                continue
+            else:
+                err = translate(_sub_response(answer, resp), what=what)
+            if isinstance(err, TransientError):
+                if again is None or _wait_s(err) > _wait_s(again):
+                    again = err
+            else:
+                out[entry.id] = err
+        return again
+
+
+def _wait_s(err: TransientError) -> float:
+    return err.retry_after_s if isinstance(err, ThrottledError) else 0.0
+
+
+def _sub_response(answer: Mapping[str, Any], batch: requests.Response) -> requests.Response:
+    """A sub-response as a requests.Response, for the one translation of Graph failures (errors.translate);
+    the batch's Date goes with it, so an HTTP-date Retry-After is read against the server's clock."""
+    resp = requests.Response()
+    resp.status_code = int(answer.get("status") or 0)
+    headers = answer.get("headers")
+    resp.headers = CaseInsensitiveDict({str(k): str(v) for k, v in headers.items()} if isinstance(headers, Mapping)
+                                       else {})
+    if "Date" not in resp.headers and batch.headers.get("Date"):
+        resp.headers["Date"] = batch.headers["Date"]
+    body = answer.get("body")
+    resp._content = json.dumps(body).encode() if isinstance(body, Mapping) else b""
+    resp.url = batch.url
+    return resp
