@@ -15,8 +15,8 @@ answer 200 (json-batching, "Throttling and batching"; learn.microsoft.com/en-us/
 against the rate limits (realism/hook.py skips route `graph.batch`); its sub-requests are.
 
 Counters: the batch is one request under route `graph.batch`; each sub-request is also counted under its
-own route (so `requests["graph.permissions.list"]` counts permission reads however they were sent), and
-under `realism["graph.batch_subrequests"]`. Injected faults apply to the envelope only. `dependsOn` is
+own route (so `requests["graph.permissions.list"]` counts permission reads however they were sent) and
+its status under `statuses`, and under `realism["graph.batch_subrequests"]`. Injected faults apply to the envelope only. `dependsOn` is
 not modelled (sub-requests run in order, which any dependency order allows). A nested `$batch` and a
 body that is not JSON are 400. The error wording for more than 20 requests is unconfirmed (status and
 code `BadRequest` are what SDKs match on; microsoftgraph/microsoft-graph-docs#2886 discusses the limit).

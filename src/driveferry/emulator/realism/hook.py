@@ -17,7 +17,8 @@ handler when a limit says so:
   upload and download URLs included.
 
 Rate limits count only calls made by a user (a bearer token): upload and download URLs belong to a
-session already admitted. Model rules (search lag, private appProperties, SharePoint rewrites, fragment
+session already admitted. A Graph `$batch` is charged per sub-request (graph/batch.py asks `before` for
+each), not for its envelope. Model rules (search lag, private appProperties, SharePoint rewrites, fragment
 404s, fileSize) are pushed into the Drive and Graph models when the emulator is bound and whenever the
 settings change. Every behaviour that fires is counted under counters["realism"].
 """
