@@ -30,7 +30,8 @@ Measured 2026-12-01 (2 shared cores, 50 ms latency, 100 per folder, --no-verify)
 on the planned journal 1.17x a dry-run with no journal at 100k; Graph delta from scratch 6.7 s at 10k;
 journal backup over a simulated day at 100k: 9.8 MB base, 40.8 MB in 289 uploads (0.005 % of the cap).
 Measured 2026-12-01 after verify streams and journal schema 4 (load average 5-12, --no-backup): verify
-peak RSS 64 MB at 10k, 69 MB at 100k (was 323 MB), 72 MB at 300k (--verify-only; 378 s, 97 s CPU);
+peak RSS 64 MB at 10k, 69 MB at 100k (was 323 MB), 72 MB at 300k and 80 MB at 1M (--verify-only;
+378 s and 958 s, 97 s and 343 s of CPU; every file ok);
 journal 335 B per entry at 100k (was 361); status 1.5 s wall at 100k, about 0.8 s of it CPU.
 """
 
