@@ -320,6 +320,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
     shapes = [int(s) for s in args.shapes.split(",") if s]
+    if args.tmp:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="driveferry-scale-", dir=args.tmp))
     results = []
     try:
