@@ -70,7 +70,9 @@ def test_lost_vm_resumes_from_backed_up_journal(world: World, tmp_path: Path) ->
     expected = world.expected()
     total = sum(len(d) for d in expected.values())
     world.control("PUT", "/faults", {"seed": 1, "rules": [
-        {"kind": "latency", "route": "drive.upload.chunk", "latency_ms": 120, "rate": 1.0}]})
+        # slow enough that a backup snapshot (itself throttled under the realism profile) lands while a
+        # large file is still in its window: 6 chunks x 300 ms
+        {"kind": "latency", "route": "drive.upload.chunk", "latency_ms": 300, "rate": 1.0}]})
     vm1 = tmp_path / "vm1"
     journal1 = vm1 / "journal.sqlite3"
     args = [sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Projects", "emu-gdrive:Archive",
