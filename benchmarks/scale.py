@@ -7,7 +7,8 @@
     python benchmarks/scale.py --verify-only --sizes 300000   # only verify (Drive tree + local copy)
 
 Per tree it prints, each process's peak RSS measured with os.wait4 (the child's own rusage):
-- seed: the emulator generating the OneDrive tree, the same tree on Drive and on local disk (verify);
+- seed: the emulator generating the OneDrive tree, the same tree on Drive and on local disk (verify; not
+  with --no-verify);
 - plan: `migrate --json` from OneDrive to Drive at --latency-ms (default 50) per request, time until the
   plan is complete ("remaining" event), the journal's bytes per planned entry;
 - copy: files/s over a bounded sample (--sample-bytes, default 4 MiB: ~1,600 files of 1-4 KiB) copied
@@ -187,7 +188,7 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     spec = {"onedrive": {"generate": [_tree(files, per_folder, "Big")]},
             "gdrive": {"generate": [_tree(files, per_folder, "Verify")]}}
-    if args.seed_only:  # the emulator's OneDrive tree only (the seeding figure)
+    if args.seed_only or args.no_verify:  # the emulator's OneDrive tree only (the seeding figure)
         del spec["gdrive"]
     if args.verify_only:  # the Drive tree and its local copy only
         del spec["onedrive"]
