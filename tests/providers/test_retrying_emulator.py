@@ -77,7 +77,11 @@ def test_fault_mid_upload_is_resent_in_place(emu: Emulator, tmp_path: Path, src_
     assert SIZE <= counters["bytes_out"][read_route] <= SIZE + CHUNK
     # the destination got each byte about once: the failed chunk was re-sent, no earlier one
     assert counters["bytes_in"][chunk_route] <= SIZE + 2 * CHUNK
-    assert len(events) >= 2 and all(e.remote == dst.name for e in events)
+    # the 503 always reaches the retry layer; the reset does too, unless the HTTP library re-sent that
+    # request itself: httplib2 (under Drive's client) reconnects and re-sends once when the first try
+    # ends in BadStatusLine/RemoteDisconnected (Http._conn_request), whereas a reset while sending
+    # reaches us; which one happens depends on timing. The byte counts above bound both the same way.
+    assert events and all(e.remote == dst.name for e in events)
     assert any("503" in e.reason for e in events)
 
 
