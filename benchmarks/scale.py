@@ -4,6 +4,7 @@
     python benchmarks/scale.py --sizes 10000 --shapes 100,10
     python benchmarks/scale.py --million             # adds 1M (~3 GB of local files for verify, under --tmp)
     python benchmarks/scale.py --seed-only --million # only the emulator's seeding at 1M
+    python benchmarks/scale.py --million --sizes 10000 --shapes 10 --copy-only --no-verify  # copy at 10 per folder
     python benchmarks/scale.py --verify-only --sizes 300000   # only verify (Drive tree + local copy)
 
 Per tree it prints, each process's peak RSS measured with os.wait4 (the child's own rusage):
@@ -234,6 +235,8 @@ def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path)
         r.update(plan_s=planned_at, plan_rss_mb=mig["rss_mb"], migrate_cpu_s=mig["cpu_s"], planned=planned, migrate_rc=mig["rc"],
                  journal_bytes_per_entry=jbytes / max(planned, 1), copied=len(finishes),
                  copy_files_per_s=len(finishes) / copy_s if finishes else 0.0)
+        if args.copy_only:  # the 10-per-folder shape: only its copy rate is a goal
+            return r
         dry = run([*cli_mig, "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal", str(journal), "--dry-run",
                    "-q"], env, work / "dry.log")
         fresh = run([*cli_mig, "emu-onedrive:/Big", "emu-gdrive:Dest", "--journal",
@@ -320,6 +323,8 @@ def main() -> None:
     ap.add_argument("--no-delta", action="store_true", help="skip the Graph delta enumeration (it holds the whole "
                     "tree: ~3.5 GB and ~20 min at 1M)")
     ap.add_argument("--no-sequential", action="store_true", help="skip the --checkers 1 dry-run (10x the plan)")
+    ap.add_argument("--copy-only", action="store_true",
+                    help="measure only seeding, planning and the copy sample (no dry-runs, status, backup, verify)")
     ap.add_argument("--seed-only", action="store_true", help="measure only seeding")
     ap.add_argument("--verify-only", action="store_true",
                     help="seed only the Drive tree and its local copy, and measure only verify")

@@ -74,13 +74,26 @@ class QuickXorState:
         return cls(int(str(data["register"]), 16), int(str(data["length"])))
 
 
+_WIDE = _BLOCK * 64  # 10,240 bytes: a multiple of 160, so folding rows this wide keeps positions mod 160
+
+
 def _xor_fold(data: Buffer, nbytes: int) -> int:
     """The first `nbytes` (a multiple of 160) of `data` XOR-folded into one 160-byte block, as an int.
 
+    Two folds: rows of `_WIDE` bytes first (each XOR runs over 1,280 words, which numpy vectorises),
+    then the one wide row and the tail into 160 bytes. Folding straight into rows of 20 words ran
+    numpy's loop 20 words at a time: 0.26 s of CPU per GiB here against 0.08 (benchmarks/hashing.py).
     numpy is imported on first use: only quickXorHash needs it, and it costs ~20 MB of memory."""
     import numpy as np
-    words = np.frombuffer(data, dtype=np.uint64, count=nbytes // 8).reshape(-1, _BLOCK // 8)
-    return int.from_bytes(np.bitwise_xor.reduce(words, axis=0).tobytes(), "little")
+    words = np.frombuffer(data, dtype=np.uint64, count=nbytes // 8)
+    wide = nbytes // _WIDE * (_WIDE // 8)
+    fold = np.zeros(_BLOCK // 8, dtype=np.uint64)
+    if wide:
+        row = np.bitwise_xor.reduce(words[:wide].reshape(-1, _WIDE // 8), axis=0)
+        fold ^= np.bitwise_xor.reduce(row.reshape(-1, _BLOCK // 8), axis=0)
+    if wide < words.size:
+        fold ^= np.bitwise_xor.reduce(words[wide:].reshape(-1, _BLOCK // 8), axis=0)
+    return int.from_bytes(fold.tobytes(), "little")
 
 
 class QuickXor:
