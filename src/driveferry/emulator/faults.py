@@ -8,7 +8,9 @@ optionally only after `after` matches and at most `count` times. Kinds:
 - `reset`: drop the connection in the middle of the request body (uploads) or the response body;
 - `truncate`: send only part of a download body, then close (Content-Length still says the whole);
 - `corrupt`: serve wrong bytes in a download while metadata keeps the right hash (silent corruption);
-- `latency`: sleep `latency_ms` before handling.
+- `latency`: sleep `latency_ms` before handling;
+- `ignore_range`: answer a ranged Graph download with 200 and the whole body, as a server may (RFC 9110
+  section 14.2: a server may ignore the Range header), so the client must drop the bytes before its offset.
 
 Plans load from TOML (`--faults FILE`, see configs/emulator/faults.example.toml) or JSON through
 `PUT /_emulator/faults`.
@@ -25,7 +27,7 @@ from typing import Any
 
 from driveferry.typedconfig import Field, check_table, read_toml
 
-KINDS = ("status", "reset", "truncate", "corrupt", "latency")
+KINDS = ("status", "reset", "truncate", "corrupt", "latency", "ignore_range")
 
 
 @dataclass

@@ -60,6 +60,7 @@ class Request:
     base_url: str  # scheme://host:port of this server, as clients should use it
     params: dict[str, str] = field(default_factory=dict)  # router captures
     route: str = ""  # route name, for counters and faults
+    faults: frozenset[str] = frozenset()  # kinds of the fault rules that fired for this request
     user: str | None = None
     client_id: str | None = None
     _body: bytes | None = None

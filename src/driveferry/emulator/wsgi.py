@@ -214,6 +214,7 @@ class EmulatorApp:
                     if rule.retry_after is not None:
                         resp.headers.append(("Retry-After", rule.retry_after))
                     raise WireError(resp)
+                req.faults = frozenset(fired)
                 if "reset" in fired and not req.body_consumed:
                     cut = emu.faults.cut_point(length if length is not None else _UNKNOWN_CUT_SPAN)
                     req.body_stream = _CutReader(stream, emu, name, cut)

@@ -134,6 +134,72 @@ class Retrier:
             return result
 
 
+class _Resumed:
+    """An adapter's download, resumed after a transient failure from the last byte received.
+
+    An iterator of blocks; it also offers `readinto(view)` (0 at the end), passed through to the
+    adapter's stream when that has one (the Graph download reads straight into the relay's chunk
+    buffer, providers/streaming.py `rechunk`), else copied from its blocks."""
+
+    def __init__(self, reopen: Callable[[int], Iterator[bytes]], retrier: Retrier, start: int,
+                 first: Iterator[bytes], op: str) -> None:
+        self._reopen = reopen
+        self._r = retrier
+        self._pos = start
+        self._blocks = iter(first)
+        self._op = op
+        self._tries = retrier.tries(op)
+        self._held = memoryview(b"")  # the rest of a block a short `readinto` did not take
+
+    def __iter__(self) -> _Resumed:
+        return self
+
+    def __next__(self) -> bytes:
+        while True:
+            try:
+                with _inside():
+                    block = next(self._blocks)
+            except TransientError as exc:
+                self._failed(exc)
+                continue
+            self._advanced(len(block))
+            return block
+
+    def readinto(self, view: memoryview) -> int:
+        while True:
+            try:
+                with _inside():
+                    n = self._into(view)
+            except TransientError as exc:
+                self._failed(exc)
+                continue
+            self._advanced(n)
+            return n
+
+    def _into(self, view: memoryview) -> int:
+        reader = getattr(self._blocks, "readinto", None)
+        if reader is not None and not self._held:
+            return int(reader(view))
+        if not self._held:
+            self._held = memoryview(next(self._blocks, b"")).cast("B")
+        n = min(len(view), len(self._held))
+        view[:n] = self._held[:n]
+        self._held = self._held[n:]
+        return n
+
+    def _advanced(self, n: int) -> None:
+        if n:
+            self._pos += n
+            self._tries.reset()
+            self._r.pacer.succeeded()
+
+    def _failed(self, exc: TransientError) -> None:
+        self._tries.failed(exc)  # waits, or re-raises when the policy gives up
+        self._r.pacer.wait_turn(self._op)
+        self._held = memoryview(b"")
+        self._blocks = iter(self._r.call(lambda at=self._pos: self._reopen(at), self._op))  # type: ignore[misc]
+
+
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, what: str, pacer: Pacer | None = None) -> T:
     """`fn()` retried per `policy` (with a private pacer unless one is given)."""
     return Retrier(policy, pacer or Pacer(what)).call(fn, what)
@@ -284,28 +350,7 @@ class RetryingProvider:
         """The bytes, resumed after a transient failure from the last byte received."""
         op = f"download {entry.path}"
         first = self._r.call(lambda: self.inner.open_range(entry, start, end), op)
-        return self._stream(entry, start, end, first, op)
-
-    def _stream(self, entry: Entry, start: int, end: int | None, blocks: Iterator[bytes],
-                op: str) -> Iterator[bytes]:
-        pos = start
-        tries = self._r.tries(op)
-        while True:
-            try:
-                with _inside():
-                    block = next(blocks)
-            except StopIteration:
-                return
-            except TransientError as exc:
-                tries.failed(exc)
-                self._r.pacer.wait_turn(op)
-                blocks = iter(self._r.call(lambda at=pos: self.inner.open_range(entry, at, end), op))  # type: ignore[misc]
-                continue
-            if block:
-                pos += len(block)
-                tries.reset()
-                self._r.pacer.succeeded()
-            yield block
+        return _Resumed(lambda at: self.inner.open_range(entry, at, end), self._r, start, first, op)
 
     def begin_upload(self, parent: Entry, name: str, size: int, meta: UploadMeta) -> RetryingUploadSession:
         session = self._r.call(lambda: self.inner.begin_upload(parent, name, size, meta), f"start upload {name}")

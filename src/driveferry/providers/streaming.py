@@ -38,7 +38,8 @@ def chunk_bytes_for(features: Features, target: int = CHUNK_TARGET_BYTES) -> int
 def rechunk(blocks: Iterable[Buffer], buf: bytearray | memoryview) -> Iterator[memoryview]:
     """Regroup a stream of arbitrary blocks into chunks of exactly `len(buf)` bytes (the last may be short).
 
-    Each chunk is copied into `buf` and handed out as a view of it, valid until the next chunk is asked
+    A stream that also has `readinto(view) -> n` (0 at its end) reads each chunk straight into `buf`.
+    Otherwise each chunk is copied into `buf` and handed out as a view of it, valid until the next chunk is asked
     for: one buffer per transfer, reused for every chunk, so memory stays at one chunk per transfer and
     nothing is allocated per chunk. The consumer must be done with a chunk (sent, hashed) before it
     asks for the next; `UploadSession.send` keeps no reference to it.
@@ -48,6 +49,10 @@ def rechunk(blocks: Iterable[Buffer], buf: bytearray | memoryview) -> Iterator[m
         yield from (memoryview(b) for b in blocks if memoryview(b).nbytes)
         return
     view = memoryview(buf)
+    readinto = getattr(blocks, "readinto", None)
+    if readinto is not None:  # the stream reads straight into `buf` (a Graph download): no copy
+        yield from _filled(readinto, view)
+        return
     held = 0
     for block in blocks:
         data = memoryview(block).cast("B")
@@ -62,6 +67,25 @@ def rechunk(blocks: Iterable[Buffer], buf: bytearray | memoryview) -> Iterator[m
                 held = 0
     if held:
         yield view[:held]
+
+
+def _filled(readinto: Callable[[memoryview], int], view: memoryview) -> Iterator[memoryview]:
+    """`rechunk` for a stream with `readinto(view) -> n` (0 at its end): each chunk is read into `view`
+    itself. After a full chunk the next one is asked for only when the consumer asks, so a read past
+    the end (which must find nothing) happens where `rechunk`'s would."""
+    size = len(view)
+    while True:
+        held = 0
+        while held < size:
+            n = readinto(view[held:])
+            if not n:
+                break
+            held += n
+        if held < size:
+            if held:
+                yield view[:held]
+            return
+        yield view
 
 
 def stream_upload(session: UploadSession, blocks: Iterable[Buffer], buf: memoryview, *, offset: int, size: int,

@@ -359,7 +359,7 @@ class GraphApi:
         from driveferry.emulator.server import iter_file
         size, start, end, status = item.size, 0, item.size, 200
         headers = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes"), ("ETag", item.etag)]
-        rng = (req.headers.get("range") or "").strip()
+        rng = "" if "ignore_range" in req.faults else (req.headers.get("range") or "").strip()
         m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng)
         if m and (m.group(1) or m.group(2)):
             if m.group(1):

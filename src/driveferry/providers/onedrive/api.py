@@ -30,6 +30,7 @@ import requests
 from driveferry import __version__
 from driveferry.errors import PermanentError, PermissionDeniedError, TransientError
 from driveferry.providers.onedrive.auth import TokenSource
+from driveferry.providers.onedrive.download import Download, ExpiredUrl
 from driveferry.providers.onedrive.errors import ResyncRequiredError, translate
 from driveferry.providers.pacing import RequestTally
 from driveferry.providers.retrying import plain_call
@@ -64,7 +65,6 @@ DOWNLOAD_URL = "@microsoft.graph.downloadUrl"
 DOWNLOAD_URL_TTL_S = 300.0
 DOWNLOAD_URLS_KEPT = 20_000  # about 10 MB at most; the oldest go first
 PAGE_SIZE = 1000  # the largest $top known to work (rclone's default); Graph clamps silently above
-READ_BLOCK = 256 * 1024  # below glibc's pinned 1 MiB mmap threshold: reused heap, not a fresh mapping per block
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIABLE = re.compile(r"bytes \*/(\d+)")
 # Microsoft's decoration format is "ISV|Company|App/Version" (learn.microsoft.com/sharepoint/dev/
@@ -258,61 +258,19 @@ class GraphClient:
         return urljoin(resp.url, resp.headers["Location"])
 
     def download(self, item_id: str, start: int = 0, end: int | None = None, *,
-                 url: str | None = None) -> Iterator[bytes]:
-        """Bytes [start, end) of a file, following expired download URLs and short 206 answers.
+                 url: str | None = None) -> Download:
+        """Bytes [start, end) of a file (providers/onedrive/download.py): blocks, or `readinto` a buffer.
 
-        A transient failure raises (the retry layer resumes from the last byte it received).
+        It follows expired download URLs and short 206 answers; a transient failure raises (the retry
+        layer resumes from the last byte it received).
 
         `url`: a download URL obtained earlier; by default the one a recent listing gave (children and
         delta pages carry @microsoft.graph.downloadUrl), so a copy makes no per-file /content call.
         When it has expired, /content is asked for a new one.
         """
-        pos, fresh = start, False
-        url = url or self.listed_download_url(item_id) or ""
-        while end is None or pos < end:
-            if not url:
-                url, fresh = self.download_location(item_id), True
-            try:
-                before = pos
-                for block in self._ranged(url, pos, end, fresh):
-                    pos += len(block)
-                    yield block
-                if end is None or pos == before:
-                    return  # to EOF, or nothing left
-                continue  # a 206 may cover less than we asked for: ask for the rest
-            except _ExpiredUrl:
-                log.info("download URL of %s expired; asking for a new one", item_id)
-                url = ""
+        return Download(self, item_id, start, end, url or self.listed_download_url(item_id) or "")
 
-    def _ranged(self, url: str, pos: int, end: int | None, fresh: bool) -> Iterator[bytes]:
-        what = "GET download URL"
-        headers = {"Range": f"bytes={pos}-{'' if end is None else end - 1}"} if pos or end is not None else {}
-        try:
-            resp = self.session().get(url, headers=headers, stream=True, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise translate(exc, what=what) from exc
-        try:
-            skip, expect = self._check_range(resp, pos, end, fresh, what)
-            got = 0
-            for block in resp.iter_content(READ_BLOCK):
-                if skip:  # 200 to a ranged request: drop the bytes before `pos`
-                    cut = min(skip, len(block))
-                    block, skip = block[cut:], skip - cut
-                if expect is not None:
-                    block = block[: expect - got]
-                if block:
-                    got += len(block)
-                    yield block
-                if expect is not None and got >= expect:
-                    return
-            if expect is not None and got < expect:
-                raise TransientError(f"{what}: body ended after {got} of {expect} bytes")
-        except requests.RequestException as exc:
-            raise translate(exc, what=what) from exc
-        finally:
-            resp.close()
-
-    def _check_range(self, resp: requests.Response, pos: int, end: int | None, fresh: bool,
+    def check_range(self, resp: requests.Response, pos: int, end: int | None, fresh: bool,
                      what: str) -> tuple[int, int | None]:
         """(bytes to skip, bytes to deliver or None for "until EOF") for a download response."""
         status = resp.status_code
@@ -332,9 +290,5 @@ class GraphClient:
             return 0, 0  # at or past EOF: nothing left to read
         err = translate(resp, what=what)
         if status in (401, 403, 404, 410) and not fresh:
-            raise _ExpiredUrl()
+            raise ExpiredUrl()
         raise err
-
-
-class _ExpiredUrl(Exception):
-    """The pre-authenticated download URL stopped working; ask /content for a new one."""

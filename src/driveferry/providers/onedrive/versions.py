@@ -16,6 +16,7 @@ from urllib.parse import quote, urljoin
 
 from driveferry.providers.base import Entry, FileVersion, Kind
 from driveferry.providers.onedrive.api import GraphClient
+from driveferry.providers.onedrive.download import Download
 
 
 def _time(text: Any) -> datetime | None:
@@ -46,4 +47,4 @@ class GraphVersions:
         resp = self.client.request("GET", url, ok=(301, 302, 303, 307), allow_redirects=False, what=what)
         resp.close()
         # fresh: an expired URL is an error here, never a fallback to /content (the current version's bytes)
-        yield from self.client._ranged(urljoin(resp.url, resp.headers["Location"]), 0, None, True)
+        yield from Download(self.client, None, 0, None, urljoin(resp.url, resp.headers["Location"]), fresh=True)
