@@ -141,6 +141,20 @@ class LeaseOps(StoreBase):
             if done.rowcount != 1:  # say why: no such item, or not (or no longer) this worker's
                 self._require_lease(self._lock_item(conn, item_id), worker_id)
 
+    def checkpoint_many(self, worker_id: str, points: Sequence[tuple[int, str | None, int]]) -> list[int]:
+        """`checkpoint` of several (item id, session token, committed offset) in one transaction; the ids
+        recorded. An item this worker no longer holds the lease on is left out, unchanged."""
+        now = self._now()
+        recorded = []
+        with self._db.write() as conn:
+            for item_id, token, offset in points:
+                done = conn.execute(_CHECKPOINT, {
+                    "p_item": item_id, "p_worker": worker_id, "p_token": token, "p_offset": offset, "p_now": now,
+                    "p_started": now if token is not None else None})
+                if done.rowcount == 1:
+                    recorded.append(item_id)
+        return recorded
+
     def complete(self, item_id: int, dest_id: str, dest_hashes: Mapping[str, str], size_bytes: int) -> None:
         """Mark the item done with its destination id and the hashes the destination reported.
 

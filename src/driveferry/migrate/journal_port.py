@@ -156,6 +156,10 @@ class JobPort:
             return False
         return True
 
+    def checkpoint_many(self, worker_id: str, points: Sequence[tuple[int, str, int]]) -> set[int]:
+        """Record several items' sessions in one journal transaction; the ids whose lease held."""
+        return set(self.journal.checkpoint_many(worker_id, points))
+
     def complete(self, done: Sequence[Finished]) -> None:
         self.journal.complete_many([Completion(d.item_id, d.dest_id, _recorded(d), d.nbytes) for d in done])
 

@@ -53,6 +53,9 @@ class RelayJob:
     chunk_size: int
     resume_token: str | None = None
     replace: bool = False
+    # a one-request upload's token the journal already holds for this file (Workers._reserve): the
+    # upload takes its id, and needs no checkpoint of its own before the bytes go
+    reserved_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,13 @@ class Relay:
         source_verdict = _check_source(job, hashes)
         props = provenance_properties(job.source, job.run_id, hashes)
         meta = replace(meta, properties=props, one_send=True)  # one send below: Drive makes it one request
-        if size:
+        if size and job.reserved_token and not job.resume_token:
+            session = self.dst.begin_upload(job.dest_parent, job.dest_name, size,
+                                            replace(meta, upload_token=job.reserved_token))
+            committed = 0
+            if session.token != job.reserved_token:  # the adapter chose another id: record that one
+                checkpoint(session.token, committed)
+        elif size:
             session, committed = self._session(job, meta, size)
             checkpoint(session.token, committed)
         else:  # nothing to resume: a zero-byte upload is a single request on every destination

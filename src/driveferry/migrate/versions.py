@@ -147,6 +147,7 @@ class VersionsRelay(MigrationRelay):
         versions = previous_versions(self.src, job.source, self.keep) if writer is not None else []
         if not versions or writer is None:
             return super().copy(job, checkpoint, progress)
+        job = replace(job, reserved_token=None)  # the first version goes first; the current content last
         file, done = self._progress(job, len(versions))
         revisions: list[str] = []
         sent = 0

@@ -28,6 +28,7 @@ from driveferry.migrate.destination import Destination
 from driveferry.migrate.port import ClaimedItem, Finished, JournalPort
 from driveferry.migrate.quota import QuotaStop, UploadBudget, quota_stop_of
 from driveferry.migrate.relay import Relay, RelayJob
+from driveferry.providers.base import UploadMeta
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Workers:
         # them while a file is in flight (the tally counts a file only once it is finished)
         self._streamed_bytes = 0
         self._beat = (0.0, 0)  # (monotonic time, bytes) of the last heartbeat
+        self._reserved: dict[int, str] = {}  # item id -> one-request upload token already in the journal
 
     def run(self) -> Tally:
         threads = [threading.Thread(target=self._loop, name=f"transfer-{i}", daemon=True)
@@ -172,6 +174,7 @@ class Workers:
                         return
                     with self._active_lock:
                         self._active.update(i.item_id for i in queue)
+                    self._reserve(queue)
                 item = queue.pop(0)
                 finished = None
                 again = False
@@ -192,6 +195,35 @@ class Workers:
             # to pending with the final release()
             self._flush(done)
 
+    def _reserve(self, queue: list[ClaimedItem]) -> None:
+        """Record the upload tokens of a claimed batch's small new files in one journal transaction.
+
+        A file sent in one request to a destination that names it by an id chosen first (Drive:
+        generateIds, then a multipart create under that id) has its token, which names the id, in
+        the journal before its bytes go: a worker that takes it over after a crash asks for the file
+        by that id, which does not lag the way listings do (api-notes Part C §20), so it makes no
+        twin. Recording the batch's tokens together saves a journal transaction per small file; a
+        token whose file was never sent is found absent by that id, and the file starts afresh."""
+        limit = min(self.dest.provider.features.one_request_ids, self.s.chunk_size)
+        points: list[tuple[int, str, int]] = []
+        tokens: dict[int, str] = {}
+        for item in queue:
+            size = item.entry.size or 0
+            if item.session_token is not None or item.taken_over or not 0 < size <= limit:
+                continue
+            try:
+                parent, name, existing, taken = self.dest.prepare(item.rel_path, item.entry)
+                if existing is not None or taken:
+                    continue
+                token = self.dest.provider.begin_upload(parent, name, size, UploadMeta(one_send=True)).token
+            except DriveferryError:
+                continue  # the transfer meets it again, and handles it there
+            points.append((item.item_id, token, 0))
+            tokens[item.item_id] = token
+        if points:
+            for item_id in self.journal.checkpoint_many(self.s.worker_id, points):
+                self._reserved[item_id] = tokens[item_id]
+
     def _flush(self, done: list[Finished]) -> None:
         """Record finished files in one journal transaction (one per claimed batch, not one per file).
 
@@ -210,6 +242,7 @@ class Workers:
         path = item.rel_path
         size = entry.size or 0
         token = item.session_token
+        reserved = self._reserved.pop(item.item_id, None)
         try:
             # an item someone started before (its session is in the journal) may be on the destination
             # already without a record: look afresh, by provenance too
@@ -222,7 +255,8 @@ class Workers:
                 return Finished(item.item_id, existing.id, dict(existing.hashes),
                                 existing.size if existing.size is not None else size)
             self.budget.admit(max(0, size - (item.committed_offset if token else 0)))
-            job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken)
+            job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken,
+                           reserved_token=reserved)
             self.progress.file_started(path, size, item.committed_offset if token else 0)
             result = self.relay.copy(job, lambda tok, off: self._checkpoint(item, tok, off),
                                      lambda n: self._sent(path, n))

@@ -67,6 +67,10 @@ class UploadMeta:
     # the caller hands the whole file to one `send(0, data, True)`: an adapter may then make the upload
     # one request (Drive: multipart), whose token resumes only an upload that already finished
     one_send: bool = False
+    # with one_send: the token of a session begun earlier for this very file (same parent, name, size)
+    # on a destination with `Features.one_request_ids`, whose id the upload then takes (the caller
+    # recorded that token before any byte went: see migrate/workers.py `_reserve`)
+    upload_token: str | None = None
 
 
 @runtime_checkable
@@ -304,6 +308,7 @@ class Features:
     rewrites_office_files: the remote may change Office files as it stores them (SharePoint libraries), so
     their stored size and hash can differ from the bytes sent.
     sharing: the item permissions capability (SharingReader; SharingWriter where grants can be made).
+    one_request_ids: the largest new file whose one-request upload takes an id chosen before it (0: none).
     """
 
     chunk_multiple: int = 1
@@ -324,6 +329,10 @@ class Features:
     max_path_chars: int | None = None
     rewrites_office_files: bool = False
     sharing: SharingReader | SharingWriter | None = None  # permissions: read (source) or read and grant
+    # a new file of at most this many bytes sent in one send (UploadMeta.one_send) is one request under
+    # an id chosen before it: begin_upload makes no request, its token names that id, and a later
+    # begin_upload with UploadMeta.upload_token takes the same id (Drive: generateIds + multipart)
+    one_request_ids: int = 0
 
 
 class Provider(Protocol):

@@ -95,7 +95,7 @@ class GDriveProvider:
                                  properties=self, mod_time=self, daily_upload_cap_bytes=daily_upload_cap_bytes,
                                  property_lookup=self, by_id=self, delta=GDriveDelta(self),
                                  exporter=DriveExporter(api), sharing=DriveSharing(api),
-                                 revisions=DriveRevisions(api, self.to_entry))
+                                 revisions=DriveRevisions(api, self.to_entry), one_request_ids=MULTIPART_MAX_BYTES)
 
     # --- normalisation at the edge -----------------------------------------------------------------------
 
@@ -287,8 +287,8 @@ class GDriveProvider:
         if meta.properties:
             body["properties"] = _checked_properties(meta.properties)
         if file_id is None and meta.one_send and size <= MULTIPART_MAX_BYTES:
-            one = MultipartToken(id=self.api.generate_id(), size=size, parent=parent.id, name=name,
-                                 parent_path=parent.path)
+            one = MultipartToken(id=_reserved_id(meta.upload_token, size, parent, name) or self.api.generate_id(),
+                                 size=size, parent=parent.id, name=name, parent_path=parent.path)
             return MultipartSession(self.api, one, body, meta.mime_type, self.to_entry)
         fields = {"size": size, "parent": parent.id, "name": name, "parent_path": parent.path, "file_id": file_id}
         uri = initiate(self.api, fields, body, meta.mime_type)
@@ -435,3 +435,12 @@ def from_remote_config(section: Mapping[str, Any], *, name: str, state_dir: Path
                           use_trash=_flag(section.get("use_trash", True)),
                           download_chunk=int(section.get("download_chunk_bytes", 16 << 20)),
                           daily_upload_cap_bytes=int(cap) if cap else None)
+
+
+def _reserved_id(token: str | None, size: int, parent: Entry, name: str) -> str | None:
+    """The id a one-request upload begun earlier for this same file named (UploadMeta.upload_token)."""
+    if not token or not is_multipart_token(token):
+        return None
+    earlier = MultipartToken.loads(token)
+    same = (earlier.size, earlier.parent, earlier.name) == (size, parent.id, name)
+    return earlier.id if same else None
