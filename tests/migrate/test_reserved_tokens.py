@@ -107,3 +107,20 @@ def test_reserved_tokens_resume_whether_or_not_the_file_was_sent(world: World) -
             assert world.upload_bytes() == before
         else:  # never sent: found absent by its id, and copied afresh under a new token
             assert again.bytes_uploaded == entry.size and recorded and recorded[0][0] != reserved
+
+
+@pytest.mark.parametrize("world", [BATCH], indirect=True)
+def test_a_stopped_run_forgets_the_tokens_of_files_it_never_sent(world: World) -> None:
+    settings = MigrateSettings(source="emu-onedrive:/Projects", destination="emu-gdrive:Archive",
+                               journal=str(world.journal), transfers=2, max_transfer=40_000)
+    src, dst = world.provider("onedrive"), world.provider("gdrive")
+    with Journal.open(str(world.journal)) as journal:
+        summary = run_migration(settings, src, "Projects", dst, "Archive", journal, PlanProgress(), None)
+        job = journal.find_job(settings.source, settings.destination)
+        assert job is not None
+        items = [journal.find_item(job.id, f"{d}/{e.name}") for d in ("a", "b")
+                 for e in src.list(src.stat(f"Projects/{d}"))]
+    assert 0 < summary.copied < N  # the --max-transfer stop came mid-batch
+    pending = [i for i in items if i is not None and i.state.value == "pending"]
+    assert len(pending) == N - summary.copied
+    assert all(i.session_token is None for i in pending)  # no token of an id nothing was created under

@@ -156,7 +156,7 @@ class JobPort:
             return False
         return True
 
-    def checkpoint_many(self, worker_id: str, points: Sequence[tuple[int, str, int]]) -> set[int]:
+    def checkpoint_many(self, worker_id: str, points: Sequence[tuple[int, str | None, int]]) -> set[int]:
         """Record several items' sessions in one journal transaction; the ids whose lease held."""
         return set(self.journal.checkpoint_many(worker_id, points))
 

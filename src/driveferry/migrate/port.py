@@ -52,7 +52,7 @@ class JournalPort(Protocol):
         """Record progress; False when the worker no longer holds the lease."""
         ...
 
-    def checkpoint_many(self, worker_id: str, points: Sequence[tuple[int, str, int]]) -> set[int]:
+    def checkpoint_many(self, worker_id: str, points: Sequence[tuple[int, str | None, int]]) -> set[int]:
         """Record (item id, token, offset) of several items in one transaction; the ids whose lease held."""
         ...
 

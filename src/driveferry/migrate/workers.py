@@ -133,6 +133,7 @@ class Workers:
         finally:
             self.stop.set()
             renewer.join(timeout=5)
+            self._unreserve()
             self.journal.release(self.s.worker_id)
             self._heartbeat(None)  # the final figures: work done since the last beat would not show
         return self.tally
@@ -224,6 +225,14 @@ class Workers:
             for item_id in self.journal.checkpoint_many(self.s.worker_id, points):
                 self._reserved[item_id] = tokens[item_id]
 
+    def _unreserve(self) -> None:
+        """Forget the reserved tokens of files a stopped run never sent (quota, Ctrl-C), so the next
+        run starts them afresh instead of asking Drive for ids nothing was created under."""
+        left = [(item_id, None, 0) for item_id in list(self._reserved)]
+        if left:
+            self.journal.checkpoint_many(self.s.worker_id, left)
+            self._reserved.clear()
+
     def _flush(self, done: list[Finished]) -> None:
         """Record finished files in one journal transaction (one per claimed batch, not one per file).
 
@@ -242,19 +251,20 @@ class Workers:
         path = item.rel_path
         size = entry.size or 0
         token = item.session_token
-        reserved = self._reserved.pop(item.item_id, None)
         try:
             # an item someone started before (its session is in the journal) may be on the destination
             # already without a record: look afresh, by provenance too
             fresh = item.taken_over or token is not None
             parent, name, existing, taken = self.dest.prepare(path, entry, fresh=fresh)
             if existing is not None:
+                self._reserved.pop(item.item_id, None)
                 self.tally.add(skipped=1)
                 self.progress.found_there(path, max(0, size - (item.committed_offset if token else 0)))
                 self.progress.file_finished(path, "skipped")
                 return Finished(item.item_id, existing.id, dict(existing.hashes),
                                 existing.size if existing.size is not None else size)
             self.budget.admit(max(0, size - (item.committed_offset if token else 0)))
+            reserved = self._reserved.pop(item.item_id, None)  # left in place by a stop before this file
             job = RelayJob(entry, parent, name, self.s.run_id, self.s.chunk_size, token, replace=taken,
                            reserved_token=reserved)
             self.progress.file_started(path, size, item.committed_offset if token else 0)
