@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 import urllib3
+from test_onedrive_emulator import graph_model, ms_section
 
 from driveferry.emulator.server import Emulator
 from driveferry.providers.base import Entry
@@ -26,18 +27,6 @@ pytest.importorskip("driveferry.emulator.graph.routes")
 pytest.importorskip("driveferry.emulator.identity_microsoft")
 
 FAST = RetryPolicy(max_attempts=40, base_delay_s=0.01, max_delay_s=0.05, first_contact_attempts=30)
-
-
-def ms_section(emu: Emulator, **extra: Any) -> dict[str, Any]:
-    creds = emu.credentials()
-    ms, graph = creds["microsoft"], creds["graph"]
-    return {"endpoint": emu.base_url, "ca_file": str(emu.ca_file), "tenant": ms["tenant_id"],
-            "client_id": ms["client_id"], "client_secret": ms["client_secret"], "auth": "client_credentials",
-            "drive_id": graph["drive_id"], **extra}
-
-
-def graph_model(emu: Emulator) -> Any:
-    return next(m for m in emu.modules if getattr(m, "route_prefix", "") == "graph.").model  # type: ignore[attr-defined]
 
 
 def seeded(p: OneDriveProvider, emu: Emulator, sizes: list[int]) -> list[tuple[Entry, bytes]]:
