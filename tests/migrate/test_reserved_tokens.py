@@ -10,6 +10,7 @@ Over real HTTPS against the emulator.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -124,3 +125,26 @@ def test_a_stopped_run_forgets_the_tokens_of_files_it_never_sent(world: World) -
     pending = [i for i in items if i is not None and i.state.value == "pending"]
     assert len(pending) == N - summary.copied
     assert all(i.session_token is None for i in pending)  # no token of an id nothing was created under
+
+
+@pytest.mark.parametrize("world", [BATCH], indirect=True)
+def test_files_whose_listed_download_urls_are_gone_get_them_twenty_per_batch(world: World) -> None:
+    settings = MigrateSettings(source="emu-onedrive:/Projects", destination="emu-gdrive:Archive",
+                               journal=str(world.journal), transfers=2)
+    with Journal.open(str(world.journal)) as journal:
+        first = run_migration(replace(settings, max_transfer=1), world.provider("onedrive"), "Projects",
+                              world.provider("gdrive"), "Archive", journal, PlanProgress(), None)
+    assert first.copied < N
+    # a later run, as after a long plan or on another day: the URLs the listing gave are gone
+    src = world.provider("onedrive")
+    src.inner.client._urls.clear()
+    before = world.counters()["requests"]
+    with Journal.open(str(world.journal)) as journal:
+        second = run_migration(settings, src, "Projects", world.provider("gdrive"), "Archive", journal,
+                               PlanProgress(), None)
+    after = world.counters()["requests"]
+    delta = {r: int(n) - int(before.get(r, 0)) for r, n in after.items()}
+    assert first.copied + second.copied == N and second.failed == 0
+    assert delta.get("graph.content", 0) <= 2, delta  # no /content call per file
+    assert 0 < delta.get("graph.batch", 0) <= second.copied // 10 + 2, delta
+    assert delta.get("graph.download", 0) == second.copied

@@ -175,6 +175,7 @@ class Workers:
                         return
                     with self._active_lock:
                         self._active.update(i.item_id for i in queue)
+                    self._prefetch(queue)
                     self._reserve(queue)
                 item = queue.pop(0)
                 finished = None
@@ -195,6 +196,14 @@ class Workers:
             # stopped (quota, Ctrl-C) or out of work: record what is done; items still queued go back
             # to pending with the final release()
             self._flush(done)
+
+    def _prefetch(self, queue: list[ClaimedItem]) -> None:
+        """Ready the batch's downloads in a few requests where the source can (Graph: the download URLs
+        the listing gave have expired by a file's turn in a long run; 20 per `$batch` instead of a
+        `/content` call per file). Best effort: a file left out asks for its own."""
+        prefetch = self.relay.src.features.prefetch
+        if prefetch is not None and len(queue) > 1:
+            prefetch.prefetch([item.entry for item in queue])
 
     def _reserve(self, queue: list[ClaimedItem]) -> None:
         """Record the upload tokens of a claimed batch's small new files in one journal transaction.

@@ -309,6 +309,7 @@ class Features:
     their stored size and hash can differ from the bytes sent.
     sharing: the item permissions capability (SharingReader; SharingWriter where grants can be made).
     one_request_ids: the largest new file whose one-request upload takes an id chosen before it (0: none).
+    prefetch: readies a batch of downloads at once (DownloadPrefetcher), or None.
     """
 
     chunk_multiple: int = 1
@@ -333,6 +334,17 @@ class Features:
     # an id chosen before it: begin_upload makes no request, its token names that id, and a later
     # begin_upload with UploadMeta.upload_token takes the same id (Drive: generateIds + multipart)
     one_request_ids: int = 0
+    prefetch: DownloadPrefetcher | None = None  # a source that readies a batch's downloads in few requests
+
+
+@runtime_checkable
+class DownloadPrefetcher(Protocol):
+    """Readies the downloads of several files at once (Graph: their download URLs, 20 per `$batch`), so
+    each file's download needs no request of its own first. Best effort: never raises."""
+
+    def prefetch(self, entries: Sequence[Entry]) -> int:
+        """Ready what `entries` lack; returns how many were readied."""
+        ...
 
 
 class Provider(Protocol):

@@ -121,16 +121,25 @@ class GraphClient:
         else:
             self.tally.count("media" if method == "GET" else "upload")
 
-    def remember_download_urls(self, items: list[Any]) -> None:
-        """Keep the download URL of each listed file (see DOWNLOAD_URL_TTL_S) for `download`."""
+    def remember_download_urls(self, items: list[Any]) -> int:
+        """Keep the download URL of each listed file (see DOWNLOAD_URL_TTL_S) for `download`; how many."""
         now = time.monotonic()
+        kept = 0
         with self._lock:
             for item in items:
                 if isinstance(item, dict) and item.get(DOWNLOAD_URL) and "id" in item:
                     self._urls[str(item["id"])] = (str(item[DOWNLOAD_URL]), now)
                     self._urls.move_to_end(str(item["id"]))
+                    kept += 1
             while len(self._urls) > DOWNLOAD_URLS_KEPT:
                 self._urls.popitem(last=False)
+        return kept
+
+    def has_download_url(self, item_id: str) -> bool:
+        """Whether a download URL of `item_id` is kept and still fresh (see prefetch.py)."""
+        with self._lock:
+            url, seen = self._urls.get(item_id, ("", 0.0))
+        return bool(url) and time.monotonic() - seen < DOWNLOAD_URL_TTL_S
 
     def listed_download_url(self, item_id: str) -> str | None:
         """The download URL a recent listing gave for `item_id` (used once), or None."""

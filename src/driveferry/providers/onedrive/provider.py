@@ -27,6 +27,7 @@ from driveferry.providers.onedrive import names
 from driveferry.providers.onedrive.api import GRAPH_ROOT, ITEM_FIELDS, GraphClient, PageCall
 from driveferry.providers.onedrive.auth import MsalTokens, TokenSource, token_source
 from driveferry.providers.onedrive.permissions import GraphSharing
+from driveferry.providers.onedrive.prefetch import DownloadPrefetch
 from driveferry.providers.onedrive.sites import library_drive_id
 from driveferry.providers.onedrive.upload import (
     CHUNK_MULTIPLE,
@@ -70,7 +71,7 @@ class OneDriveProvider:
                                  illegal_name_chars="/",  # everything else is mapped reversibly (names.py)
                                  max_path_chars=names.max_path_chars(self._root),
                                  rewrites_office_files=True, sharing=GraphSharing(client),
-                                 versions=GraphVersions(client))
+                                 versions=GraphVersions(client), prefetch=DownloadPrefetch(client))
 
     @property
     def page_call(self) -> PageCall:
