@@ -129,3 +129,15 @@ def _who(p: dict[str, Any]) -> str:
         if k in g:
             return f"{k}:{g[k]['email']}"
     return f"link:{p['link']['scope']}" if "link" in p else "other"
+
+
+def test_a_batch_is_one_round_trip_of_latency_not_one_per_sub_request(env: Env) -> None:
+    """`latency_ms` stands for a WAN round trip: a `$batch` of 20 pays one, as one HTTP call does
+    (learn.microsoft.com/en-us/graph/json-batching: combining requests saves network latency)."""
+    plan = env.item_id("Team/Shared/plan.txt")
+    env.realism({"latency_ms": 1})
+    before = env.counters().get("latency.round_trips", 0)
+    assert env.batch(_perm_reads([plan] * 20)).status_code == 200
+    assert env.counters()["latency.round_trips"] - before == 1
+    assert env.graph.get(f"{env.api}/me/drive/items/{plan}/permissions").status_code == 200
+    assert env.counters()["latency.round_trips"] - before == 2

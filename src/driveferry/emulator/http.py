@@ -61,6 +61,7 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)  # router captures
     route: str = ""  # route name, for counters and faults
     faults: frozenset[str] = frozenset()  # kinds of the fault rules that fired for this request
+    in_batch: bool = False  # a sub-request of a Graph `$batch` (its round trip is the batch's)
     user: str | None = None
     client_id: str | None = None
     _body: bytes | None = None

@@ -93,7 +93,8 @@ class GraphBatch:
             base64.b64decode(str(body))
         query = parse_query(split.query)
         req = Request(method=method, path=unquote(raw_path), raw_path=raw_path, query=query, headers=headers,
-                      body_stream=io.BytesIO(raw), content_length=len(raw), base_url=outer.base_url)
+                      body_stream=io.BytesIO(raw), content_length=len(raw), base_url=outer.base_url,
+                      in_batch=True)
         route, params, known = emu.router.match(method, req.path, query)
         name = route.name if route else "unknown"
         req.params, req.route = params, name
