@@ -35,6 +35,10 @@ Measured 2026-12-01 after verify streams and journal schema 4 (load average 5-12
 peak RSS 64 MB at 10k, 69 MB at 100k (was 323 MB), 72 MB at 300k and 80 MB at 1M (--verify-only;
 378 s and 958 s, 97 s and 343 s of CPU; every file ok);
 journal 335 B per entry at 100k (was 361); status 1.5 s wall at 100k, about 0.8 s of it CPU.
+Measured 2026-12-01 at 1M, 100 per folder (--no-delta --no-sequential --no-verify, load 0.4-1.7): seed
+161 s, plan 198 s at 106 MB, 329 B per entry, dry-run 1.08x, status 0.94 s, backup day 0.046 % of the
+cap; copy files/s at 1M / 10k (--copy-only --checkers 16) 0.91 at 100 and 1.08 at 10 per folder, once
+download URLs came 20 per $batch and the emulator charged a batch one round trip (0.70 before).
 """
 
 from __future__ import annotations
