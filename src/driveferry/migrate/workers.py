@@ -200,10 +200,13 @@ class Workers:
     def _prefetch(self, queue: list[ClaimedItem]) -> None:
         """Ready the batch's downloads in a few requests where the source can (Graph: the download URLs
         the listing gave have expired by a file's turn in a long run; 20 per `$batch` instead of a
-        `/content` call per file). Best effort: a file left out asks for its own."""
+        `/content` call per file). A file left out asks for its own."""
         prefetch = self.relay.src.features.prefetch
         if prefetch is not None and len(queue) > 1:
-            prefetch.prefetch([item.entry for item in queue])
+            try:  # a throttled sub-request is waited out by the retry layer, as a /content call would be
+                prefetch.prefetch([item.entry for item in queue])
+            except DriveferryError as exc:
+                log.info("download URLs of a batch: %s; each file asks for its own", exc)
 
     def _reserve(self, queue: list[ClaimedItem]) -> None:
         """Record the upload tokens of a claimed batch's small new files in one journal transaction.

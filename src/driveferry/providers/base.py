@@ -340,7 +340,8 @@ class Features:
 @runtime_checkable
 class DownloadPrefetcher(Protocol):
     """Readies the downloads of several files at once (Graph: their download URLs, 20 per `$batch`), so
-    each file's download needs no request of its own first. Best effort: never raises."""
+    each file's download needs no request of its own first. A file it leaves out asks for its own; it
+    raises TransientError (to be waited out) when the service throttled it."""
 
     def prefetch(self, entries: Sequence[Entry]) -> int:
         """Ready what `entries` lack; returns how many were readied."""

@@ -19,20 +19,14 @@ Retry-After: json-batching, "Throttling and batching"). A sub-response's body ma
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import requests
-from requests.structures import CaseInsensitiveDict
-
-from driveferry.errors import PermanentError, ThrottledError, TransientError
+from driveferry.errors import PermanentError, TransientError
 from driveferry.providers.base import Entry, Permission, PermissionsRead
 from driveferry.providers.onedrive.api import GraphClient
+from driveferry.providers.onedrive.batching import BATCH_MAX, sub_response, wait_s
 from driveferry.providers.onedrive.errors import translate
-
-# learn.microsoft.com/en-us/graph/json-batching: "up to 20 requests" per POST /$batch
-BATCH_MAX = 20
 
 _ROLE_ORDER = ("read", "write", "owner")
 
@@ -104,7 +98,7 @@ class GraphSharing:
         again: TransientError | None = None
         for start in range(0, len(todo), BATCH_MAX):
             failed = self._batch(todo[start:start + BATCH_MAX], out)
-            if failed is not None and (again is None or _wait_s(failed) > _wait_s(again)):
+            if failed is not None and (again is None or wait_s(failed) > wait_s(again)):
                 again = failed
         if again is not None:
             raise again
@@ -134,30 +128,10 @@ class GraphSharing:
                 out[entry.id] = perms
                 continue
             else:
-                err = translate(_sub_response(answer, resp), what=what)
+                err = translate(sub_response(answer, resp), what=what)
             if isinstance(err, TransientError):
-                if again is None or _wait_s(err) > _wait_s(again):
+                if again is None or wait_s(err) > wait_s(again):
                     again = err
             else:
                 out[entry.id] = err
         return again
-
-
-def _wait_s(err: TransientError) -> float:
-    return err.retry_after_s if isinstance(err, ThrottledError) else 0.0
-
-
-def _sub_response(answer: Mapping[str, Any], batch: requests.Response) -> requests.Response:
-    """A sub-response as a requests.Response, for the one translation of Graph failures (errors.translate);
-    the batch's Date goes with it, so an HTTP-date Retry-After is read against the server's clock."""
-    resp = requests.Response()
-    resp.status_code = int(answer.get("status") or 0)
-    headers = answer.get("headers")
-    resp.headers = CaseInsensitiveDict({str(k): str(v) for k, v in headers.items()} if isinstance(headers, Mapping)
-                                       else {})
-    if "Date" not in resp.headers and batch.headers.get("Date"):
-        resp.headers["Date"] = batch.headers["Date"]
-    body = answer.get("body")
-    resp._content = json.dumps(body).encode() if isinstance(body, Mapping) else b""
-    resp.url = batch.url
-    return resp
