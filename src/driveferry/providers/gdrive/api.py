@@ -28,6 +28,7 @@ from googleapiclient.http import build_http
 from driveferry import __version__
 from driveferry.errors import PermanentError, TransientError
 from driveferry.integrity.hashes import Buffer
+from driveferry.providers import tls
 from driveferry.providers.gdrive.errors import translate
 from driveferry.providers.pacing import RequestTally
 
@@ -63,12 +64,15 @@ def request_kind(uri: str) -> str:
 def _decorated(http: httplib2.Http, tally: RequestTally) -> httplib2.Http:
     """`http` naming driveferry in the User-Agent of every request it makes (the API calls, media,
     upload sessions and, since the credentials refresh through the same object, the token requests),
-    each counted in `tally`."""
+    each counted in `tally`, its https connections on providers/tls.py (unless DRIVEFERRY_TLS=stdlib)."""
     plain = http.request
+    bundled_tls = tls.use_bundled_tls()
 
     def request(uri: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
                 *args: Any, **kwargs: Any) -> Any:
         tally.count(request_kind(uri))
+        if kwargs.get("connection_type") is None and uri.startswith("https://") and bundled_tls:
+            kwargs["connection_type"] = tls.Httplib2Connection
         headers = dict(headers or {})
         agent = headers.get("user-agent")
         headers["user-agent"] = USER_AGENT if not agent or USER_AGENT in agent else f"{USER_AGENT} {agent}"

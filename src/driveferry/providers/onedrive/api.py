@@ -29,6 +29,7 @@ import requests
 
 from driveferry import __version__
 from driveferry.errors import PermanentError, PermissionDeniedError, TransientError
+from driveferry.providers import tls
 from driveferry.providers.onedrive.auth import TokenSource
 from driveferry.providers.onedrive.download import Download, ExpiredUrl
 from driveferry.providers.onedrive.errors import ResyncRequiredError, translate
@@ -103,6 +104,8 @@ class GraphClient:
         s: requests.Session | None = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
+            if tls.use_bundled_tls():
+                s.mount("https://", tls.TLSAdapter())  # providers/tls.py: the faster OpenSSL
             s.headers["User-Agent"] = USER_AGENT
             s.hooks["response"].append(self._counted)
             if self.ca_file:
