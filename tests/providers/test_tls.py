@@ -231,3 +231,10 @@ def test_the_requests_adapter_takes_each_requests_trust(certs: tuple[Path, Path,
     assert all(type(p.conn_kw.get("ssl_context")) is tls.TLSContext for p in pools)
     assert len(pools) == 3  # three servers (ports); two bundles, the environment's being the first one's
     assert len({id(p.conn_kw["ssl_context"]) for p in pools}) == 2
+
+
+def test_a_binding_without_what_it_needs_means_the_ssl_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(tls.ENV, raising=False)
+    assert tls.AVAILABLE and tls.use_bundled_tls()
+    monkeypatch.setattr(tls, "AVAILABLE", False)
+    assert not tls.use_bundled_tls()

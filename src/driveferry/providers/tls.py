@@ -46,9 +46,20 @@ _RETRY = 0
 _MAX_IO = 2**31 - 1  # SSL_read/SSL_write take an int
 
 
+# The binding's functions this module calls: cryptography's hazmat bindings carry no stability promise,
+# so a release without one of them makes driveferry use Python's ssl instead of failing.
+_NEEDED = ("SSL_read", "SSL_write", "SSL_do_handshake", "SSL_get_error", "SSL_get_verify_result",
+           "SSL_get0_param", "X509_VERIFY_PARAM_set1_host", "X509_VERIFY_PARAM_set1_ip",
+           "X509_VERIFY_PARAM_set_hostflags", "X509_verify_cert_error_string", "ERR_get_error", "ERR_clear_error",
+           "ERR_GET_REASON", "ERR_reason_error_string", "SSL_pending", "SSL_R_UNEXPECTED_EOF_WHILE_READING",
+           "SSL_OP_NO_RENEGOTIATION", "X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS", "X509_CHECK_FLAG_NEVER_CHECK_SUBJECT")
+AVAILABLE = all(hasattr(_lib, name) for name in _NEEDED) and hasattr(SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD)), "_ssl")
+
+
 def use_bundled_tls() -> bool:
-    """Whether to use this module (default) or Python's ssl (DRIVEFERRY_TLS=stdlib)."""
-    return os.environ.get(ENV, "").strip().lower() not in ("stdlib", "ssl", "system")
+    """Whether to use this module (default, when the binding has what it needs) or Python's ssl
+    (DRIVEFERRY_TLS=stdlib)."""
+    return AVAILABLE and os.environ.get(ENV, "").strip().lower() not in ("stdlib", "ssl", "system")
 
 
 def openssl_version() -> str:
