@@ -30,6 +30,7 @@ seconds of the relay process and of the emulator, which share the machine's core
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -44,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import driveferry
 from driveferry.emulator.realism import Realism
 from driveferry.emulator.realism.settings import Settings
 from driveferry.emulator.remotes import remote_sections, remotes_toml
@@ -334,6 +336,11 @@ def main() -> None:
         side, config, transfers, src, dst = args.child
         bare(config, src, dst, int(transfers), CHUNK, hashing={"hashed": "now", "hashed_old": "old"}.get(side, ""))
         return
+    # The children start from compiled bytecode, as an installed wheel does (pip compiles at install): from
+    # an editable checkout under PYTHONDONTWRITEBYTECODE=1 (set on some machines, this one too) each
+    # child would otherwise compile every driveferry module it imports, which migrate pays more than
+    # the bare loop does. Python still reads .pyc files with that variable set; it only never writes them.
+    compileall.compile_dir(str(Path(driveferry.__file__).parent), quiet=1)
     large = parse_size(args.large)
     each = max(1, min(large, 256 * 1024 * 1024))
     large_spec = {"seed": 1, "onedrive": {"files": [{"path": f"Set/big-{i}.bin", "size": each}
