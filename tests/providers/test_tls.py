@@ -238,3 +238,11 @@ def test_a_binding_without_what_it_needs_means_the_ssl_module(monkeypatch: pytes
     assert tls.AVAILABLE and tls.use_bundled_tls()
     monkeypatch.setattr(tls, "AVAILABLE", False)
     assert not tls.use_bundled_tls()
+
+
+def test_a_file_that_holds_no_certificate_is_an_ssl_error(tmp_path: Path) -> None:
+    """As the ssl module raises it, so both adapters report a bad ca_file the same way as before."""
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(ssl.SSLError, match="bad.pem"):
+        tls.TLSContext().load_verify_locations(str(bad))
