@@ -131,6 +131,12 @@ def _child(args: list[str], env: dict[str, str]) -> tuple[float, int, float]:
     return elapsed, peak[0] * 1024, cpu
 
 
+def _child_env(config: Path, workdir: Path) -> dict[str, str]:
+    """The children's environment: this run's remotes, and a state directory (token caches) of the
+    run's own, so no side starts with what earlier runs left in the user's (~/.local/state)."""
+    return {**os.environ, "DRIVEFERRY_CONFIG": str(config), "DRIVEFERRY_STATE_DIR": str(workdir / "state")}
+
+
 def _emulator_dir(workdir: Path, name: str, spec: dict[str, Any]) -> Path:
     """The emulator's data on tmpfs when there is room: it stands in for the clouds, whose disks are not
     the relay's, and its writes would otherwise be flushed by the journal's fsyncs in migrate's time.
@@ -186,7 +192,7 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
         fixed = graph.model.child(graph.model.root().id, "One") is not None  # a one-file tree: start-up cost
         config = workdir / name / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))
-        env = {**os.environ, "DRIVEFERRY_CONFIG": str(config)}
+        env = _child_env(config, workdir)
         pairs = []
         for r in range(rounds):
             cmds = {side: [sys.executable, __file__, "--child", side, str(config), str(transfers),
@@ -256,7 +262,7 @@ def run_realism(files: int, transfers: int, rate_per_wall_s: float, workdir: Pat
         seed_emulator(emu, spec)
         config = where / "remotes.toml"
         config.write_text(remotes_toml(remote_sections(emu.describe())))
-        env = {**os.environ, "DRIVEFERRY_CONFIG": str(config)}
+        env = _child_env(config, workdir)
         report = where / "report.json"
         seconds, rss, cpu = _child([sys.executable, "-m", "driveferry.cli", "migrate", "emu-onedrive:/Set",
                                     "emu-gdrive:realism", "--journal", str(where / "journal.sqlite3"),

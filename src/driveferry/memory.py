@@ -10,7 +10,6 @@ tracemalloc). Pinning the threshold and capping the arena count keeps RSS tracki
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 _M_MMAP_THRESHOLD = -3
@@ -21,12 +20,10 @@ def tune_allocator(mmap_threshold: int = 1 << 20, arena_max: int = 2) -> bool:
     """Apply the settings above on Linux with glibc; returns whether they were applied."""
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # the C library already loaded into this process, by the symbols it exports: not
+        # ctypes.util.find_library, which runs `ldconfig -p` (~0.1 s at every start-up)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # musl and others have no mallopt
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -57,6 +57,26 @@ def test_device_code_sign_in_then_silent_reuse(emulator: Emulator, tmp_path: Pat
     assert p.root().kind.value == "folder"
 
 
+def test_cache_keeps_only_this_clients_entries(emulator: Emulator, tmp_path: Path) -> None:
+    """One cache file per remote: a remote that now signs in as another client drops the entries of
+    the one before (msal keeps app metadata forever; a reused remote name grew its cache without end)."""
+    import json
+    device_login(emulator, tmp_path)
+    cache = tmp_path / "msal-cache-onedrive.json"
+    public = emulator.credentials()["microsoft"]["public_client_id"]
+    before = json.loads(cache.read_text())
+    assert {e["client_id"] for kind in ("AccessToken", "RefreshToken", "AppMetadata")
+            for e in before[kind].values()} == {public}
+    p = from_remote_config(section(emulator, device=False), name="onedrive", state_dir=tmp_path)
+    assert p.root().path == ""  # signed in as the app client, with the same cache file
+    after = json.loads(cache.read_text())
+    app = emulator.credentials()["microsoft"]["client_id"]
+    kept = {e["client_id"] for kind in ("AccessToken", "RefreshToken", "IdToken", "AppMetadata")
+            for e in after.get(kind, {}).values()}
+    assert kept == {app}
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+
 def test_revoked_user_credentials_ask_for_login(fresh_emulator: Emulator, tmp_path: Path) -> None:
     device_login(fresh_emulator, tmp_path)
     p = from_remote_config(section(fresh_emulator, device=True), name="onedrive", state_dir=tmp_path)
