@@ -77,6 +77,30 @@ def test_checkpoint_tracks_session_start(journal: Journal, clock: FakeClock) -> 
     assert (cleared.session_token, cleared.session_started_at) == (None, None)
 
 
+def test_checkpoint_many_records_only_held_items(journal: Journal, clock: FakeClock) -> None:
+    """One batch: the items this worker still holds take their tokens; one whose lease another worker
+    took over, an unclaimed one and a missing id are left out, unchanged."""
+    job_id = _job(journal, 4)
+    a, b = journal.claim(job_id, "w1", lease_s=60, limit=2)
+    journal.checkpoint(b.id, "w1", "tok-b0", 0)
+    clock.advance(61)  # w1's leases run out; w2 takes both, then w1 renews nothing
+    taken = journal.claim(job_id, "w2", lease_s=60, limit=2)
+    assert {i.id for i in taken} == {a.id, b.id}
+    [c] = journal.claim(job_id, "w1", lease_s=60)
+    unclaimed = next(i for i in journal.iter_items(job_id) if i.state is ItemState.PENDING)
+    clock.advance(5)
+    recorded = journal.checkpoint_many("w1", [(b.id, "tok-b1", 0), (c.id, "tok-c", 0),
+                                              (unclaimed.id, "tok-u", 0), (987654, "tok-x", 0)])
+    assert recorded == [c.id]
+    assert journal.get_item(c.id).session_token == "tok-c"
+    assert journal.get_item(c.id).session_started_at == T0 + timedelta(seconds=66)
+    assert journal.get_item(b.id).session_token == "tok-b0" and journal.get_item(b.id).lease_owner == "w2"
+    assert journal.get_item(unclaimed.id).session_token is None
+    assert journal.checkpoint_many("w2", [(a.id, "tok-a", 0), (b.id, None, 0)]) == [a.id, b.id]
+    assert (journal.get_item(a.id).session_token, journal.get_item(b.id).session_token) == ("tok-a", None)
+    assert journal.checkpoint_many("w2", []) == []
+
+
 def test_checkpoint_of_unclaimed_or_missing_item(journal: Journal) -> None:
     job_id = _job(journal, 1)
     item = next(journal.iter_items(job_id))
