@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -190,6 +191,11 @@ def run(args: argparse.Namespace) -> int:
     calls = CallCounter([src, dst])
     if backup is not None:
         backup.start()
+    # What exists now (modules, SQLAlchemy's and the clients' caches, about 300,000 objects) lives as
+    # long as the run: out of the collector's sight, each full collection of the transfer's garbage no
+    # longer walks it again (perf: the collector was ~4.6 % of a large-file relay's CPU, 3 % without
+    # the journal's modules loaded)
+    gc.freeze()
     try:
         while True:
             summary = run_migration(settings, src, src_path, dst, dst_path, journal, progress, daily_cap,

@@ -16,6 +16,7 @@ import binascii
 import enum
 import hashlib
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,7 +84,11 @@ def _xor_fold(data: Buffer, nbytes: int) -> int:
     Two folds: rows of `_WIDE` bytes first (each XOR runs over 1,280 words, which numpy vectorises),
     then the one wide row and the tail into 160 bytes. Folding straight into rows of 20 words ran
     numpy's loop 20 words at a time: 0.26 s of CPU per GiB here against 0.08 (benchmarks/hashing.py).
-    numpy is imported on first use: only quickXorHash needs it, and it costs ~20 MB of memory."""
+    numpy is imported on first use: only quickXorHash needs it, and it costs ~20 MB of memory. No BLAS
+    runs here, so OpenBLAS (loaded with numpy) gets one thread unless the user chose: its pool of
+    threads, one per core, took ~2 % of a relay's CPU (perf: blas_thread_server) for nothing."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import numpy as np
     words = np.frombuffer(data, dtype=np.uint64, count=nbytes // 8)
     wide = nbytes // _WIDE * (_WIDE // 8)
