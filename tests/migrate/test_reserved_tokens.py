@@ -52,11 +52,13 @@ def test_a_batch_of_small_files_records_its_tokens_in_one_transaction(world: Wor
     settings = MigrateSettings(source="emu-onedrive:/Projects", destination="emu-gdrive:Archive",
                                journal=str(world.journal), transfers=2)
     src, dst = world.provider("onedrive"), world.provider("gdrive")
-    transactions: list[list[str]] = [[]]
+    transactions: list[list[tuple[str, int]]] = [[]]  # (statement, rows it ran for)
     before = world.counters()["requests"]
     with Journal.open(str(world.journal)) as journal:
         engine = journal._db.engine
-        sa.event.listen(engine, "before_cursor_execute", lambda *a: transactions[-1].append(a[2]))
+        sa.event.listen(engine, "before_cursor_execute",
+                        lambda conn, cur, stmt, params, ctx, many: transactions[-1].append(
+                            (stmt, len(params) if many else 1)))
         sa.event.listen(engine, "commit", lambda *a: transactions.append([]))
         summary = run_migration(settings, src, "Projects", dst, "Archive", journal, PlanProgress(), None)
         job = journal.find_job(settings.source, settings.destination)
@@ -64,10 +66,12 @@ def test_a_batch_of_small_files_records_its_tokens_in_one_transaction(world: Wor
         items = [journal.find_item(job.id, f"{d}/{e.name}") for d in ("a", "b")
                  for e in src.list(src.stat(f"Projects/{d}"))]
     assert summary.copied == N and summary.failed == 0 and summary.unverified == 0
-    tokens = [t for t in transactions if any(_checkpoint(s) for s in t)]
+    tokens = [t for t in transactions if any(_checkpoint(s) for s, _ in t)]
     # claims of up to 32 files: at least one per 32 files, and far fewer than one per file
     assert 3 <= len(tokens) <= 8, [len(t) for t in tokens]
-    assert sum(sum(_checkpoint(s) for s in t) for t in tokens) == N  # each file's token, recorded once
+    assert sum(n for t in tokens for s, n in t if _checkpoint(s)) == N  # each file's token, recorded once
+    # one statement per transaction for all of its batch's tokens, not one per file
+    assert all(sum(1 for s, _ in t if _checkpoint(s)) == 1 for t in tokens), [len(t) for t in tokens]
     assert all(i is not None and i.state.value == "done" and i.attempts == 0 for i in items)
     for d in ("a", "b"):
         folder = dst.stat(f"Archive/{d}")

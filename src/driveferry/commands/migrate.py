@@ -24,6 +24,7 @@ from driveferry.units import format_size, parse_duration
 
 if TYPE_CHECKING:
     from driveferry.migrate.backup import JournalBackup
+    from driveferry.providers.base import Entry
 
 EPILOG = """\
 examples:
@@ -176,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--chunk-size {settings.chunk_size} is not a multiple of {multiple} bytes, which "
                         f"{dst.name} requires; try {max(1, settings.chunk_size // multiple) * multiple}")
     daily_cap = settings.daily_cap if settings.daily_cap is not None else dst.features.daily_upload_cap_bytes
-    preflight(src, src_path, dst, dst_path)  # bad paths or credentials: exit 2 before a journal is created
+    # bad paths or credentials: exit 2 before a journal is made
+    checked: Entry | None = preflight(src, src_path, dst, dst_path)
     check_capable(sharing, src, dst)  # --permissions map with an end that cannot: exit 2 here
     from driveferry.journal.store import Journal
     backup = None if settings.dry_run else _journal_backup(args, settings.journal, remotes)
@@ -199,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         while True:
             summary = run_migration(settings, src, src_path, dst, dst_path, journal, progress, daily_cap,
-                                    hashes=hashes)
+                                    hashes=hashes, checked_root=checked)
+            checked = None  # after a wait for the quota, both ends are checked again
             if not (summary.stopped_for_quota and settings.wait_for_quota and summary.resets_at):
                 break
             _sleep_until(summary.resets_at, args.json)
