@@ -69,6 +69,25 @@ def _identity(email: str, display: str | None) -> dict[str, str]:
             "displayName": display or email.split("@")[0], "email": email}
 
 
+# The item, then each ancestor while the one below it inherits (has no graph_unique_permissions row),
+# joined to their permissions: the item's own first (depth 0), then the nearest ancestor's, by seq.
+_CHAIN = """
+WITH RECURSIVE chain(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM graph_items WHERE id = ?
+    UNION ALL
+    SELECT g.id, g.parent_id, c.depth + 1 FROM chain c JOIN graph_items g ON g.id = c.parent_id
+    WHERE g.deleted = 0 AND NOT EXISTS (SELECT 1 FROM graph_unique_permissions u WHERE u.item_id = c.id)
+)
+SELECT c.depth AS depth, p.* FROM chain c JOIN graph_permissions p ON p.item_id = c.id ORDER BY c.depth, p.seq
+"""
+
+
+def _permission(r: Any) -> Permission:
+    return Permission(id=r["id"], item_id=r["item_id"], roles=tuple(json.loads(r["roles"])), kind=r["kind"],
+                      email=r["email"], display=r["display"], scope=r["scope"], link_type=r["link_type"],
+                      recipients=tuple(json.loads(r["recipients"])), has_password=bool(r["has_password"]),
+                      expiration=r["expiration"])
+
 class GraphPermissions:
     """The permissions of one Graph drive (see module docstring). Thread-safe through State's lock."""
 
@@ -128,9 +147,6 @@ class GraphPermissions:
         with self.state.tx() as db:
             db.execute("INSERT OR IGNORE INTO graph_unique_permissions(item_id) VALUES(?)", (item.id,))
 
-    def _inherits(self, item_id: str) -> bool:
-        return not self.state.query("SELECT 1 FROM graph_unique_permissions WHERE item_id=?", (item_id,))
-
     def delete(self, item_id: str, permission_id: str) -> None:
         """Remove a direct permission; ItemNotFound when the item has none with this id (an inherited
         one is removed on the folder that holds it)."""
@@ -144,19 +160,23 @@ class GraphPermissions:
 
     def direct(self, item_id: str) -> list[Permission]:
         rows = self.state.query("SELECT * FROM graph_permissions WHERE item_id=? ORDER BY seq", (item_id,))
-        return [Permission(id=r["id"], item_id=r["item_id"], roles=tuple(json.loads(r["roles"])), kind=r["kind"],
-                           email=r["email"], display=r["display"], scope=r["scope"], link_type=r["link_type"],
-                           recipients=tuple(json.loads(r["recipients"])), has_password=bool(r["has_password"]),
-                           expiration=r["expiration"]) for r in rows]
+        return [_permission(r) for r in rows]
 
     def effective(self, item: Item) -> list[tuple[Permission, Item | None]]:
         """(permission, the ancestor it is inherited from or None) for the item: its own, then each
-        ancestor's from the nearest up to the root, or up to the first item that stopped inheriting."""
-        out: list[tuple[Permission, Item | None]] = [(p, None) for p in self.direct(item.id)]
-        cur = item
-        while cur.parent_id is not None and self._inherits(cur.id):
-            cur = self.model.get(cur.parent_id)
-            out += [(p, cur) for p in self.direct(cur.id)]
+        ancestor's from the nearest up to the root, or up to the first item that stopped inheriting.
+        One query walks the chain (a listing in a `$batch` of 20 used to make ~10 round trips to the
+        database per item, each a hand-over of the interpreter between the server's threads)."""
+        rows = self.state.query(_CHAIN, (item.id,))
+        holders: dict[str, Item] = {}
+        out: list[tuple[Permission, Item | None]] = []
+        for r in rows:
+            holder = None
+            if r["depth"]:
+                holder = holders.get(r["item_id"])
+                if holder is None:
+                    holder = holders[r["item_id"]] = self.model.get(r["item_id"])
+            out.append((_permission(r), holder))
         return out
 
     def render(self, p: Permission, inherited_from: Item | None = None) -> dict[str, Any]:
