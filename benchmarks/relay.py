@@ -51,16 +51,15 @@ from pathlib import Path
 from typing import Any
 
 import driveferry
-from driveferry.emulator.realism import Realism
-from driveferry.emulator.realism.settings import Settings
-from driveferry.emulator.remotes import remote_sections, remotes_toml
-from driveferry.emulator.seed import seed_emulator
-from driveferry.emulator.server import Emulator
 from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.migrate.relay import Relay, rechunk
 from driveferry.migrate.settings import DEFAULT_CHUNK as CHUNK  # the same chunk for both sides
 from driveferry.providers.base import Entry, Kind, UploadMeta
 from driveferry.units import parse_size
+
+# The emulator's modules (and werkzeug's) are imported where the emulator runs, in this process, not at
+# the top: the bare loop's children run this file too, and would pay them (~85 ms of imports) in the
+# baseline's start-up.
 
 OLD_KINDS = frozenset({HashType.MD5, HashType.SHA256, HashType.QUICKXOR})  # what migrate streamed before #15
 REAL_PROFILE = Path(__file__).resolve().parent.parent / "configs" / "emulator" / "real.toml"
@@ -208,6 +207,9 @@ def run_set(name: str, spec: dict[str, Any], transfers: int, rounds: int, workdi
     """`rounds` rounds of every side against one emulator, each side into its own destination
     folder (and journal), the order rotated every round. Machines drift: a round's sides run back to back,
     and the figures judged are medians of per-round ratios."""
+    from driveferry.emulator.remotes import remote_sections, remotes_toml
+    from driveferry.emulator.seed import seed_emulator
+    from driveferry.emulator.server import Emulator
     (workdir / name).mkdir(parents=True, exist_ok=True)
     with Emulator(_emulator_dir(workdir, name, spec), tls=True) as emu:
         seed_emulator(emu, spec)
@@ -280,6 +282,12 @@ def run_realism(files: int, transfers: int, rate_per_wall_s: float, workdir: Pat
     files/s against the rate (one call per file). The burst lets `write_burst` calls through at once, so
     the run must be long against burst / rate for the ratio to measure the rate (600 files at 5/s: 3 %)."""
     import tomllib
+
+    from driveferry.emulator.realism import Realism
+    from driveferry.emulator.realism.settings import Settings
+    from driveferry.emulator.remotes import remote_sections, remotes_toml
+    from driveferry.emulator.seed import seed_emulator
+    from driveferry.emulator.server import Emulator
     profile = tomllib.loads(REAL_PROFILE.read_text(encoding="utf-8"))
     writes = float(profile["drive"]["rate_limit"]["writes_per_s"])
     profile["clock_scale"] = rate_per_wall_s / writes
