@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 
 from driveferry.emulator.remotes import remote_sections
 from driveferry.emulator.server import Emulator
+from driveferry.memory import own_peak_rss_kb
 from driveferry.units import parse_size
 
 GOAL_MB = 150
@@ -56,20 +56,9 @@ def child(section: dict[str, Any], size: int) -> None:
     started = time.monotonic()
     for piece in provider.open_range(entry, 0, size):
         down.update(piece)
-    print(json.dumps({"peak_rss_mb": _own_peak_rss_kb() / 1024,
+    print(json.dumps({"peak_rss_mb": own_peak_rss_kb() / 1024,
                       "md5_up": up.hexdigest(), "md5_down": down.hexdigest(),
                       "upload_MBps": size / upload_s / 1e6, "download_MBps": size / (time.monotonic() - started) / 1e6}))
-
-
-def _own_peak_rss_kb() -> int:
-    """This process's own peak RSS: VmHWM, its address space's high-water mark. Not ru_maxrss, which on
-    Linux also holds the high-water mark of the address space the process had before exec (fs/exec.c,
-    exec_mmap), for a child of subprocess (vfork, then exec) its parent's: here the emulator's process."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
-    except (OSError, StopIteration, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:

@@ -112,22 +112,15 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, 
         list(pool.map(copy, files))
 
 
-# The child's own peak RSS is VmHWM, the high-water mark of its own address space. Not getrusage's
-# ru_maxrss: Linux carries the high-water mark of the address space a process had before exec into it
-# (fs/exec.c, exec_mmap: setmax_mm_hiwater_rss(&tsk->signal->maxrss, old_mm)), and a child started by
-# subprocess (vfork, then exec) had its parent's, so ru_maxrss is max(this process, the child): here the
-# emulator's process, which grows round after round (measured: a child of a 321 MB parent reports 321 MB
-# of ru_maxrss and 14 MB of VmHWM). ru_maxrss only where /proc is missing.
-_PEAK = ("import resource, runpy, sys\n"
+# The child's own peak RSS (VmHWM, driveferry.memory.own_peak_rss_kb), not ru_maxrss, which holds its
+# parent's when that is larger: here the emulator's process, which grows round after round.
+_PEAK = ("import runpy, sys\n"
          "sys.argv = sys.argv[1:]\n"
          "try:\n    runpy.run_path(sys.argv[0], run_name='__main__') if sys.argv[0].endswith('.py') else "
          "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
          "finally:\n"
-         "    try:\n"
-         "        peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
-         "    except (OSError, StopIteration, ValueError):\n"
-         "        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-         "    print('PEAK_RSS_KB=%d' % peak, file=sys.stderr)\n")
+         "    from driveferry.memory import own_peak_rss_kb\n"
+         "    print('PEAK_RSS_KB=%d' % own_peak_rss_kb(), file=sys.stderr)\n")
 
 
 def _child(args: list[str], env: dict[str, str]) -> tuple[float, int, float]:

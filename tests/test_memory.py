@@ -26,3 +26,20 @@ def test_applied_on_glibc_without_running_ldconfig() -> None:
             "print(len(calls))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
+
+
+def test_own_peak_rss_is_not_the_parents() -> None:
+    """A child of a large parent reports its own peak (VmHWM), where its ru_maxrss holds the parent's."""
+    import os
+    import resource
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("VmHWM is Linux's")
+    held = bytearray(300 << 20)  # zero-filled, so resident
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 > 300 << 20
+    code = ("import resource\n"
+            "from driveferry.memory import own_peak_rss_kb\n"
+            "print(own_peak_rss_kb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    own, inherited = (int(x) * 1024 for x in out.stdout.split())
+    assert own < 100 << 20 < 300 << 20 < inherited  # the parent's peak, carried over the exec
+    del held

@@ -88,6 +88,7 @@ def _permission(r: Any) -> Permission:
                       recipients=tuple(json.loads(r["recipients"])), has_password=bool(r["has_password"]),
                       expiration=r["expiration"])
 
+
 class GraphPermissions:
     """The permissions of one Graph drive (see module docstring). Thread-safe through State's lock."""
 
