@@ -153,9 +153,14 @@ def test_files_whose_listed_download_urls_are_gone_get_them_twenty_per_batch(wor
     after = world.counters()["requests"]
     delta = {r: int(n) - int(before.get(r, 0)) for r, n in after.items()}
     assert first.copied + second.copied == N and second.failed == 0
-    assert delta.get("graph.content", 0) <= 2, delta  # no /content call per file
     if world.profile.real:  # throttled sub-requests are waited out and asked again: still fewer round trips
+        # A download URL lives 1 emulated hour (emulator/graph/render.py), 18 s of wall time on the 200x
+        # clock: a file whose turn comes later than that (throttling waits, a loaded machine) finds its
+        # URL expired and asks /content, as a relay does on the real service after a long wait. Still
+        # no /content call per file (seen: 7 of 69 on a loaded CI machine).
+        assert delta.get("graph.content", 0) <= second.copied // 5, delta
         assert 0 < delta.get("graph.batch", 0) < second.copied, delta
     else:
+        assert delta.get("graph.content", 0) <= 2, delta  # no /content call per file
         assert 0 < delta.get("graph.batch", 0) <= second.copied // 10 + 2, delta
     assert delta.get("graph.download", 0) == second.copied
