@@ -26,7 +26,7 @@ from driveferry.providers.registry import parse_spec
 from driveferry.units import parse_size
 from driveferry.verify.classify import Finding, Policy
 from driveferry.verify.compare import Comparison, compare_local, compare_remotes
-from driveferry.verify.fix import apply_fix, chunk_bytes_for, plan_fixes
+from driveferry.verify.fix import Uploaded, apply_fix, chunk_bytes_for, plan_fixes
 from driveferry.verify.html import ReportContext
 from driveferry.verify.report import format_summary, manifest_line, write_csv, write_html, write_jsonl
 from driveferry.verify.scan import LocalFile
@@ -279,12 +279,15 @@ def _fix(args: argparse.Namespace, root: Path, dst: Provider, folder: Entry, com
     print(format_summary(comp.sink.summary()))
     dirs = DirCache(dst, folder)
     step = chunk_bytes_for(dst)
+    uploaded = Uploaded(dst, dirs)
     try:  # apply_fix reports a file's provider errors; what escapes (re-verify listings) comes after writes
         for a in actions:
             res = apply_fix(a, root, dst, dirs, kind, comp.local[a.path].hashes[kind], comp.entries, step)
+            uploaded.add(res)
             print(f"{'fixed' if res.ok else 'uploaded' if res.uploaded else 'FAILED'}: {a.path}: {res.message}")
         again = compare_local(root, dst, folder, now=datetime.now(UTC), policy=policy, cache=cache,
-                              workers=args.workers, only=[a.path for a in actions], sink=FindingSink())
+                              workers=args.workers, only=[a.path for a in actions], sink=FindingSink(),
+                              fill=uploaded.fill)
     except UserError:
         raise
     except DriveferryError as exc:  # the remote may already hold re-uploads: not "nothing changed" (exit 2)

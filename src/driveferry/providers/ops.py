@@ -150,6 +150,11 @@ class DirCache:
                 parent = cached
             return parent
 
+    def known(self, path: str) -> Entry | None:
+        """The folder at `path` if this cache looked it up or made it, else None (no request)."""
+        with self._lock:
+            return self._folders.get(normalise_path(path))
+
 
 def ensure_dirs(provider: Provider, path: str, cache: DirCache | None = None) -> Entry:
     """mkdir -p `path` from the provider root (or from `cache`'s base). Returns the deepest folder."""

@@ -75,10 +75,11 @@ def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetim
                   cache: HashCache | None, workers: int | None = None,
                   progress: Callable[[int], None] | None = None, only: Iterable[str] | None = None,
                   sink: FindingSink | None = None, on_local: Callable[[LocalFile], None] | None = None,
-                  held: Held | None = None, checkers: int = 8) -> Comparison:
+                  held: Held | None = None, checkers: int = 8, fill: Fill | None = None) -> Comparison:
     """Local tree under `root` vs the remote `folder`, streamed (module doc). `only`: restrict to these
     relative paths (re-verify). `on_local` sees every local file scanned, in path order (--manifest).
-    `checkers`: remote folders listed ahead at once (verify.listing).
+    `checkers`: remote folders listed ahead at once (verify.listing). `fill(rel, is_folder)`: remote
+    items a listing lacks (the re-verify after --fix asks for what it just uploaded by id, verify.fix).
 
     Raises UnsupportedError when the remote neither reports nor computes a content hash, UserError when
     `root` is not a folder.
@@ -108,7 +109,7 @@ def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetim
 
     with Scanner({kind}, cache=cache, workers=workers, progress=progress) as scanner, \
             RemoteLister(provider, checkers) as remote_lister:
-        for group in merged([str(root)], [folder], local_lister, remote_lister, held=count):
+        for group in merged([str(root)], [folder], local_lister, remote_lister, fill=fill, held=count):
             if wanted is not None and group.rel not in wanted:
                 continue
             count.add(1 + len(group.right))

@@ -11,6 +11,11 @@ proof (`integrity/proof.compare`) of the hash the remote reports for the new fil
 hash. Only then is the bad copy removed: on a remote
 with duplicate names (Drive) the new file is uploaded beside it and the old one deleted; elsewhere
 the upload replaces it in place. A failed check deletes the new upload and leaves the old one.
+
+The re-verify after the fix lists the remote again, and a listing may not show yet what was just
+uploaded or created (Drive's listing by parent is eventually consistent; files.get by id sees an item
+at once: api-notes Part C §20, rclone#2485). `Uploaded.fill` answers for those paths by id, as
+`verify.recorded` does after a migration, so a file just fixed is not reported missing_remote.
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ from driveferry.errors import DriveferryError, IntegrityError
 from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.integrity.proof import compare
 from driveferry.providers import streaming
-from driveferry.providers.base import Entry, Provider, UploadMeta, UploadSession
+from driveferry.providers.base import Entry, ItemById, Provider, UploadMeta, UploadSession
 from driveferry.providers.ops import DirCache
 from driveferry.providers.streaming import CHUNK_TARGET_BYTES, stream_upload
 from driveferry.verify.classify import Finding, Status
 from driveferry.verify.scan import LocalFile
 
-__all__ = ["FIXABLE", "FixAction", "FixResult", "plan_fixes", "apply_fix", "chunk_bytes_for"]
+__all__ = ["FIXABLE", "FixAction", "FixResult", "Uploaded", "plan_fixes", "apply_fix", "chunk_bytes_for"]
 
 READ_BLOCK_BYTES = 1 << 20
 
@@ -61,6 +66,34 @@ class FixResult:
     message: str
     new_id: str | None = None
     uploaded: bool = False  # the new copy is on the remote (and the bad one removed)
+    new_parent: str = ""  # the new copy's folder, as a provider path (for a read by id)
+
+
+class Uploaded:
+    """The copies --fix put on the remote and the folders it made (`dirs`), by path relative to the
+    verified folder: `fill` for the re-verify's merge (module doc). A copy read back by id that is gone
+    or trashed is not used: it is then reported missing, as it is."""
+
+    def __init__(self, provider: Provider, dirs: DirCache) -> None:
+        self.by_id: ItemById | None = provider.features.by_id
+        self.dirs = dirs
+        self.files: dict[str, tuple[str, str]] = {}  # path -> (id, parent provider path)
+        self.looked_up = 0
+
+    def add(self, res: FixResult) -> None:
+        if res.uploaded and res.new_id:
+            self.files[res.path] = (res.new_id, res.new_parent)
+
+    def fill(self, rel: str, is_folder: bool) -> tuple[list[Entry], list[Entry]]:
+        if is_folder:
+            made = self.dirs.known(rel)
+            return [], [made] if made is not None else []
+        if self.by_id is None or rel not in self.files:
+            return [], []
+        item_id, parent = self.files[rel]
+        self.looked_up += 1
+        entry = self.by_id.entry(item_id, parent)
+        return ([entry] if entry is not None else []), []
 
 
 def plan_fixes(findings: Iterable[Finding], local: Mapping[str, LocalFile], *,
@@ -136,10 +169,12 @@ def apply_fix(action: FixAction, root: Path, provider: Provider, dirs: DirCache,
             old = entries.get(old_id)
             if old is not None and old.id != new.id:
                 provider.delete(old)
+        where = posixpath.dirname(new.path)
         if not verdict.proven:  # not proven here; the re-verify after --fix reports it as unverifiable
             return FixResult(action.path, False, f"uploaded, unverified: the remote reports no {kind.value}",
-                             new.id, uploaded=True)
-        return FixResult(action.path, True, f"uploaded and verified ({kind.value})", new.id, uploaded=True)
+                             new.id, uploaded=True, new_parent=where)
+        return FixResult(action.path, True, f"uploaded and verified ({kind.value})", new.id, uploaded=True,
+                         new_parent=where)
     except (OSError, DriveferryError) as exc:
         return FixResult(action.path, False, f"{type(exc).__name__}: {exc}")
 
