@@ -108,3 +108,35 @@ def test_expired_leases_are_taken_over_exactly_once(journal_url: str, journal: J
     assert got == sorted((i.id, f"tok-{i.id}", 1000 + i.id) for i in dead)
     owners = {i.lease_owner for i in journal.iter_items(job.id)}
     assert owners <= {"s1", "s2"} and "dead" not in owners
+
+
+def test_claimable_tells_locked_pending_items_from_an_empty_job(journal_url: str, journal: Journal,
+                                                                 clock: FakeClock) -> None:
+    """An empty claim is not the end of the work while files are claimable: on PostgreSQL a concurrent
+    claim locks up to its limit of candidate rows (FOR UPDATE SKIP LOCKED) before it keeps the ones
+    within its byte bound, and other claimers skip every locked row until it commits. A worker that
+    ended on that empty claim left the job to the claimer alone (and to nobody once it was killed)."""
+    import sqlalchemy as sa
+
+    from driveferry.journal.db import to_url
+    job = journal.get_or_create_job("src", "dst")
+    journal.plan_items(job.id, files(3, size_bytes=10 << 20))
+    assert journal.claimable(job.id)
+    if journal_url.startswith("postgresql"):  # SQLite serialises claims (BEGIN IMMEDIATE): no such window
+        engine = sa.create_engine(to_url(journal_url))
+        try:
+            with engine.begin() as conn:  # another worker's claim, between its SELECT ... FOR UPDATE and commit
+                conn.execute(sa.text("SELECT id FROM items WHERE job_id = :j AND state = 'pending' FOR UPDATE"),
+                             {"j": job.id})
+                assert journal.claim(job.id, "w2", lease_s=60, limit=32) == []
+                assert journal.claimable(job.id)  # so w2 tries again rather than ending its run
+        finally:
+            engine.dispose()
+    claimed = journal.claim(job.id, "w1", lease_s=60, limit=32)
+    assert [i.path for i in claimed] == ["dir/f0000", "dir/f0001", "dir/f0002"]
+    assert not journal.claimable(job.id)  # all leased, none expired: the others wait on the leases instead
+    clock.advance(61)
+    assert journal.claimable(job.id)  # w1's leases expired: a claim would take them over
+    for item in journal.claim(job.id, "w2", lease_s=60, limit=32):
+        journal.complete(item.id, f"dest-{item.id}", {"md5": "00"}, 10 << 20)
+    assert not journal.claimable(job.id)

@@ -107,6 +107,23 @@ class LeaseOps(StoreBase):
             rows = conn.execute(sa.select(t.items).where(c.id.in_(ids)).order_by(c.id)).all()
         return [replace(to_item(r), taken_over=True) if r.id in taken else to_item(r) for r in rows]
 
+    def claimable(self, job_id: int, *, kinds: Collection[str] | None = None) -> bool:
+        """Whether the job has items a claim could take: pending, or in progress under an expired lease.
+
+        A claim that found none while this is true met rows a concurrent claim holds locked: on
+        PostgreSQL a claim locks up to its `limit` candidates (FOR UPDATE SKIP LOCKED) before it keeps
+        those within `max_bytes`, and the others skip every locked row until it commits, which they
+        cannot tell from an empty job. Raises JournalError."""
+        now = self._now()
+        c = t.items.c
+        ready = sa.or_(c.state == ItemState.PENDING.value,
+                       sa.and_(c.state == ItemState.IN_PROGRESS.value, c.lease_expires_at < now))
+        where = sa.and_(c.job_id == job_id, ready)
+        if kinds is not None:
+            where = sa.and_(where, c.kind.in_(list(kinds)))
+        with self._db.read() as conn:
+            return conn.execute(sa.select(c.id).where(where).limit(1)).first() is not None
+
     def renew(self, worker_id: str, item_ids: Collection[int], lease_s: float) -> frozenset[int]:
         """Extend the leases `worker_id` still holds among `item_ids` to now + `lease_s` seconds.
 

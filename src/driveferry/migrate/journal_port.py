@@ -180,6 +180,9 @@ class JobPort:
         return any(i.lease_owner not in (None, worker_id)
                    for i in self.journal.iter_items(self.job_id, ItemState.IN_PROGRESS))
 
+    def claimable(self) -> bool:
+        return bool(self.journal.claimable(self.job_id, kinds=_CLAIMED_KINDS))
+
     def heartbeat(self, bytes_done: int, rate: float, current: int | None) -> None:
         self.journal.heartbeat(self.worker_id, job_id=self.job_id, host=socket.gethostname(), pid=os.getpid(),
                                run_id=self.run_id, current_item_id=current, bytes_done=bytes_done,

@@ -74,6 +74,11 @@ class JournalPort(Protocol):
         """True while other workers hold unexpired leases on unfinished items."""
         ...
 
+    def claimable(self) -> bool:
+        """True while files are left that a claim could take (pending, or under an expired lease): a
+        claim that found none then met a concurrent claim's locks, and is tried again shortly."""
+        ...
+
 
 class FolderLedger(Protocol):
     """Where the destination folders this job made are recorded (the journal), so that workers and

@@ -33,6 +33,10 @@ from driveferry.providers.base import UploadMeta
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 32
+# An empty claim while files are still claimable met a concurrent claim's row locks (journal.leases
+# `claimable`): try again after this long, rather than end the run (a worker that ended there left the
+# whole job to the claimer, and to nobody when that one was killed: tests/migrate/test_workers.py).
+CLAIM_RETRY_S = 0.05
 FLUSH_EVERY_S = 2.0  # finished files wait at most this long (or until the batch ends) to be recorded
 
 
@@ -169,6 +173,9 @@ class Workers:
                 if not queue:
                     queue = self._claim()
                     if not queue:
+                        if self.journal.claimable():  # a concurrent claim holds them locked: it commits soon
+                            time.sleep(CLAIM_RETRY_S)
+                            continue
                         if self.journal.unfinished_elsewhere(self.s.worker_id):
                             time.sleep(min(2.0, self.s.lease_s / 4))  # others hold leases; theirs may expire
                             continue
