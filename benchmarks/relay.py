@@ -98,9 +98,7 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, 
         view = memoryview(buf)[:min(size, chunk)]
         kinds = relay.kinds_for(entry, whole=size <= chunk) if hashing == "now" else OLD_KINDS
         hasher = MultiHasher(kinds) if hashing else None
-        for piece in rechunk(src.open_range(entry, 0, size), view):
-            if hasher:
-                hasher.update(piece)
+        for piece in rechunk(src.open_range(entry, 0, size), view, hasher):  # hashed as migrate hashes
             session.send(offset, piece, offset + len(piece) >= size)
             offset += len(piece)
         if size == 0:

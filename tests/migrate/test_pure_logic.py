@@ -184,6 +184,39 @@ def test_rechunk_exact_sizes_and_bytes_through_one_buffer() -> None:
     assert [bytes(c) for c in rechunk([b"", b"extra"], bytearray())] == [b"extra"]  # none expected, some came
 
 
+@pytest.mark.parametrize("reads", ["blocks", "readinto"])
+def test_rechunk_hashes_each_chunk_in_spans_before_handing_it_out(monkeypatch: pytest.MonkeyPatch, reads: str) -> None:
+    """With a hasher, every byte handed out is hashed once, in order, and a chunk is hashed whole by the
+    time it is handed out (the relay's gate and the upload rely on it), whatever the spans and reads."""
+    import hashlib
+    import io
+
+    from driveferry.integrity.hashes import HashType, MultiHasher
+    from driveferry.providers import streaming
+    monkeypatch.setattr(streaming, "HASH_SPAN_BYTES", 300)  # spans cross reads and chunks unevenly
+    data = bytes(range(256)) * 40 + b"tail"
+
+    class Trickle(io.RawIOBase):  # readinto hands out at most 97 bytes at a time, as a socket does
+        def __init__(self) -> None:
+            self.pos = 0
+
+        def readinto(self, view: Any) -> int:
+            n = min(97, len(view), len(data) - self.pos)
+            view[:n] = data[self.pos:self.pos + n]
+            self.pos += n
+            return n
+
+    cuts = [0, 1, 700, 701, 5000, 9999, len(data)]
+    stream: Any = Trickle() if reads == "readinto" else [data[i:j] for i, j in zip(cuts, cuts[1:], strict=False)]
+    hasher = MultiHasher([HashType.SHA256])
+    seen = b""
+    for chunk in streaming.rechunk(stream, bytearray(1024), hasher):
+        seen += bytes(chunk)
+        assert hasher.length == len(seen)  # the chunk handed out is already hashed, and nothing beyond it
+    assert seen == data
+    assert hasher.hexdigests()[HashType.SHA256] == hashlib.sha256(data).hexdigest()
+
+
 @pytest.mark.parametrize("actual", [b"short", b""])
 def test_small_file_whose_bytes_disagree_with_its_size_is_refused_before_upload(tmp_path: Path, actual: bytes) -> None:
     from dataclasses import replace

@@ -173,15 +173,14 @@ class Relay:
         crash finds the finished upload through the session (a status query answers with the file),
         not through a listing, which lags behind new files on Drive (api-notes Part C §20)."""
         size = job.source.size or 0
-        chunks = rechunk(self.src.open_range(job.source, 0, size), buf)
+        chunks = rechunk(self.src.open_range(job.source, 0, size), buf, hasher)
         data = next(chunks, memoryview(b""))
         extra = next(chunks, None)  # also runs the source's end-of-read check (a local file's fstat)
         if extra is not None or len(data) != size:  # checked before anything is uploaded
             got = f"more than {len(data)}" if extra is not None else str(len(data))
             raise IntegrityError(f"{job.source.path}: the source sent {got} bytes for a size of {size}",
                                  hash_type="size", expected=str(size), actual=got)
-        hasher.update(data)
-        hashes = hasher.hexdigests()
+        hashes = hasher.hexdigests()  # of `data`, hashed by `rechunk` as it was read
         source_verdict = _check_source(job, hashes)
         props = provenance_properties(job.source, job.run_id, hashes)
         meta = replace(meta, properties=props, one_send=True)  # one send below: Drive makes it one request
