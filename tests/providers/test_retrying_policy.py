@@ -109,6 +109,23 @@ def test_give_up_time_bounds_the_waiting() -> None:
     assert clock.sleeps == [300, 300, 300]  # throttles: the longer one, each Retry-After in full
 
 
+def test_time_spent_on_throttles_does_not_count_against_the_transient_limit() -> None:
+    """retry_transient_give_up bounds a run of 5xx / network errors, not the call: a call throttled for
+    longer than that (each Retry-After waited in full) still retries the 5xx that follows, and gives up
+    only when 5xx alone have lasted the limit (or throttles and all, retry_give_up)."""
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=16, give_up_s=10_000, transient_give_up_s=100)
+    r, clock, _ = retrier(policy)
+    _, fn = failing([ThrottledError("429", retry_after_s=60)] * 3 + [TransientError("503", status=503)] * 3)
+    assert r.call(fn, "read_many") == "ok"  # type: ignore[arg-type]  (it gave up at the first 503 before)
+    assert clock.sleeps[:3] == [60, 60, 60] and len(clock.sleeps) == 6
+    r, clock, _ = retrier(policy)
+    calls, fn = failing([ThrottledError("429", retry_after_s=60)] * 3 + [TransientError("503")] * 1000)
+    with pytest.raises(TransientError):
+        r.call(fn, "read_many")  # type: ignore[arg-type]
+    transient = clock.sleeps[3:]
+    assert clock.sleeps[:3] == [60, 60, 60] and sum(transient) <= 100 and sum(transient) + 16 > 100
+
+
 def test_a_throttle_holds_every_caller_of_that_remote_only() -> None:
     clock = FakeClock()
     shared, other = Pacer("gd", clock, rng=lambda: 1.0), Pacer("od", clock, rng=lambda: 1.0)

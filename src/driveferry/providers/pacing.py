@@ -54,8 +54,9 @@ class RetryPolicy:
     A throttle with a server-given Retry-After (`retry_after_s` > 0) waits exactly that long; a throttle
     without one (Drive never sends it) and any other transient error back off exponentially.
     `give_up_s` bounds the time one call may spend retrying throttles (None: forever: a remote that
-    throttles is up and asks us to wait); `transient_give_up_s` bounds it for other transient errors
-    (5xx, resets, timeouts: 15 min, restic's backoff MaxElapsedTime), so a dead endpoint is reported
+    throttles is up and asks us to wait); `transient_give_up_s` bounds a run of other transient errors
+    (5xx, resets, timeouts: 15 min, restic's backoff MaxElapsedTime; a throttle ends the run, so time
+    waited on throttles does not count against it), so a dead endpoint is reported
     within minutes; until the remote has answered once in this process (`Pacer.reached`), such errors
     get only `first_contact_attempts` tries, so a wrong endpoint or a missing network fails in seconds
     (or, with `first_contact_give_up_s`, are retried that long: a network that is still coming up).

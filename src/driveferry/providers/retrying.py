@@ -65,6 +65,12 @@ class _Tries:
         self.attempts = 0
         self.started = self.r.pacer.clock.monotonic()
         self.previous_s = 0.0
+        # where the current run of 5xx / network errors began: the call's start, or None right after a
+        # throttle (the next such error starts a run). retry_transient_give_up bounds that run, not the
+        # call: a batch read throttled for 15 remote minutes (Graph's Retry-After, waited in full) that
+        # then met one 503 gave up at once and failed the run (CI, test_faults_everywhere[real]);
+        # throttles are bounded by retry_give_up, counted from the call's start.
+        self.transient_from: float | None = self.started
 
     def failed(self, exc: TransientError) -> None:
         """Wait before the next try, or re-raise `exc` when the policy gives up."""
@@ -81,7 +87,15 @@ class _Tries:
         self.previous_s = delay
         wait = policy.scaled(delay)
         limit = policy.give_up_after_s(exc)
-        if limit is not None and pacer.clock.monotonic() - self.started + wait > policy.scaled(limit):
+        now = pacer.clock.monotonic()
+        if isinstance(exc, ThrottledError):
+            since: float = self.started
+            self.transient_from = None
+        else:
+            if self.transient_from is None:
+                self.transient_from = now
+            since = self.transient_from
+        if limit is not None and now - since + wait > policy.scaled(limit):
             raise exc
         if not pacer.reached and self.attempts == 1 and policy.first_contact_give_up_s is not None:
             log.warning("%s: cannot reach %s yet (%s); retrying for up to %.0f s (retry_first_contact)",
