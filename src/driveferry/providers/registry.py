@@ -94,8 +94,9 @@ def retry_policy(section: Mapping[str, Any], name: str = "remote") -> RetryPolic
     """The RetryPolicy of a remote section. Keys: `time_scale` (an emulator's clock speed-up; every wait
     is divided by it), `retry_give_up` (how long one call may keep retrying throttles, e.g. "6h", the
     default; "0" or "never": forever), `retry_transient_give_up` (how long a run of 5xx and network
-    errors may last, throttles between them not counted; default "15m"), `retry_first_contact` (how long to keep trying a remote that has not answered yet in
-    this process, e.g. "10m"; default: 4 tries, a few seconds), `retry_base_delay_s`, `retry_max_delay_s`, `retry_jitter` (full or
+    errors may last, throttles between them not counted; default "15m"), `retry_first_contact` (how
+    long to keep trying a remote that has not answered yet in this process, e.g. "10m"; default: 4
+    tries, a few seconds), `retry_base_delay_s`, `retry_max_delay_s`, `retry_jitter` (full or
     decorrelated), `retry_attempts` (an optional cap on tries). Raises UserError for bad values."""
     base = RetryPolicy()
     try:

@@ -68,7 +68,8 @@ def rechunk(blocks: Iterable[Buffer], buf: bytearray | memoryview,
     if readinto is not None:  # the stream reads straight into `buf` (a Graph download): no copy
         yield from _filled(readinto, view, hasher)
         return
-    held = hashed = 0
+    spans = _Spans(hasher, view)
+    held = 0
     for block in blocks:
         data = memoryview(block).cast("B")
         pos, n = 0, len(data)
@@ -77,16 +78,29 @@ def rechunk(blocks: Iterable[Buffer], buf: bytearray | memoryview,
             view[held:held + take] = data[pos:pos + take]
             held += take
             pos += take
-            if hasher is not None and (held - hashed >= HASH_SPAN_BYTES or held == size):
-                hasher.update(view[hashed:held])
-                hashed = held
+            spans.filled(held, end=held == size)
             if held == size:
                 yield view
-                held = hashed = 0
+                held = 0
     if held:
-        if hasher is not None and held > hashed:
-            hasher.update(view[hashed:held])
+        spans.filled(held, end=True)
         yield view[:held]
+
+
+class _Spans:
+    """Feeds `hasher` (if any) the bytes of a filling buffer, span by span (`HASH_SPAN_BYTES`): `filled(held)`
+    after the buffer holds `held` bytes; `end=True` hashes the rest, for a chunk about to be handed out
+    (the next chunk then starts at 0)."""
+
+    def __init__(self, hasher: MultiHasher | None, view: memoryview) -> None:
+        self.hasher, self.view, self.done = hasher, view, 0
+
+    def filled(self, held: int, *, end: bool = False) -> None:
+        if self.hasher is not None and (held - self.done >= HASH_SPAN_BYTES or (end and held > self.done)):
+            self.hasher.update(self.view[self.done:held])
+            self.done = held
+        if end:
+            self.done = 0
 
 
 def _filled(readinto: Callable[[memoryview], int], view: memoryview,
@@ -95,18 +109,16 @@ def _filled(readinto: Callable[[memoryview], int], view: memoryview,
     itself. After a full chunk the next one is asked for only when the consumer asks, so a read past
     the end (which must find nothing) happens where `rechunk`'s would."""
     size = len(view)
+    spans = _Spans(hasher, view)
     while True:
-        held = hashed = 0
+        held = 0
         while held < size:
             n = readinto(view[held:])
             if not n:
                 break
             held += n
-            if hasher is not None and held - hashed >= HASH_SPAN_BYTES:
-                hasher.update(view[hashed:held])
-                hashed = held
-        if hasher is not None and held > hashed:
-            hasher.update(view[hashed:held])
+            spans.filled(held)
+        spans.filled(held, end=True)
         if held < size:
             if held:
                 yield view[:held]
