@@ -161,8 +161,10 @@ def test_verify_names_every_file_drive_holds_differently_and_doctor_names_rclone
             config.write_text(remotes_toml(remote_sections(env.emu.describe())))
             cache = tmp_path / "hashcache.sqlite3"
             cli_env = {**os.environ, "DRIVEFERRY_CONFIG": str(config), "DRIVEFERRY_HASH_CACHE": str(cache)}
-            cached: list[list[tuple[int, int]]] = []
-            for run in (1, 2):  # the second run answers from the hash cache: no row is written again
+            cached: list[list[tuple[int, int, int, int, int]]] = []
+            # the second run answers from the hash cache: no row is written again (once broken by the
+            # measured hash speeds picking SHA-1 in one run and SHA-256 in the other: test_verify_cache_choice)
+            for run in (1, 2):
                 report = tmp_path / f"verify-{run}.jsonl"
                 proc = _cli(cli_env, "verify", str(mnt.path), "emu-gdrive:rclone-root/dl", "-q",
                             "--report", str(report))
@@ -171,9 +173,10 @@ def test_verify_names_every_file_drive_holds_differently_and_doctor_names_rclone
                 rows = [json.loads(line) for line in report.read_text().splitlines()]
                 assert {r["path"]: r["status"] for r in rows} == EXPECTED, proc.stdout
                 with sqlite3.connect(cache) as db:
-                    cached.append(sorted(db.execute("SELECT inode, recorded_ns FROM files").fetchall()))
-            assert len(cached[0]) == len(final) and cached[1] == cached[0]
-            assert any(inode < 0 for inode, _ in cached[0])  # stored as signed 64-bit
+                    cached.append(sorted(db.execute(
+                        "SELECT inode, size, mtime_ns, ctime_ns, recorded_ns FROM files").fetchall()))
+            assert len(cached[0]) == len(final) and cached[1] == cached[0], (cached, inodes)
+            assert any(row[0] < 0 for row in cached[0])  # stored as signed 64-bit
 
             doctor = _cli(cli_env, "doctor", str(mnt.path))
             assert doctor.returncode == 1, (doctor.stdout, doctor.stderr)

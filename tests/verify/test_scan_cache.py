@@ -252,3 +252,28 @@ def test_choose_hash_by_what_the_remote_reports() -> None:
     assert choose_hash(DRIVE) in DRIVE  # measured on this CPU, once per process
     with pytest.raises(UnsupportedError):
         choose_hash(set())
+
+
+def test_the_hash_chosen_for_a_remote_is_kept_by_the_cache(tmp_path: Path) -> None:
+    """The first run's choice answers every later run against a remote reporting the same hash types,
+    whatever the speeds measured then; another set of hash types is chosen afresh."""
+    db = tmp_path / "c.db"
+    asked: list[frozenset[HashType]] = []
+
+    def choose(picked: HashType) -> Callable[[Any], HashType]:
+        def pick(remote: Any) -> HashType:
+            asked.append(frozenset(remote))
+            return picked
+        return pick
+
+    with HashCache(db) as cache:
+        assert cache.choice(DRIVE, choose(HashType.SHA1)) is HashType.SHA1
+    with HashCache(db) as cache:  # a new run, whose timing would pick SHA-256
+        assert cache.choice(DRIVE, choose(HashType.SHA256)) is HashType.SHA1
+        assert cache.choice({HashType.MD5, HashType.SHA256}, choose(HashType.SHA256)) is HashType.SHA256
+    assert asked == [frozenset(DRIVE), frozenset({HashType.MD5, HashType.SHA256})]
+    with sqlite3.connect(db) as raw:  # a kind this version does not know (or no longer reported): chosen again
+        raw.execute("UPDATE choices SET kind='blake3' WHERE remote='md5,sha1,sha256'")
+    with HashCache(db) as cache:
+        assert cache.choice(DRIVE, choose(HashType.MD5)) is HashType.MD5
+        assert cache.choice(DRIVE, choose(HashType.SHA256)) is HashType.MD5

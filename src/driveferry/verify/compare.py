@@ -5,7 +5,7 @@ bounded by the open folders' listings and the hashing window, whatever the tree'
 goes to a `FindingSink` as it is decided (exact counts, a spill file in path order).
 
 `compare_local(root, provider, folder, ...)` hashes the local files (hash cache, threads, `Scanner`)
-with the one hash `choose_hash` picks for the remote, lists the remote folder through the API (never
+with the one hash `choose_hash` picks for the remote (the hash cache keeps that choice for later runs), lists the remote folder through the API (never
 a FUSE view), and classifies every pair. `compare_remotes(src, dst, ...)` proves a migration from
 metadata and provenance (`classify_copy`, the one proof of `integrity/proof.py`; a local side is
 hashed first); with `download=True`, pairs left unverifiable for want of a usable hash are settled by
@@ -88,7 +88,9 @@ def compare_local(root: Path, provider: Provider, folder: Entry, *, now: datetim
         raise UserError(f"not a directory: {root}")
     # a remote that reports no hash but computes any (a local folder) is hashed with SHA-256
     computes = not provider.hash_types and provider.features.content_hasher is not None
-    kind = HashType.SHA256 if computes else choose_hash(provider.hash_types)
+    # the cache keeps the hash chosen by an earlier run, whose rows then answer this one (verify.cache)
+    kind = HashType.SHA256 if computes else (
+        choose_hash(provider.hash_types) if cache is None else cache.choice(provider.hash_types, choose_hash))
     wanted = set(only) if only is not None else None
     out = Comparison(sink if sink is not None else FindingSink(), kind)
     count = held if held is not None else Held()
