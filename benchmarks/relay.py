@@ -50,6 +50,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import peak  # benchmarks/peak.py, next to this script
+
 import driveferry
 from driveferry.integrity.hashes import HashType, MultiHasher
 from driveferry.migrate.relay import Relay, rechunk
@@ -110,31 +112,19 @@ def bare(config: str, src_path: str, dst_path: str, transfers: int, chunk: int, 
         list(pool.map(copy, files))
 
 
-# The child's own peak RSS (VmHWM, driveferry.memory.own_peak_rss_kb), not ru_maxrss, which holds its
-# parent's when that is larger: here the emulator's process, which grows round after round.
-_PEAK = ("import runpy, sys\n"
-         "sys.argv = sys.argv[1:]\n"
-         "try:\n    runpy.run_path(sys.argv[0], run_name='__main__') if sys.argv[0].endswith('.py') else "
-         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
-         "finally:\n"
-         "    from driveferry.memory import own_peak_rss_kb\n"
-         "    print('PEAK_RSS_KB=%d' % own_peak_rss_kb(), file=sys.stderr)\n")
-
-
 def _child(args: list[str], env: dict[str, str]) -> tuple[float, int, float]:
     """Run `python <script|-m module> ...` as a child: (seconds, its own peak RSS in bytes, its CPU seconds)."""
-    target = args[2] if args[1] == "-m" else args[1]
-    rest = args[3:] if args[1] == "-m" else args[2:]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    proc = subprocess.run([args[0], "-c", _PEAK, target, *rest], env=env, capture_output=True, text=True)
+    # its own peak (VmHWM): ru_maxrss would hold its parent's, this process hosting the emulator (peak.py)
+    proc = subprocess.run(peak.wrap(args), env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    peak = [int(line.split("=")[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
-    if proc.returncode != 0 or not peak:
+    kb = peak.peak_kb(proc.stderr)
+    if proc.returncode != 0 or kb is None:
         raise SystemExit(f"{args[1:4]} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return elapsed, peak[0] * 1024, cpu
+    return elapsed, kb * 1024, cpu
 
 
 def _child_env(config: Path, workdir: Path) -> dict[str, str]:

@@ -7,7 +7,8 @@
     python benchmarks/scale.py --million --sizes 10000 --shapes 10 --copy-only --no-verify  # copy at 10 per folder
     python benchmarks/scale.py --verify-only --sizes 300000   # only verify (Drive tree + local copy)
 
-Per tree it prints, each process's peak RSS measured with os.wait4 (the child's own rusage):
+Per tree it prints, each process's own peak RSS (VmHWM, read by benchmarks/peak.py's shim; not
+wait4's ru_maxrss, which holds this parent's when that is larger):
 - seed: the emulator generating the OneDrive tree, the same tree on Drive and on local disk (verify; not
   with --no-verify);
 - plan: `migrate --json` from OneDrive to Drive at --latency-ms (default 50) per request, time until the
@@ -54,6 +55,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import peak  # benchmarks/peak.py, next to this script
+
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_SEED = "_seed"
 CHILD_BACKUP = "_backup_day"
@@ -65,6 +68,13 @@ def _tree(files: int, per_folder: int, root: str) -> dict[str, Any]:
     return {"root": root, "files": files, "per_folder": per_folder, "size": "1K", "max_size": "4K", "seed": 7}
 
 
+def _peak_mb(log: Path, usage: Any) -> float:
+    """A child's own peak RSS in MB from the shim's line in its stderr log; ru_maxrss (an upper bound: it
+    is max(this parent's, the child's)) only for a child killed before it could print one."""
+    kb = peak.peak_kb(log.read_text(errors="replace"))
+    return (kb if kb is not None else usage.ru_maxrss) / 1024
+
+
 def run(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float = 7200) -> dict[str, Any]:
     """Run a child to its end: wall seconds, exit code, its own peak RSS (MB) and CPU seconds (the machine
     may be shared: CPU seconds say what the wall time would be on an idle core), and its stdout lines,
@@ -72,7 +82,7 @@ def run(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float = 7200)
     start = time.monotonic()
     lines: list[tuple[float, str]] = []
     with open(log, "w") as err:
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        p = subprocess.Popen(peak.wrap(cmd), env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         assert p.stdout is not None
         for line in p.stdout:
             lines.append((time.monotonic() - start, line.rstrip("\n")))
@@ -80,7 +90,7 @@ def run(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float = 7200)
                 p.kill()
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
-    return {"s": time.monotonic() - start, "rc": p.returncode, "rss_mb": usage.ru_maxrss / 1024,
+    return {"s": time.monotonic() - start, "rc": p.returncode, "rss_mb": _peak_mb(log, usage),
             "cpu_s": usage.ru_utime + usage.ru_stime, "lines": lines}
 
 
@@ -159,6 +169,8 @@ def delta_child(spec: str) -> None:
     from driveferry.commands.common import open_remotes
     provider, _ = open_remotes(None).open(spec)
     lister = provider.features.delta
+    if lister is None:
+        raise SystemExit(f"{spec} has no delta listing (a OneDrive remote has)")
     t = time.monotonic()
     entries, _ = lister.delta(None)
     print(json.dumps({"delta_items": len(entries), "delta_s": time.monotonic() - t}), flush=True)
@@ -169,9 +181,10 @@ class Serve:
 
     def __init__(self, data: Path, latency_ms: float, env: dict[str, str], log: Path) -> None:
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen([sys.executable, "-m", "driveferry.cli", "emulator", "serve", "--data", str(data),
-                                   "--tls", "--latency-ms", str(latency_ms)], env=env, stdout=subprocess.PIPE,
-                                  stderr=self._log, text=True)
+        self.log = log
+        self.p = subprocess.Popen(peak.wrap([sys.executable, "-m", "driveferry.cli", "emulator", "serve", "--data",
+                                             str(data), "--tls", "--latency-ms", str(latency_ms)]),
+                                  env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         assert self.p.stdout is not None
         line = self.p.stdout.readline()
         if not line:
@@ -181,9 +194,9 @@ class Serve:
     def stop(self) -> float:
         """Stop it; its peak RSS in MB."""
         self.p.terminate()
-        _, _, usage = os.wait4(self.p.pid, 0)
+        _, _, usage = os.wait4(self.p.pid, 0)  # SIGTERM is sys.exit(0) there: the shim prints its peak
         self._log.close()
-        return usage.ru_maxrss / 1024
+        return _peak_mb(self.log, usage)
 
 
 def bench_tree(files: int, per_folder: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
