@@ -270,6 +270,9 @@ def test_the_hash_chosen_for_a_remote_is_kept_by_the_cache(tmp_path: Path) -> No
 
     with HashCache(db) as cache:
         assert cache.choice(DRIVE, choose(HashType.SHA1)) is HashType.SHA1
+        with sqlite3.connect(db, timeout=0) as other:  # committed at once: seen, and no write lock held
+            assert other.execute("SELECT remote, kind FROM choices").fetchall() == [("md5,sha1,sha256", "sha1")]
+            other.execute("CREATE TABLE probe (x)")
     with HashCache(db) as cache:  # a new run, whose timing would pick SHA-256
         assert cache.choice(DRIVE, choose(HashType.SHA256)) is HashType.SHA1
         assert cache.choice({HashType.MD5, HashType.SHA256}, choose(HashType.SHA256)) is HashType.SHA256

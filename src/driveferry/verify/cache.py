@@ -158,11 +158,14 @@ class HashCache:
         with self._lock:
             row = self._db.execute("SELECT kind FROM choices WHERE remote=?", (name,)).fetchone()
         known = {k.value: k for k in remote}
-        if row is not None and row[0] in known:  # else a set this version reads differently: choose again
+        if row is not None and row[0] in known:  # else a kind this version does not know: choose again
             return known[row[0]]
         kind = choose(remote)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO choices VALUES (?,?)", (name, kind.value))
+            # committed at once: the run does not hold the write lock from its start (another verify
+            # sharing the cache would wait), and the choice stands even if this run is killed
+            self._commit_locked()
         return kind
 
     def get(self, key: FileKey, kinds: Collection[HashType]) -> tuple[dict[HashType, str], ZeroFacts] | None:

@@ -5,8 +5,8 @@ bounded by the open folders' listings and the hashing window, whatever the tree'
 goes to a `FindingSink` as it is decided (exact counts, a spill file in path order).
 
 `compare_local(root, provider, folder, ...)` hashes the local files (hash cache, threads, `Scanner`)
-with the one hash `choose_hash` picks for the remote (the hash cache keeps that choice for later runs), lists the remote folder through the API (never
-a FUSE view), and classifies every pair. `compare_remotes(src, dst, ...)` proves a migration from
+with the one hash `choose_hash` picks for the remote (the hash cache keeps that choice for later
+runs), lists the remote folder through the API (never a FUSE view), and classifies every pair. `compare_remotes(src, dst, ...)` proves a migration from
 metadata and provenance (`classify_copy`, the one proof of `integrity/proof.py`; a local side is
 hashed first); with `download=True`, pairs left unverifiable for want of a usable hash are settled by
 downloading the side that lacks it and hashing it with a type the other side reports.
