@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from realism_run import Profile, kind_and_real, profiled_emulator
 
 from driveferry.emulator.generate import content_bytes
 from driveferry.emulator.remotes import remote_sections
@@ -29,6 +28,7 @@ from driveferry.verify.cache import HashCache
 from driveferry.verify.classify import Policy, Status
 from driveferry.verify.compare import compare_local
 from driveferry.verify.sink import FindingSink
+from realism_run import Profile, kind_and_real, profiled_emulator
 
 FILES = [f"d{i:02}/f{j}.bin" for i in range(16) for j in range(2)]  # 17 listings a run
 
